@@ -1,0 +1,56 @@
+// crypto.c — what the sans-IO core needs from mbedTLS: HMAC, SHA-1, base64, randomness.
+// Written against mbedTLS 2.28 (Debian 12); version differences stay in this file.
+#include "wisp_platform.h"
+
+#include <errno.h>
+#include <sys/random.h>
+
+#include <mbedtls/base64.h>
+#include <mbedtls/md.h>
+#include <mbedtls/sha1.h>
+#include <mbedtls/version.h>
+
+int wisp_hmac(int32_t method, const uint8_t *key, size_t key_len,
+              const uint8_t *msg, size_t msg_len, uint8_t *out, size_t out_cap) {
+    mbedtls_md_type_t type;
+    switch (method) {
+    case WISP_HMAC_MD5: type = MBEDTLS_MD_MD5; break;
+    case WISP_HMAC_SHA1: type = MBEDTLS_MD_SHA1; break;
+    case WISP_HMAC_SHA256: type = MBEDTLS_MD_SHA256; break;
+    default: return -1;
+    }
+    const mbedtls_md_info_t *info = mbedtls_md_info_from_type(type);
+    if (info == NULL) return -1;
+    size_t size = mbedtls_md_get_size(info);
+    if (out_cap < size) return -1;
+    if (mbedtls_md_hmac(info, key, key_len, msg, msg_len, out) != 0) return -1;
+    return (int)size;
+}
+
+int wisp_sha1(const uint8_t *msg, size_t msg_len, uint8_t *out) {
+#if MBEDTLS_VERSION_NUMBER >= 0x03000000
+    if (mbedtls_sha1(msg, msg_len, out) != 0) return -1;
+#else
+    if (mbedtls_sha1_ret(msg, msg_len, out) != 0) return -1;
+#endif
+    return 20;
+}
+
+int wisp_base64_encode(const uint8_t *src, size_t src_len, uint8_t *dst, size_t dst_cap) {
+    size_t written = 0;
+    if (mbedtls_base64_encode(dst, dst_cap, &written, src, src_len) != 0) return -1;
+    return (int)written;
+}
+
+int wisp_random(uint8_t *buf, size_t len) {
+    size_t done = 0;
+    while (done < len) {
+        ssize_t n = getrandom(buf + done, len - done, 0);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            return -errno;
+        }
+        done += (size_t)n;
+    }
+    return 0;
+}

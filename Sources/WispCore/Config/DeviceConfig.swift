@@ -1,0 +1,79 @@
+/// Everything the key file configures, with defaults applied and values checked.
+public struct DeviceConfig: Sendable, Equatable {
+    /// How `timestamp` enters the platform signature.
+    public enum SignTimestamp: Sendable, Equatable {
+        /// The current time in milliseconds at each connect (needs a set clock).
+        case now
+        /// No timestamp in the client id or the signature.
+        case off
+        /// A fixed value in milliseconds (the platform's C SDKs sign with a far-future
+        /// constant so a board without a clock can still connect).
+        case fixed(String)
+    }
+
+    /// How the device signs in.
+    public enum Identity: Sendable, Equatable {
+        /// The IoT Platform's triplet and signature.
+        case platform(productKey: String, deviceName: String, deviceSecret: String, signMethod: SignMethod, timestamp: SignTimestamp)
+        /// Any other broker: plain username and password, both optional.
+        case plain(username: String?, password: String?)
+    }
+
+    public var endpoint: Endpoint
+    public var identity: Identity
+    /// nil: the agent uses the board's serial number, else its first MAC address.
+    public var clientId: String?
+    public var keepAlive: UInt16 = 300
+    public var caFile: String?
+    public var tlsInsecure = false
+    public var proxy: Endpoint?
+    public var telemetryInterval = 60
+    public var will: Will?
+
+    public static let keepAliveRange: ClosedRange<Int> = 30...1200
+    public static let telemetryIntervalRange: ClosedRange<Int> = 1...86_400
+
+    /// Alink topics of the thing model for a platform device; nil for plain brokers.
+    public var productKey: String? {
+        if case .platform(let pk, _, _, _, _) = identity { return pk }
+        return nil
+    }
+
+    public var deviceName: String? {
+        if case .platform(_, let dn, _, _, _) = identity { return dn }
+        return nil
+    }
+
+    /// The settings as `key = value` lines, secrets redacted (what `wisp check` prints).
+    public func describe(effectiveClientId: String) -> String {
+        var lines: [String] = []
+        lines.append("endpoint = " + endpoint.description)
+        switch identity {
+        case .platform(let pk, let dn, _, let method, let ts):
+            lines.append("product_key = " + pk)
+            lines.append("device_name = " + dn)
+            lines.append("device_secret = (set, redacted)")
+            lines.append("sign_method = " + method.rawValue)
+            switch ts {
+            case .now: lines.append("sign_timestamp = now")
+            case .off: lines.append("sign_timestamp = off")
+            case .fixed(let value): lines.append("sign_timestamp = " + value)
+            }
+        case .plain(let user, let password):
+            lines.append("username = " + (user ?? "(none)"))
+            lines.append("password = " + (password == nil ? "(none)" : "(set, redacted)"))
+        }
+        lines.append("client_id = " + effectiveClientId + (clientId == nil ? " (from the board)" : ""))
+        lines.append("keepalive = \(keepAlive)")
+        lines.append("telemetry_interval = \(telemetryInterval)")
+        if endpoint.isTLS {
+            lines.append("ca_file = " + (caFile ?? "/etc/ssl/certs/ca-certificates.crt (system bundle)"))
+            lines.append("tls_insecure = " + (tlsInsecure ? "true (certificate NOT verified)" : "false"))
+        }
+        if let proxy { lines.append("proxy = http://" + proxy.hostHeader) }
+        if let will { lines.append("will_topic = " + will.topic) }
+        var out = ""
+        for line in lines { out += line + "\n" }
+        return out
+    }
+}

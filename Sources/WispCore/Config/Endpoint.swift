@@ -1,0 +1,100 @@
+/// Where the broker is: `ws://`, `wss://` (MQTT in WebSocket frames, the platform's way),
+/// or `mqtt://`, `mqtts://` (the same session over plain TCP or TLS).
+public struct Endpoint: Sendable, Equatable {
+    public enum Scheme: String, Sendable {
+        case ws, wss, mqtt, mqtts, http
+
+        var defaultPort: UInt16 {
+            switch self {
+            case .ws, .http: 80
+            case .wss: 443
+            case .mqtt: 1883
+            case .mqtts: 8883
+            }
+        }
+    }
+
+    public var scheme: Scheme
+    /// Host name or address, without brackets for IPv6.
+    public var host: String
+    public var port: UInt16
+    /// Request path for WebSocket schemes; the platform's endpoints give none, and
+    /// then `/mqtt` is sent (what Paho, the platform's own examples, send).
+    public var path: String
+
+    public static let defaultPath = "/mqtt"
+
+    public var isTLS: Bool { scheme == .wss || scheme == .mqtts }
+    public var isWebSocket: Bool { scheme == .ws || scheme == .wss }
+    /// The platform's `securemode`: 2 over TLS, 3 over plain TCP.
+    public var secureMode: Int { isTLS ? 2 : 3 }
+
+    /// The Host header value (RFC 7230 §5.4): brackets for IPv6, port when not default.
+    public var hostHeader: String {
+        var h = host.utf8.contains(UInt8(ascii: ":")) ? "[" + host + "]" : host
+        if port != scheme.defaultPort { h += ":\(port)" }
+        return h
+    }
+
+    public var description: String {
+        var s = scheme.rawValue + "://" + hostHeader
+        if port == scheme.defaultPort { s += ":\(port)" }
+        if isWebSocket { s += path }
+        return s
+    }
+
+    public init(scheme: Scheme, host: String, port: UInt16, path: String = Endpoint.defaultPath) {
+        self.scheme = scheme
+        self.host = host
+        self.port = port
+        self.path = path
+    }
+
+    /// Parses `scheme://host[:port][/path]`; nil when it is not of that form.
+    public init?(parsing text: String, allowing schemes: [Scheme] = [.ws, .wss, .mqtt, .mqtts]) {
+        let bytes = Array(text.utf8)
+        guard let sep = Self.find(bytes, "://") else { return nil }
+        guard let scheme = Scheme(rawValue: String(decoding: bytes[0..<sep], as: UTF8.self).lowercased()),
+              schemes.contains(scheme) else { return nil }
+        var i = sep + 3
+        var host: [UInt8]
+        if i < bytes.count && bytes[i] == UInt8(ascii: "[") {
+            guard let close = bytes[i...].firstIndex(of: UInt8(ascii: "]")) else { return nil }
+            host = Array(bytes[(i + 1)..<close])
+            i = close + 1
+        } else {
+            let start = i
+            while i < bytes.count && bytes[i] != UInt8(ascii: ":") && bytes[i] != UInt8(ascii: "/") { i += 1 }
+            host = Array(bytes[start..<i])
+        }
+        if host.isEmpty { return nil }
+        for b in host where b <= 0x20 || b == UInt8(ascii: "@") || b == 0x7F { return nil }
+        var port = scheme.defaultPort
+        if i < bytes.count && bytes[i] == UInt8(ascii: ":") {
+            i += 1
+            var value = 0
+            var digits = 0
+            while i < bytes.count && bytes[i] >= 0x30 && bytes[i] <= 0x39 && digits < 6 {
+                value = value * 10 + Int(bytes[i] - 0x30)
+                digits += 1
+                i += 1
+            }
+            if digits == 0 || value < 1 || value > 65_535 { return nil }
+            port = UInt16(value)
+        }
+        var path = Endpoint.defaultPath
+        if i < bytes.count {
+            guard bytes[i] == UInt8(ascii: "/"), scheme == .ws || scheme == .wss else { return nil }
+            for b in bytes[i...] where b <= 0x20 || b == 0x7F { return nil }
+            path = String(decoding: bytes[i...], as: UTF8.self)
+        }
+        self.init(scheme: scheme, host: String(decoding: host, as: UTF8.self), port: port, path: path)
+    }
+
+    static func find(_ bytes: [UInt8], _ needle: String) -> Int? {
+        let n = Array(needle.utf8)
+        if bytes.count < n.count { return nil }
+        for start in 0...(bytes.count - n.count) where Array(bytes[start..<(start + n.count)]) == n { return start }
+        return nil
+    }
+}

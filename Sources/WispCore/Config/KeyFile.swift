@@ -1,0 +1,193 @@
+/// The key file: `key = value` lines, `#` comments, one file per device.
+///
+/// Unknown keys, duplicates and bad values are errors that name the line and the allowed
+/// values. Values are never echoed in errors, so a mistyped line cannot leak the secret.
+public enum KeyFile {
+    /// Every key the file may hold, with what it accepts (for errors and `--help`).
+    public static let keys: [(name: String, allowed: String)] = [
+        ("endpoint", "ws://, wss://, mqtt:// or mqtts:// then host[:port][/path], e.g. wss://host:443/mqtt"),
+        ("product_key", "the product's key from the platform"),
+        ("device_name", "the device's name from the platform"),
+        ("device_secret", "the device's secret from the platform"),
+        ("client_id", "1 to 64 of A-Z a-z 0-9 - _ . : (default: the board's serial, else its MAC)"),
+        ("sign_method", "hmacmd5, hmacsha1 or hmacsha256 (default hmacsha256)"),
+        ("sign_timestamp", "now (default), off, or a fixed number of milliseconds"),
+        ("keepalive", "seconds, 30 to 1200 (default 300)"),
+        ("ca_file", "path of a PEM bundle of trusted roots (default: the system bundle)"),
+        ("tls_insecure", "true or false (default false; true skips certificate checks, lab use only)"),
+        ("proxy", "http://host:port of an HTTP CONNECT proxy"),
+        ("telemetry_interval", "seconds between property posts, 1 to 86400 (default 60)"),
+        ("username", "user name for brokers other than the platform"),
+        ("password", "password for brokers other than the platform"),
+        ("will_topic", "topic of the Last Will (brokers other than the platform)"),
+        ("will_payload", "payload of the Last Will (default: offline)"),
+    ]
+
+    /// Parses the text of a key file.
+    public static func parse(_ text: String) throws(KeyFileError) -> DeviceConfig {
+        var values: [String: (value: String, line: Int)] = [:]
+        var lineNumber = 0
+        for rawLine in text.utf8.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false) {
+            lineNumber += 1
+            let line = trim(Array(rawLine))
+            if line.isEmpty || line[0] == UInt8(ascii: "#") { continue }
+            guard let eq = line.firstIndex(of: UInt8(ascii: "=")) else {
+                throw KeyFileError(line: lineNumber, problem: .notKeyValue)
+            }
+            let key = String(decoding: trim(Array(line[0..<eq])), as: UTF8.self)
+            var value = trim(Array(line[(eq + 1)...]))
+            if value.count >= 2 && value.first == UInt8(ascii: "\"") && value.last == UInt8(ascii: "\"") {
+                value = Array(value[1..<(value.count - 1)])
+            }
+            guard keys.contains(where: { $0.name == key }) else {
+                throw KeyFileError(line: lineNumber, problem: .unknownKey(key))
+            }
+            if let first = values[key] {
+                throw KeyFileError(line: lineNumber, problem: .duplicate(key, firstLine: first.line))
+            }
+            values[key] = (String(decoding: value, as: UTF8.self), lineNumber)
+        }
+
+        func bad(_ key: String) -> KeyFileError {
+            let allowed = keys.first(where: { $0.name == key })?.allowed ?? ""
+            return KeyFileError(line: values[key]?.line ?? 0, problem: .badValue(key, allowed: allowed))
+        }
+        func missing(_ key: String, _ why: String) -> KeyFileError {
+            KeyFileError(line: 0, problem: .missing(key, why: why))
+        }
+        func string(_ key: String) throws(KeyFileError) -> String? {
+            guard let v = values[key]?.value else { return nil }
+            if v.isEmpty { throw bad(key) }
+            return v
+        }
+        func integer(_ key: String, in range: ClosedRange<Int>) throws(KeyFileError) -> Int? {
+            guard let v = try string(key) else { return nil }
+            guard let n = parseDecimal(v), range.contains(n) else { throw bad(key) }
+            return n
+        }
+
+        guard let endpointText = try string("endpoint") else { throw missing("endpoint", "where to connect, e.g. wss://host:443/mqtt") }
+        guard let endpoint = Endpoint(parsing: endpointText) else { throw bad("endpoint") }
+
+        let identity: DeviceConfig.Identity
+        let pk = try string("product_key"), dn = try string("device_name"), ds = try string("device_secret")
+        if pk != nil || dn != nil || ds != nil {
+            guard let pk else { throw missing("product_key", "the platform triplet needs product_key, device_name and device_secret") }
+            guard let dn else { throw missing("device_name", "the platform triplet needs product_key, device_name and device_secret") }
+            guard let ds else { throw missing("device_secret", "the platform triplet needs product_key, device_name and device_secret") }
+            if !isPlatformName(pk) { throw bad("product_key") }
+            if !isPlatformName(dn) { throw bad("device_name") }
+            if values["username"] != nil { throw KeyFileError(line: values["username"]!.line, problem: .conflict("username", with: "product_key")) }
+            if values["password"] != nil { throw KeyFileError(line: values["password"]!.line, problem: .conflict("password", with: "product_key")) }
+            var method = SignMethod.hmacsha256
+            if let m = try string("sign_method") {
+                guard let parsed = SignMethod(name: m) else { throw bad("sign_method") }
+                method = parsed
+            }
+            var stamp = DeviceConfig.SignTimestamp.now
+            if let t = try string("sign_timestamp") {
+                if t == "now" { stamp = .now } else if t == "off" { stamp = .off } else {
+                    guard parseDecimal(t) != nil, t.utf8.count <= 15 else { throw bad("sign_timestamp") }
+                    stamp = .fixed(t)
+                }
+            }
+            identity = .platform(productKey: pk, deviceName: dn, deviceSecret: ds, signMethod: method, timestamp: stamp)
+        } else {
+            for key in ["sign_method", "sign_timestamp"] where values[key] != nil {
+                throw KeyFileError(line: values[key]!.line, problem: .conflict(key, with: "username/password (no product_key)"))
+            }
+            identity = .plain(username: try string("username"), password: try string("password"))
+        }
+
+        var config = DeviceConfig(endpoint: endpoint, identity: identity)
+        if let id = try string("client_id") {
+            guard isClientId(id) else { throw bad("client_id") }
+            config.clientId = id
+        }
+        if let k = try integer("keepalive", in: DeviceConfig.keepAliveRange) { config.keepAlive = UInt16(k) }
+        if let t = try integer("telemetry_interval", in: DeviceConfig.telemetryIntervalRange) { config.telemetryInterval = t }
+        config.caFile = try string("ca_file")
+        if let insecure = try string("tls_insecure") {
+            if insecure == "true" { config.tlsInsecure = true } else if insecure == "false" { config.tlsInsecure = false } else { throw bad("tls_insecure") }
+        }
+        if let p = try string("proxy") {
+            guard let proxy = Endpoint(parsing: p, allowing: [.http]), proxy.path == Endpoint.defaultPath else { throw bad("proxy") }
+            config.proxy = proxy
+        }
+        if let topic = try string("will_topic") {
+            config.will = Will(topic: topic, payload: values["will_payload"]?.value ?? "offline")
+        } else if values["will_payload"] != nil {
+            throw missing("will_topic", "will_payload needs a will_topic")
+        }
+        return config
+    }
+
+    /// Product keys and device names: no separators the sign-in strings use.
+    static func isPlatformName(_ s: String) -> Bool {
+        for b in s.utf8 where b <= 0x20 || b == 0x7F || b == UInt8(ascii: "&") || b == UInt8(ascii: "|") || b == UInt8(ascii: "/") || b == UInt8(ascii: "+") || b == UInt8(ascii: "#") {
+            return false
+        }
+        return !s.utf8.isEmpty
+    }
+
+    /// 1 to 64 of A-Z a-z 0-9 - _ . : (the platform's limit; no `|` or `,`).
+    public static func isClientId(_ s: String) -> Bool {
+        let n = s.utf8.count
+        if n == 0 || n > PlatformIdentity.maxClientIdLength { return false }
+        for b in s.utf8 {
+            let ok = (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A)
+                || b == UInt8(ascii: "-") || b == UInt8(ascii: "_") || b == UInt8(ascii: ".") || b == UInt8(ascii: ":")
+            if !ok { return false }
+        }
+        return true
+    }
+
+    /// A non-negative decimal without sign or spaces, at most 18 digits.
+    public static func parseDecimal(_ s: String) -> Int? {
+        var n = 0
+        var digits = 0
+        for b in s.utf8 {
+            guard b >= 0x30 && b <= 0x39, digits < 18 else { return nil }
+            n = n * 10 + Int(b - 0x30)
+            digits += 1
+        }
+        return digits > 0 ? n : nil
+    }
+
+    static func trim(_ bytes: [UInt8]) -> [UInt8] {
+        var lo = 0, hi = bytes.count
+        while lo < hi && (bytes[lo] == 0x20 || bytes[lo] == 0x09 || bytes[lo] == 0x0D) { lo += 1 }
+        while hi > lo && (bytes[hi - 1] == 0x20 || bytes[hi - 1] == 0x09 || bytes[hi - 1] == 0x0D) { hi -= 1 }
+        return Array(bytes[lo..<hi])
+    }
+}
+
+/// A key-file problem: the line (0 when the file as a whole is at fault) and what is wrong.
+public struct KeyFileError: Error, Equatable, Sendable {
+    public enum Problem: Equatable, Sendable {
+        case notKeyValue
+        case unknownKey(String)
+        case duplicate(String, firstLine: Int)
+        case badValue(String, allowed: String)
+        case missing(String, why: String)
+        case conflict(String, with: String)
+    }
+
+    public var line: Int
+    public var problem: Problem
+
+    public var message: String {
+        let at = line > 0 ? "line \(line): " : ""
+        switch problem {
+        case .notKeyValue: return at + "expected `key = value` (or a # comment)"
+        case .unknownKey(let key):
+            var known = ""
+            for k in KeyFile.keys { known += (known.isEmpty ? "" : ", ") + k.name }
+            return at + "unknown key '" + key + "'; known keys: " + known
+        case .duplicate(let key, let first): return at + "'" + key + "' is already set on line \(first)"
+        case .badValue(let key, let allowed): return at + "bad value for '" + key + "': expected " + allowed
+        case .missing(let key, let why): return at + "'" + key + "' is missing: " + why
+        case .conflict(let key, let other): return at + "'" + key + "' cannot be combined with " + other
+        }
+    }
+}

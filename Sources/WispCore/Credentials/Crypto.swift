@@ -1,0 +1,77 @@
+import CWispPlatform
+
+/// The hash-based MACs the IoT Platform accepts for `signmethod`.
+public enum SignMethod: String, Sendable, CaseIterable {
+    case hmacmd5, hmacsha1, hmacsha256
+
+    var platformCode: Int32 {
+        switch self {
+        case .hmacmd5: WISP_HMAC_MD5
+        case .hmacsha1: WISP_HMAC_SHA1
+        case .hmacsha256: WISP_HMAC_SHA256
+        }
+    }
+
+    public init?(name: String) {
+        switch name {
+        case "hmacmd5": self = .hmacmd5
+        case "hmacsha1": self = .hmacsha1
+        case "hmacsha256": self = .hmacsha256
+        default: return nil
+        }
+    }
+}
+
+/// Thin wrappers over CWispPlatform's mbedTLS calls. Start-up and handshake only.
+public enum Crypto {
+    /// Lowercase hex of HMAC-`method`(key, message).
+    public static func hmacHex(_ method: SignMethod, key: String, message: String) -> String {
+        var digest = [UInt8](repeating: 0, count: 32)
+        var keyBytes = Array(key.utf8)
+        let messageBytes = Array(message.utf8)
+        let n = digest.withUnsafeMutableBufferPointer { out in
+            messageBytes.withUnsafeBufferPointer { m in
+                keyBytes.withUnsafeBufferPointer { k in
+                    wisp_hmac(method.platformCode, k.baseAddress, k.count, m.baseAddress, m.count, out.baseAddress, out.count)
+                }
+            }
+        }
+        // Do not leave the secret's bytes in a freed heap block longer than needed.
+        for i in keyBytes.indices { keyBytes[i] = 0 }
+        return hex(digest[0..<Int(max(n, 0))])
+    }
+
+    public static func sha1(_ bytes: [UInt8]) -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: 20)
+        _ = out.withUnsafeMutableBufferPointer { o in
+            bytes.withUnsafeBufferPointer { b in wisp_sha1(b.baseAddress, b.count, o.baseAddress) }
+        }
+        return out
+    }
+
+    public static func base64(_ bytes: [UInt8]) -> String {
+        var out = [UInt8](repeating: 0, count: (bytes.count + 2) / 3 * 4 + 1)
+        let n = out.withUnsafeMutableBufferPointer { o in
+            bytes.withUnsafeBufferPointer { b in wisp_base64_encode(b.baseAddress, b.count, o.baseAddress, o.count) }
+        }
+        return String(decoding: out[0..<Int(max(n, 0))], as: UTF8.self)
+    }
+
+    /// Bytes from the kernel CSPRNG.
+    public static func random(_ count: Int) -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: count)
+        _ = out.withUnsafeMutableBufferPointer { o in wisp_random(o.baseAddress, o.count) }
+        return out
+    }
+
+    public static func hex<C: Collection>(_ bytes: C) -> String where C.Element == UInt8 {
+        let digits: [UInt8] = Array("0123456789abcdef".utf8)
+        var out: [UInt8] = []
+        out.reserveCapacity(bytes.count * 2)
+        for b in bytes {
+            out.append(digits[Int(b >> 4)])
+            out.append(digits[Int(b & 0x0F)])
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+}

@@ -1,0 +1,536 @@
+/// The MQTT session over WebSocket (or bare TCP), as a sans-IO state machine.
+///
+/// Bytes and `now` (monotonic milliseconds) go in; actions come out of `poll`. The loop:
+/// 1. calls `poll(now:)` until it returns `.wait(until:)` (or `.stopped`),
+///    performing `.openTransport`, `.closeTransport` and handling `.event`s;
+/// 2. writes `output` when it is not empty and reports it with `didWrite`;
+/// 3. sleeps in poll(2) until the deadline, readable or writable, and feeds what it
+///    reads with `receive`.
+/// Keep-alive, timeouts and backoff are judged here, so they are tested with a
+/// simulated clock in microseconds.
+public struct Session {
+    public enum State: Equatable, Sendable {
+        case waiting(until: UInt64)
+        case opening
+        case upgrading(deadline: UInt64)
+        case awaitingConnack(deadline: UInt64)
+        case online
+        case closing(deadline: UInt64)
+        case stopped
+    }
+
+    public private(set) var state: State
+    public let config: SessionConfig
+    /// Bytes read from the transport and not yet parsed.
+    public let input: InputBuffer
+    /// Bytes to write to the transport.
+    public private(set) var output: ByteBuffer
+    var inputPosition = 0
+    var pendingData: Range<Int>?      // a WebSocket data range not yet fed to MQTT
+
+    var handshake: WebSocketHandshake?
+    var connectPacket: MQTTEncoder.Connect?
+    var frames = WebSocketFrameDecoder()
+    var mqtt: MQTTDecoder
+    var scratch: ByteBuffer
+    var inflight: InflightWindow
+    var events = EventQueue()
+    var random: SplitMix64
+    public private(set) var backoff: Backoff
+
+    var lastReceived: UInt64 = 0
+    var lastSent: UInt64 = 0
+    var pingSentAt: UInt64?
+    var onlineSince: UInt64 = 0
+    var stableReported = false
+    var transportOpen = false
+    var closeSent = false
+    var nextPacketId: UInt16 = 1
+    var subscribeId: UInt16 = 0
+
+    public init(config: SessionConfig, seed: UInt64, now: UInt64) {
+        self.config = config
+        state = .waiting(until: now)
+        let frameSlack = 14
+        let out = config.inflightWindow * (config.maxOutboundPacket + frameSlack) + config.maxOutboundPacket + 1024
+        input = InputBuffer(capacity: config.maxInboundPacket + 1024)
+        output = ByteBuffer(capacity: out)
+        mqtt = MQTTDecoder(capacity: config.maxInboundPacket)
+        scratch = ByteBuffer(capacity: config.maxOutboundPacket)
+        inflight = InflightWindow(slots: config.inflightWindow, capacity: config.maxOutboundPacket)
+        random = SplitMix64(seed: seed)
+        backoff = config.backoff
+    }
+
+    /// The body of the last received packet; `.message` ranges index it.
+    public var inbound: ByteBuffer { mqtt.packet }
+
+    public var isOnline: Bool { state == .online }
+
+    /// QoS 1 messages sent and not yet acknowledged.
+    public var inflightCount: Int { inflight.count }
+
+    // MARK: inputs from the loop
+
+    /// The transport is up. `connect` carries this attempt's credentials (the platform's
+    /// signature may include the time); `webSocketKey` is 16 CSPRNG bytes in base64.
+    public mutating func transportOpened(now: UInt64, connect: MQTTEncoder.Connect, webSocketKey: String) {
+        guard state == .opening else { return }
+        transportOpen = true
+        closeSent = false
+        resetStreams()
+        lastReceived = now
+        lastSent = now
+        pingSentAt = nil
+        connectPacket = connect
+        let deadline = now + config.connectTimeout
+        if let target = config.webSocket {
+            let hs = WebSocketHandshake(key: webSocketKey)
+            try? output.append(utf8: hs.request(host: target.hostHeader, path: target.path))
+            handshake = hs
+            state = .upgrading(deadline: deadline)
+        } else {
+            sendConnect()
+            state = .awaitingConnack(deadline: deadline)
+        }
+    }
+
+    /// Opening the transport failed, or an open one failed or closed.
+    public mutating func transportFailed(now: UInt64, _ reason: DisconnectReason) {
+        switch state {
+        case .stopped, .waiting: return
+        case .closing:
+            transportOpen = false
+            state = .stopped
+        default:
+            transportOpen = false
+            disconnected(now: now, reason)
+        }
+    }
+
+    /// Lets `read` append transport bytes to `input`; returns what it returned.
+    public mutating func receive(now: UInt64, _ read: (UnsafeMutableRawBufferPointer) -> Int) -> Int {
+        let n = input.append(read)
+        if n > 0 { lastReceived = now }
+        return n
+    }
+
+    /// Room left for `receive` (0 means: poll first).
+    public var receiveCapacity: Int { input.available }
+
+    /// `n` bytes of `output` were written to the transport.
+    public mutating func didWrite(_ n: Int, now: UInt64) {
+        guard n > 0 else { return }
+        output.removeFirst(n)
+        lastSent = now
+    }
+
+    /// Sends DISCONNECT (and a WebSocket close) when online, then `.stopped`.
+    public mutating func stop(now: UInt64) {
+        switch state {
+        case .online:
+            scratch.removeAll()
+            try? MQTTEncoder.encodeDisconnect(into: &scratch)
+            _ = try? enqueueFramed(scratch, dup: false)
+            sendClose(WebSocketCloseCode.normal)
+            state = .closing(deadline: now + 2_000)
+        case .upgrading, .awaitingConnack, .opening:
+            state = .closing(deadline: now)
+        case .waiting:
+            state = .stopped
+        case .closing, .stopped:
+            break
+        }
+    }
+
+    // MARK: publishing
+
+    /// Queues a PUBLISH. QoS 1 messages are kept until PUBACK and resent with DUP after a
+    /// reconnect. Returns the packet identifier (0 for QoS 0).
+    public mutating func publish<P: Collection>(topic: String, payload: P, qos: QoS, retain: Bool = false) throws(PublishError) -> UInt16
+    where P.Element == UInt8 {
+        guard state == .online else { throw .notConnected }
+        if qos == .atMostOnce {
+            scratch.removeAll()
+            do { try MQTTEncoder.encodePublish(topic: topic, payload: payload, qos: qos, retain: retain, into: &scratch) } catch { throw .encode(error) }
+            try enqueueFramed(scratch, dup: false)
+            return 0
+        }
+        guard let slot = inflight.freeSlot() else { throw .windowFull }
+        let id = takePacketId()
+        do {
+            try MQTTEncoder.encodePublish(topic: topic, payload: payload, qos: qos, packetId: id, retain: retain, into: &inflight.buffers[slot])
+        } catch {
+            inflight.buffers[slot].removeAll()
+            throw .encode(error)
+        }
+        do { try enqueueFramed(inflight.buffers[slot], dup: false) } catch {
+            inflight.buffers[slot].removeAll()
+            throw error
+        }
+        inflight.occupy(slot, id: id)
+        return id
+    }
+
+    // MARK: the step function
+
+    public mutating func poll(now: UInt64) -> SessionAction {
+        while true {
+            if let event = events.pop() { return .event(event) }
+            if let action = parseInput(now: now) { return action }
+            if events.count > 0 { continue }
+            return timers(now: now)
+        }
+    }
+
+    mutating func timers(now: UInt64) -> SessionAction {
+        switch state {
+        case .waiting(let until):
+            if now < until { return .wait(until: until) }
+            state = .opening
+            return .openTransport
+        case .opening:
+            return .wait(until: UInt64.max)
+        case .upgrading(let deadline), .awaitingConnack(let deadline):
+            if now >= deadline { return fail(now: now, .connectTimeout) }
+            return .wait(until: deadline)
+        case .online:
+            if let sent = pingSentAt {
+                if now >= sent + config.pingTimeout { return fail(now: now, .pingTimeout) }
+            } else if now >= min(lastSent, lastReceived) + config.pingAfter {
+                scratch.removeAll()
+                try? MQTTEncoder.encodePingreq(into: &scratch)
+                if (try? enqueueFramed(scratch, dup: false)) != nil { pingSentAt = now }
+            }
+            if !stableReported && now >= onlineSince + backoff.stableAfter {
+                stableReported = true
+                backoff.reset()
+            }
+            var next = pingSentAt.map { $0 + config.pingTimeout } ?? (min(lastSent, lastReceived) + config.pingAfter)
+            if !stableReported { next = min(next, onlineSince + backoff.stableAfter) }
+            return .wait(until: next)
+        case .closing(let deadline):
+            if output.isEmpty || now >= deadline {
+                state = .stopped
+                if transportOpen {
+                    transportOpen = false
+                    return .closeTransport(.stopped)
+                }
+                return .stopped
+            }
+            return .wait(until: deadline)
+        case .stopped:
+            return .stopped
+        }
+    }
+
+    /// Parses buffered input until it yields an action or runs out.
+    mutating func parseInput(now: UInt64) -> SessionAction? {
+        while true {
+            switch state {
+            case .upgrading, .awaitingConnack, .online, .closing: break
+            default:
+                clearInput()
+                return nil
+            }
+            if let range = pendingData {
+                if let action = feedMQTT(range, now: now) { return action }
+                if events.count > 0 { return nil }
+                continue
+            }
+            if inputPosition >= input.count {
+                clearInput()
+                return nil
+            }
+            if case .upgrading = state, handshake != nil {
+                let done: Bool
+                do { done = try handshake!.parse(input.bytes, at: &inputPosition) } catch {
+                    return fail(now: now, .handshake(error))
+                }
+                if done {
+                    handshake = nil
+                    sendConnect()
+                    state = .awaitingConnack(deadline: now + config.connectTimeout)
+                    events.push(.upgraded)
+                    return nil
+                }
+                continue
+            }
+            if config.webSocket == nil {
+                pendingData = inputPosition..<input.count
+                inputPosition = input.count
+                continue
+            }
+            let next: WebSocketEvent?
+            do { next = try frames.next(input.bytes, at: &inputPosition) } catch {
+                sendClose(error.closeCode)
+                return fail(now: now, .webSocketProtocol(error))
+            }
+            if let event = next {
+                switch event {
+                case .messageBegin(let binary):
+                    if !binary {
+                        sendClose(WebSocketCloseCode.unsupportedData)
+                        return fail(now: now, .textMessage)
+                    }
+                case .data(let range): pendingData = range
+                case .messageEnd, .pong: break
+                case .ping(let range):
+                    let control = frames.control
+                    do {
+                        try WebSocketFrameEncoder.encode(opcode: .pong, payload: control.bytesView(range), mask: mask(), into: &output)
+                    } catch { return fail(now: now, .outputOverflow) }
+                case .close(let code, _):
+                    sendClose(code ?? WebSocketCloseCode.normal)
+                    if case .closing = state {
+                        state = .stopped
+                        transportOpen = false
+                        return .closeTransport(.stopped)
+                    }
+                    return fail(now: now, .serverClosed(code: code))
+                }
+            }
+        }
+    }
+
+    /// Feeds a range of `input` to the MQTT decoder; handles at most one packet.
+    mutating func feedMQTT(_ range: Range<Int>, now: UInt64) -> SessionAction? {
+        var pos = range.lowerBound
+        let slice = UnsafeRawBufferPointer(rebasing: input.bytes[0..<range.upperBound])
+        let packet: MQTTInbound?
+        do { packet = try mqtt.decode(slice, at: &pos) } catch {
+            pendingData = nil
+            sendClose(WebSocketCloseCode.protocolError)
+            return fail(now: now, .mqttProtocol(error))
+        }
+        pendingData = pos < range.upperBound ? pos..<range.upperBound : nil
+        guard let packet else { return nil }
+        return handle(packet, now: now)
+    }
+
+    mutating func handle(_ packet: MQTTInbound, now: UInt64) -> SessionAction? {
+        if case .awaitingConnack = state {
+            guard case .connack(let present, let code) = packet else {
+                return fail(now: now, .unexpectedPacket(packetType(packet)))
+            }
+            if code != .accepted {
+                return fail(now: now, .refused(code))
+            }
+            state = .online
+            onlineSince = now
+            stableReported = false
+            if !config.subscriptions.isEmpty {
+                subscribeId = takePacketId()
+                scratch.removeAll()
+                if (try? MQTTEncoder.encodeSubscribe(config.subscriptions, packetId: subscribeId, into: &scratch)) != nil {
+                    _ = try? enqueueFramed(scratch, dup: false)
+                }
+            }
+            var resent = 0
+            for slot in inflight.inOrder() {
+                if (try? enqueueFramed(inflight.buffers[slot], dup: true)) != nil { resent += 1 }
+            }
+            events.push(.online(sessionPresent: present, resent: resent))
+            return nil
+        }
+        switch packet {
+        case .connack:
+            return fail(now: now, .unexpectedPacket(.connack))
+        case .publish(let p):
+            if p.qos == .atLeastOnce {
+                scratch.removeAll()
+                try? MQTTEncoder.encodePuback(packetId: p.packetId, into: &scratch)
+                if (try? enqueueFramed(scratch, dup: false)) == nil { return fail(now: now, .outputOverflow) }
+            }
+            events.push(.message(p))
+        case .puback(let id):
+            if inflight.release(id) { events.push(.delivered(packetId: id)) }
+        case .suback(_, let codes):
+            var refused = 0
+            for i in codes where mqtt.packet[i] == 0x80 { refused += 1 }
+            events.push(.subscribed(refused: refused))
+        case .unsuback:
+            break
+        case .pingresp:
+            pingSentAt = nil
+        case .oversized(let type, let length):
+            if type != .publish { return fail(now: now, .mqttProtocol(.badLength(type, length))) }
+            events.push(.skippedOversized(length: length))
+        }
+        return nil
+    }
+
+    // MARK: helpers
+
+    /// Ends the connection: close the transport, schedule the next attempt, tell the app.
+    mutating func fail(now: UInt64, _ reason: DisconnectReason) -> SessionAction {
+        disconnected(now: now, reason)
+        return .closeTransport(reason)
+    }
+
+    mutating func disconnected(now: UInt64, _ reason: DisconnectReason) {
+        var refused = false
+        if case .refused(let code) = reason { refused = code.isCredentialRefusal }
+        if case .handshake(let e) = reason, e == .unauthorized || e == .forbidden || e == .notFound { refused = true }
+        let delay = backoff.nextDelay(refused: refused, random: &random)
+        state = .waiting(until: now + delay)
+        pendingData = nil
+        clearInput()
+        events.push(.offline(reason, retryIn: delay))
+    }
+
+    mutating func resetStreams() {
+        output.removeAll()
+        clearInput()
+        pendingData = nil
+        frames.reset()
+        mqtt.reset()
+        handshake = nil
+    }
+
+    mutating func clearInput() {
+        input.removeAll()
+        inputPosition = 0
+    }
+
+    mutating func sendConnect() {
+        guard let connect = connectPacket else { return }
+        scratch.removeAll()
+        if (try? MQTTEncoder.encodeConnect(connect, into: &scratch)) != nil {
+            _ = try? enqueueFramed(scratch, dup: false)
+        }
+        connectPacket = nil  // do not keep the password around
+    }
+
+    /// Queues a WebSocket close frame once per connection.
+    mutating func sendClose(_ code: UInt16) {
+        guard config.webSocket != nil, !closeSent else { return }
+        closeSent = true
+        try? WebSocketFrameEncoder.encodeClose(code: code, mask: mask(), into: &output)
+    }
+
+    mutating func mask() -> UInt32 { UInt32(truncatingIfNeeded: random.next()) }
+
+    mutating func takePacketId() -> UInt16 {
+        let id = nextPacketId
+        nextPacketId = nextPacketId == UInt16.max ? 1 : nextPacketId + 1
+        return id
+    }
+
+    /// Copies an MQTT packet into `output`, inside a masked binary frame when over
+    /// WebSocket. `dup` sets the PUBLISH DUP flag (MQTT 3.1.1 §3.3.1.1) on the copy.
+    mutating func enqueueFramed(_ packet: ByteBuffer, dup: Bool) throws(PublishError) {
+        let n = packet.count
+        let ws = config.webSocket != nil
+        let header = ws ? WebSocketFrameEncoder.headerSize(payloadLength: n) : 0
+        if header + n > output.available { throw .outputFull }
+        let key = ws ? mask() : 0
+        if ws { WebSocketFrameEncoder.putHeader(opcode: .binary, payloadLength: n, mask: key, into: &output) }
+        let start = output.count
+        for i in 0..<n { output.put(packet[i]) }
+        if dup { output[start] |= 0x08 }
+        if ws { WebSocketFrameEncoder.applyMask(key, to: start..<output.count, in: &output) }
+    }
+
+    func packetType(_ packet: MQTTInbound) -> PacketType {
+        switch packet {
+        case .connack: .connack
+        case .publish: .publish
+        case .puback: .puback
+        case .suback: .suback
+        case .unsuback: .unsuback
+        case .pingresp: .pingresp
+        case .oversized(let t, _): t
+        }
+    }
+}
+
+extension ByteBuffer {
+    /// The bytes in `range`, as a collection that does not copy.
+    func bytesView(_ range: Range<Int>) -> ArraySlice<UInt8> { storage[range] }
+}
+
+/// QoS 1 messages awaiting PUBACK: fixed slots holding each encoded PUBLISH.
+struct InflightWindow {
+    var buffers: [ByteBuffer]
+    var ids: [UInt16]
+    var order: [UInt64]
+    var sequence: UInt64 = 0
+
+    init(slots: Int, capacity: Int) {
+        buffers = []
+        for _ in 0..<slots { buffers.append(ByteBuffer(capacity: capacity)) }
+        ids = [UInt16](repeating: 0, count: slots)
+        order = [UInt64](repeating: 0, count: slots)
+    }
+
+    var count: Int {
+        var n = 0
+        for id in ids where id != 0 { n += 1 }
+        return n
+    }
+
+    func freeSlot() -> Int? {
+        for i in ids.indices where ids[i] == 0 { return i }
+        return nil
+    }
+
+    mutating func occupy(_ slot: Int, id: UInt16) {
+        ids[slot] = id
+        sequence += 1
+        order[slot] = sequence
+    }
+
+    mutating func release(_ id: UInt16) -> Bool {
+        for i in ids.indices where ids[i] == id {
+            ids[i] = 0
+            buffers[i].removeAll()
+            return true
+        }
+        return false
+    }
+
+    /// Occupied slots, oldest first (what is resent after a reconnect). Start-up-sized
+    /// and small: a selection over a handful of slots.
+    func inOrder() -> InflightOrder { InflightOrder(window: self) }
+}
+
+/// Iterates occupied in-flight slots oldest first without allocating.
+struct InflightOrder: Sequence, IteratorProtocol {
+    let window: InflightWindow
+    var last: UInt64 = 0
+
+    mutating func next() -> Int? {
+        var best: Int?
+        for i in window.ids.indices where window.ids[i] != 0 && window.order[i] > last {
+            if best == nil || window.order[i] < window.order[best!] { best = i }
+        }
+        if let b = best { last = window.order[b] }
+        return best
+    }
+}
+
+/// A small fixed ring of pending events.
+struct EventQueue {
+    var items = [SessionEvent?](repeating: nil, count: 8)
+    var head = 0
+    var count = 0
+
+    mutating func push(_ event: SessionEvent) {
+        if count == items.count {  // drop the oldest rather than grow
+            head = (head + 1) % items.count
+            count -= 1
+        }
+        items[(head + count) % items.count] = event
+        count += 1
+    }
+
+    mutating func pop() -> SessionEvent? {
+        guard count > 0 else { return nil }
+        let e = items[head]
+        items[head] = nil
+        head = (head + 1) % items.count
+        count -= 1
+        return e
+    }
+}

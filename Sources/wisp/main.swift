@@ -1,0 +1,2 @@
+import WispCore
+@main struct Wisp { static func main() { print("wisp") } }

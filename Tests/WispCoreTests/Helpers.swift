@@ -1,0 +1,87 @@
+@testable import WispCore
+
+/// Bytes from a hex string with optional spaces ("10 0c 00 04").
+func hex(_ s: String) -> [UInt8] {
+    var out: [UInt8] = []
+    var high: UInt8?
+    for c in s.utf8 {
+        let v: UInt8
+        switch c {
+        case 0x30...0x39: v = c - 0x30
+        case 0x61...0x66: v = c - 0x61 + 10
+        case 0x41...0x46: v = c - 0x41 + 10
+        default: continue
+        }
+        if let h = high { out.append(h << 4 | v); high = nil } else { high = v }
+    }
+    return out
+}
+
+/// Runs an encoder into a fresh buffer and returns the bytes.
+func encoded(capacity: Int = 1 << 20, _ body: (inout ByteBuffer) throws -> Void) rethrows -> [UInt8] {
+    var buffer = ByteBuffer(capacity: capacity)
+    try body(&buffer)
+    return buffer.bytes
+}
+
+/// Feeds `bytes` to an MQTT decoder in chunks of `chunk` and collects the packets.
+func decodeAll(_ bytes: [UInt8], chunk: Int = .max, capacity: Int = 4096) throws -> (packets: [MQTTInbound], decoder: MQTTDecoder) {
+    var decoder = MQTTDecoder(capacity: capacity)
+    var packets: [MQTTInbound] = []
+    var start = 0
+    while start < bytes.count {
+        let end = min(bytes.count, start + min(chunk, bytes.count))
+        let piece = Array(bytes[start..<end])
+        try piece.withUnsafeBytes { raw in
+            var pos = 0
+            while pos < raw.count {
+                if let p = try decoder.decode(raw, at: &pos) { packets.append(p) }
+            }
+        }
+        start = end
+    }
+    return (packets, decoder)
+}
+
+/// Feeds `bytes` to a WebSocket frame decoder in chunks; data events become byte copies.
+enum WSItem: Equatable {
+    case begin(binary: Bool), data([UInt8]), end, ping([UInt8]), pong, close(UInt16?, String)
+}
+
+func framesAll(_ bytes: [UInt8], chunk: Int = .max, maxMessage: Int = .max) throws -> [WSItem] {
+    var decoder = WebSocketFrameDecoder(maxMessageSize: maxMessage)
+    var items: [WSItem] = []
+    var start = 0
+    while start < bytes.count {
+        let end = min(bytes.count, start + min(chunk, bytes.count))
+        let piece = Array(bytes[start..<end])
+        try piece.withUnsafeBytes { raw in
+            var pos = 0
+            while let e = try decoder.next(raw, at: &pos) {
+                switch e {
+                case .messageBegin(let b): items.append(.begin(binary: b))
+                case .data(let r): items.append(.data(Array(raw[r])))
+                case .messageEnd: items.append(.end)
+                case .ping(let r): items.append(.ping(Array(decoder.control.bytes[r])))
+                case .pong: items.append(.pong)
+                case .close(let code, let r): items.append(.close(code, String(decoding: decoder.control.bytes[r], as: UTF8.self)))
+                }
+            }
+        }
+        start = end
+    }
+    return items
+}
+
+/// Joins consecutive data items (fragment boundaries depend on the read split).
+func coalesced(_ items: [WSItem]) -> [WSItem] {
+    var out: [WSItem] = []
+    for item in items {
+        if case .data(let b) = item, case .data(let a)? = out.last {
+            out[out.count - 1] = .data(a + b)
+        } else {
+            out.append(item)
+        }
+    }
+    return out
+}
