@@ -1,0 +1,101 @@
+import Testing
+@testable import WispCore
+
+@Suite("Key file")
+struct KeyFileTests {
+    static let full = """
+        # wisp device key
+        endpoint = wss://pk.iot-as-mqtt.cn-shanghai.aliyuncs.com:443
+        product_key = a1B2c3D4e5F
+        device_name = boiler-7
+        device_secret = s3cr3t-DO-NOT-LEAK
+        client_id = b8:27:eb:01:02:03
+        sign_method = hmacsha1
+        sign_timestamp = 2524608000000
+        keepalive = 600
+        ca_file = /etc/wisp/root.pem
+        telemetry_interval = 30
+
+        """
+
+    @Test func parsesAFullPlatformFile() throws {
+        let c = try KeyFile.parse(Self.full)
+        #expect(c.endpoint == Endpoint(scheme: .wss, host: "pk.iot-as-mqtt.cn-shanghai.aliyuncs.com", port: 443, path: "/mqtt"))
+        #expect(c.identity == .platform(productKey: "a1B2c3D4e5F", deviceName: "boiler-7", deviceSecret: "s3cr3t-DO-NOT-LEAK", signMethod: .hmacsha1, timestamp: .fixed("2524608000000")))
+        #expect(c.clientId == "b8:27:eb:01:02:03")
+        #expect(c.keepAlive == 600)
+        #expect(c.caFile == "/etc/wisp/root.pem")
+        #expect(c.telemetryInterval == 30)
+        #expect(!c.describe(effectiveClientId: "x").contains("s3cr3t"))
+    }
+
+    @Test func defaults() throws {
+        let c = try KeyFile.parse("endpoint = ws://h\nproduct_key = p\ndevice_name = d\ndevice_secret = s\n")
+        #expect(c.endpoint.port == 80 && c.endpoint.path == "/mqtt")
+        #expect(c.identity == .platform(productKey: "p", deviceName: "d", deviceSecret: "s", signMethod: .hmacsha256, timestamp: .now))
+        #expect(c.keepAlive == 300 && c.telemetryInterval == 60 && c.clientId == nil && !c.tlsInsecure)
+    }
+
+    @Test func plainBrokerWithWillAndProxy() throws {
+        let c = try KeyFile.parse("endpoint = mqtt://[::1]:1884\nusername = u\npassword = p\nwill_topic = dev/status\nproxy = http://10.0.0.1:3128\n")
+        #expect(c.endpoint == Endpoint(scheme: .mqtt, host: "::1", port: 1884))
+        #expect(c.identity == .plain(username: "u", password: "p"))
+        #expect(c.will == Will(topic: "dev/status", payload: "offline"))
+        #expect(c.proxy?.host == "10.0.0.1" && c.proxy?.port == 3128)
+    }
+
+    static let errors: [(String, String, String)] = [
+        ("unknown key", "endpoint = ws://h\nkeep_alive = 60\n", "line 2: unknown key 'keep_alive'"),
+        ("duplicate", "endpoint = ws://h\nendpoint = ws://i\n", "line 2: 'endpoint' is already set on line 1"),
+        ("keep-alive too short", "endpoint = ws://h\nkeepalive = 29\n", "line 2: bad value for 'keepalive': expected seconds, 30 to 1200"),
+        ("keep-alive too long", "endpoint = ws://h\nkeepalive = 1201\n", "line 2: bad value for 'keepalive'"),
+        ("not a number", "endpoint = ws://h\nkeepalive = soon\n", "line 2: bad value for 'keepalive'"),
+        ("bad scheme", "endpoint = https://h\n", "line 1: bad value for 'endpoint': expected ws://, wss://, mqtt:// or mqtts://"),
+        ("bad port", "endpoint = ws://h:0\n", "line 1: bad value for 'endpoint'"),
+        ("sign method", "endpoint = ws://h\nproduct_key = p\ndevice_name = d\ndevice_secret = s\nsign_method = sha1\n", "line 5: bad value for 'sign_method': expected hmacmd5, hmacsha1 or hmacsha256"),
+        ("partial triplet", "endpoint = ws://h\nproduct_key = p\n", "'device_name' is missing"),
+        ("no endpoint", "client_id = x\n", "'endpoint' is missing"),
+        ("not key = value", "endpoint = ws://h\njust words\n", "line 2: expected `key = value`"),
+        ("long client id", "endpoint = ws://h\nclient_id = " + String(repeating: "a", count: 65) + "\n", "line 2: bad value for 'client_id'"),
+        ("client id with a bar", "endpoint = ws://h\nclient_id = a|b\n", "line 2: bad value for 'client_id'"),
+        ("tls_insecure", "endpoint = wss://h\ntls_insecure = yes\n", "line 2: bad value for 'tls_insecure'"),
+    ]
+
+    @Test(arguments: errors)
+    func errorsNameTheLineAndTheAllowedValues(name: String, text: String, message: String) {
+        do {
+            _ = try KeyFile.parse(text)
+            Issue.record("\(name): parsed")
+        } catch {
+            #expect(error.message.contains(message), "\(name): \(error.message)")
+        }
+    }
+
+    /// A mangled secret line must not come back in the error.
+    @Test(arguments: [
+        "endpoint = ws://h\ndevice_secret s3cr3t-DO-NOT-LEAK\n",
+        "endpoint = ws://h\nproduct_key = p\ndevice_name = d\ndevice_secret = s3cr3t-DO-NOT-LEAK\ndevice_secret = s3cr3t-DO-NOT-LEAK\n",
+        "endpoint = ws://h\ndevice_secret = s3cr3t-DO-NOT-LEAK\n",
+        "endpoint = ws://h\nusername = u\npassword = s3cr3t-DO-NOT-LEAK\nsign_method = x\n",
+    ])
+    func errorsNeverEchoTheSecret(text: String) {
+        do {
+            _ = try KeyFile.parse(text)
+            Issue.record("parsed")
+        } catch {
+            #expect(!error.message.contains("s3cr3t"))
+        }
+    }
+
+    @Test func endpointForms() {
+        #expect(Endpoint(parsing: "wss://host")?.port == 443)
+        #expect(Endpoint(parsing: "ws://host:443/custom/path")?.path == "/custom/path")
+        #expect(Endpoint(parsing: "mqtts://host")?.port == 8883)
+        #expect(Endpoint(parsing: "wss://[2001:db8::1]:8443")?.hostHeader == "[2001:db8::1]:8443")
+        #expect(Endpoint(parsing: "wss://host:443")?.hostHeader == "host")
+        #expect(Endpoint(parsing: "mqtt://host/path") == nil)
+        #expect(Endpoint(parsing: "ws://") == nil)
+        #expect(Endpoint(parsing: "ws://host:99999") == nil)
+        #expect(Endpoint(parsing: "host:443") == nil)
+    }
+}
