@@ -22,6 +22,25 @@ if embedded {
     ]
 }
 
+/// The checked-out revision, for `wisp version` (read from .git without running git).
+func gitRevision() -> String {
+    let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent(".git")
+    guard let head = try? String(contentsOf: root.appendingPathComponent("HEAD"), encoding: .utf8)
+        .trimmingCharacters(in: .whitespacesAndNewlines) else { return "unknown" }
+    if head.hasPrefix("ref: ") {
+        let ref = String(head.dropFirst(5))
+        if let hash = try? String(contentsOf: root.appendingPathComponent(ref), encoding: .utf8) {
+            return String(hash.prefix(12))
+        }
+        if let packed = try? String(contentsOf: root.appendingPathComponent("packed-refs"), encoding: .utf8),
+           let line = packed.split(separator: "\n").first(where: { $0.hasSuffix(" " + ref) }) {
+            return String(line.prefix(12))
+        }
+        return "unknown"
+    }
+    return String(head.prefix(12))
+}
+
 let package = Package(
     name: "wisp",
     products: [
@@ -30,7 +49,10 @@ let package = Package(
     targets: [
         .target(
             name: "CWispPlatform",
-            cSettings: [.unsafeFlags(["-Wall", "-Wextra"])],
+            cSettings: [
+                .unsafeFlags(["-Wall", "-Wextra"]),
+                .define("WISP_GIT_REV", to: "\"\(environment["WISP_GIT_REV"] ?? gitRevision())\""),
+            ],
             linkerSettings: [
                 .linkedLibrary("mbedtls"),
                 .linkedLibrary("mbedx509"),

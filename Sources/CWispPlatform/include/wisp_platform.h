@@ -35,6 +35,49 @@ int wisp_base64_encode(const uint8_t *src, size_t src_len, uint8_t *dst, size_t 
 /// Fills `buf` from the kernel CSPRNG (getrandom). Returns 0, or -errno.
 int wisp_random(uint8_t *buf, size_t len);
 
+// MARK: system (sys.c)
+
+/// Writes all of `buf` to file descriptor `fd` (1 stdout, 2 stderr), retrying EINTR.
+/// Returns 0, or -errno.
+int wisp_write_all(int32_t fd, const uint8_t *buf, size_t len);
+
+/// Reads at most `cap` bytes of the file at `path` into `buf`. Returns the length, or
+/// -errno (-EFBIG when the file is larger than `cap`).
+int64_t wisp_read_file(const char *path, uint8_t *buf, size_t cap);
+
+/// The permission bits of `path` (e.g. 0600), or -errno.
+int32_t wisp_file_mode(const char *path);
+
+/// The value of an environment variable copied into `buf` (NUL-terminated); its length,
+/// or -1 when unset or too long.
+int32_t wisp_getenv(const char *name, char *buf, size_t cap);
+
+/// Monotonic milliseconds (CLOCK_MONOTONIC), for deadlines.
+uint64_t wisp_monotonic_ms(void);
+
+/// Wall-clock milliseconds since the Unix epoch (CLOCK_REALTIME), for signatures.
+uint64_t wisp_realtime_ms(void);
+
+/// The text for an errno value, copied into `buf` (NUL-terminated).
+void wisp_strerror(int32_t err, char *buf, size_t cap);
+
+/// Names in directory `path` (without "." and ".."), each followed by a NUL, into `buf`.
+/// Returns the bytes used, or -errno; names that do not fit are left out.
+int64_t wisp_list_dir(const char *path, uint8_t *buf, size_t cap);
+
+/// The git revision this binary was built from ("unknown" when not built from git).
+const char *wisp_build_revision(void);
+
+/// The Linux target triple this binary was compiled for, e.g. "aarch64-linux-gnu".
+const char *wisp_build_triple(void);
+
+/// The process's arguments (Embedded Swift has no CommandLine): captured at start-up.
+int32_t wisp_argc(void);
+const char *wisp_argv(int32_t index);
+
+/// Ends the process with `code`.
+void wisp_exit(int32_t code) __attribute__((noreturn));
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,141 @@
+// sys.c — files, environment, clocks, process: libc in one audited place.
+// EINTR is retried here; errno becomes a negative return value here, once.
+#define _GNU_SOURCE
+#include "wisp_platform.h"
+
+#include <errno.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+int wisp_write_all(int32_t fd, const uint8_t *buf, size_t len) {
+    size_t done = 0;
+    while (done < len) {
+        ssize_t n = write(fd, buf + done, len - done);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            return -errno;
+        }
+        done += (size_t)n;
+    }
+    return 0;
+}
+
+int64_t wisp_read_file(const char *path, uint8_t *buf, size_t cap) {
+    int fd;
+    do { fd = open(path, O_RDONLY | O_CLOEXEC); } while (fd < 0 && errno == EINTR);
+    if (fd < 0) return -errno;
+    size_t done = 0;
+    for (;;) {
+        if (done == cap) {
+            uint8_t extra;
+            ssize_t more;
+            do { more = read(fd, &extra, 1); } while (more < 0 && errno == EINTR);
+            close(fd);
+            return more > 0 ? -EFBIG : (int64_t)done;
+        }
+        ssize_t n = read(fd, buf + done, cap - done);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            int err = errno;
+            close(fd);
+            return -err;
+        }
+        if (n == 0) break;
+        done += (size_t)n;
+    }
+    close(fd);
+    return (int64_t)done;
+}
+
+int32_t wisp_file_mode(const char *path) {
+    struct stat st;
+    if (stat(path, &st) != 0) return -errno;
+    return (int32_t)(st.st_mode & 07777);
+}
+
+int32_t wisp_getenv(const char *name, char *buf, size_t cap) {
+    const char *v = getenv(name);
+    if (v == NULL) return -1;
+    size_t n = strlen(v);
+    if (n + 1 > cap) return -1;
+    memcpy(buf, v, n + 1);
+    return (int32_t)n;
+}
+
+static uint64_t clock_ms(clockid_t id) {
+    struct timespec ts;
+    clock_gettime(id, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+uint64_t wisp_monotonic_ms(void) { return clock_ms(CLOCK_MONOTONIC); }
+uint64_t wisp_realtime_ms(void) { return clock_ms(CLOCK_REALTIME); }
+
+void wisp_strerror(int32_t err, char *buf, size_t cap) {
+    if (cap == 0) return;
+    const char *s = strerror(err);
+    size_t n = strlen(s);
+    if (n + 1 > cap) n = cap - 1;
+    memcpy(buf, s, n);
+    buf[n] = 0;
+}
+
+void wisp_exit(int32_t code) { exit(code); }
+
+int64_t wisp_list_dir(const char *path, uint8_t *buf, size_t cap) {
+    DIR *dir = opendir(path);
+    if (dir == NULL) return -errno;
+    size_t used = 0;
+    struct dirent *entry;
+    while ((entry = readdir(dir)) != NULL) {
+        const char *name = entry->d_name;
+        if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0) continue;
+        size_t n = strlen(name) + 1;
+        if (used + n > cap) continue;
+        memcpy(buf + used, name, n);
+        used += n;
+    }
+    closedir(dir);
+    return (int64_t)used;
+}
+
+#ifndef WISP_GIT_REV
+#define WISP_GIT_REV "unknown"
+#endif
+
+const char *wisp_build_revision(void) { return WISP_GIT_REV; }
+
+const char *wisp_build_triple(void) {
+#if defined(__aarch64__)
+    return "aarch64-linux-gnu";
+#elif defined(__arm__) && defined(__ARM_PCS_VFP)
+    return "armv7-linux-gnueabihf";
+#elif defined(__arm__)
+    return "arm-linux-gnueabi";
+#elif defined(__x86_64__)
+    return "x86_64-linux-gnu";
+#else
+    return "unknown-linux";
+#endif
+}
+
+static int saved_argc;
+static char **saved_argv;
+
+// glibc passes (argc, argv, envp) to constructors; this keeps them for wisp_argv.
+__attribute__((constructor)) static void wisp_capture_args(int argc, char **argv, char **envp) {
+    (void)envp;
+    saved_argc = argc;
+    saved_argv = argv;
+}
+
+int32_t wisp_argc(void) { return saved_argc; }
+
+const char *wisp_argv(int32_t index) {
+    return (index >= 0 && index < saved_argc) ? saved_argv[index] : "";
+}

@@ -1,0 +1,113 @@
+import WispCore
+
+/// Loads the key file from disk: refuses one that group or others can read, parses it,
+/// and fills in the client id from the board when the file has none.
+public enum ConfigLoader {
+    public static let defaultPath = "/etc/wisp/device.key"
+
+    public static func load(_ path: String) -> Result<LoadedConfig, ConfigError> {
+        switch System.fileMode(path) {
+        case .failure(let e): return .failure(.unreadable(path, e))
+        case .success(let mode):
+            if mode & 0o077 != 0 { return .failure(.tooOpen(path, mode)) }
+        }
+        let bytes: [UInt8]
+        switch System.readFile(path) {
+        case .failure(let e): return .failure(.unreadable(path, e))
+        case .success(let b): bytes = b
+        }
+        let config: DeviceConfig
+        do { config = try KeyFile.parse(String(decoding: bytes, as: UTF8.self)) } catch {
+            return .failure(.invalid(path, error))
+        }
+        guard let clientId = config.clientId ?? BoardIdentity.defaultClientId() else {
+            return .failure(.noClientId(path))
+        }
+        return .success(LoadedConfig(path: path, device: config, clientId: clientId, fingerprint: fingerprint(bytes)))
+    }
+
+    /// FNV-1a of the file, to tell on SIGHUP whether it changed (no secret is kept for it).
+    static func fingerprint(_ bytes: [UInt8]) -> UInt64 {
+        var h: UInt64 = 0xCBF2_9CE4_8422_2325
+        for b in bytes { h = (h ^ UInt64(b)) &* 0x100_0000_01B3 }
+        return h
+    }
+}
+
+public struct LoadedConfig: Sendable {
+    public var path: String
+    public var device: DeviceConfig
+    public var clientId: String
+    public var fingerprint: UInt64
+}
+
+/// Why the key file could not be used. Each message names the file and the fix; none
+/// holds a value from the file.
+public enum ConfigError: Error, Sendable {
+    case unreadable(String, SystemError)
+    case tooOpen(String, Int32)
+    case invalid(String, KeyFileError)
+    case noClientId(String)
+
+    public var message: String {
+        switch self {
+        case .unreadable(let path, let e): "cannot read key file " + path + ": " + e.message
+        case .tooOpen(let path, let mode):
+            "key file " + path + " is readable by group or others (mode " + octal(mode) + "); it holds the device secret: run `chmod 600 " + path + "`"
+        case .invalid(let path, let e): path + ": " + e.message
+        case .noClientId(let path): path + ": no client_id, and the board has no serial number or MAC address to use: set client_id"
+        }
+    }
+
+    func octal(_ mode: Int32) -> String {
+        var digits = ""
+        var m = mode
+        for _ in 0..<4 {
+            digits = String(m & 7) + digits
+            m >>= 3
+        }
+        return digits
+    }
+}
+
+/// The board's own identity, for the default client id.
+public enum BoardIdentity {
+    /// The serial number (device tree or /proc/cpuinfo), else the first non-loopback MAC.
+    public static func defaultClientId() -> String? {
+        if let serial = serialNumber() { return serial }
+        return macAddress()
+    }
+
+    static func serialNumber() -> String? {
+        if let text = System.readText(System.board("/sys/firmware/devicetree/base/serial-number")) {
+            let s = clean(text)
+            if !s.isEmpty && KeyFile.isClientId(s) { return s }
+        }
+        if let cpuinfo = System.readText(System.board("/proc/cpuinfo")) {
+            for line in cpuinfo.split(separator: "\n") where line.hasPrefix("Serial") {
+                if let colon = line.firstIndex(of: ":") {
+                    let s = clean(String(line[line.index(after: colon)...]))
+                    if !s.isEmpty && KeyFile.isClientId(s) && s.utf8.contains(where: { $0 != UInt8(ascii: "0") }) { return s }
+                }
+            }
+        }
+        return nil
+    }
+
+    static func macAddress() -> String? {
+        let base = System.board("/sys/class/net")
+        for name in System.listDirectory(base) where name != "lo" {
+            guard let text = System.readText(base + "/" + name + "/address") else { continue }
+            let mac = clean(text)
+            if mac.utf8.count == 17 && mac != "00:00:00:00:00:00" { return mac }
+        }
+        return nil
+    }
+
+    /// Drops NULs, whitespace and newlines around a value read from sysfs.
+    static func clean(_ s: String) -> String {
+        var bytes: [UInt8] = []
+        for b in s.utf8 where b > 0x20 && b < 0x7F { bytes.append(b) }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+}

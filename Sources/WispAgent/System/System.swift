@@ -1,0 +1,92 @@
+import CWispPlatform
+
+/// Swift faces of CWispPlatform's file, clock and process calls. Errors are errno values
+/// turned into one sentence here, at the edge.
+public enum System {
+    /// `WISP_ROOT` moves /sys, /proc and /dev under a folder (tests, copies of a board).
+    public static let root: String = environment("WISP_ROOT") ?? ""
+
+    /// `path` under `WISP_ROOT` when it starts with /sys, /proc or /dev.
+    public static func board(_ path: String) -> String {
+        root.isEmpty ? path : root + path
+    }
+
+    /// The command line, without the program name.
+    public static var arguments: [String] {
+        var args: [String] = []
+        let n = wisp_argc()
+        if n > 1 { for i in 1..<n { args.append(String(cString: wisp_argv(i))) } }
+        return args
+    }
+
+    public static func environment(_ name: String) -> String? {
+        var buf = [CChar](repeating: 0, count: 4096)
+        let n = buf.withUnsafeMutableBufferPointer { wisp_getenv(name, $0.baseAddress, $0.count) }
+        if n < 0 { return nil }
+        return String(decoding: buf[0..<Int(n)].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    /// The file's bytes, or the errno (EFBIG past `limit`).
+    public static func readFile(_ path: String, limit: Int = 65_536) -> Result<[UInt8], SystemError> {
+        var buf = [UInt8](repeating: 0, count: limit)
+        let n = buf.withUnsafeMutableBufferPointer { wisp_read_file(path, $0.baseAddress, $0.count) }
+        if n < 0 { return .failure(SystemError(errno: Int32(-n))) }
+        return .success(Array(buf[0..<Int(n)]))
+    }
+
+    public static func readText(_ path: String, limit: Int = 65_536) -> String? {
+        guard case .success(let bytes) = readFile(path, limit: limit) else { return nil }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// Permission bits, or the errno.
+    public static func fileMode(_ path: String) -> Result<Int32, SystemError> {
+        let m = wisp_file_mode(path)
+        return m < 0 ? .failure(SystemError(errno: -m)) : .success(m)
+    }
+
+    public static func listDirectory(_ path: String) -> [String] {
+        var buf = [UInt8](repeating: 0, count: 16_384)
+        let n = buf.withUnsafeMutableBufferPointer { wisp_list_dir(path, $0.baseAddress, $0.count) }
+        if n <= 0 { return [] }
+        var names: [String] = []
+        for part in buf[0..<Int(n)].split(separator: 0) { names.append(String(decoding: part, as: UTF8.self)) }
+        return names.sorted()
+    }
+
+    public static var monotonicMillis: UInt64 { wisp_monotonic_ms() }
+    public static var realtimeMillis: UInt64 { wisp_realtime_ms() }
+
+    public static func write(_ text: String, to fd: Int32) {
+        var t = text
+        t.withUTF8 { _ = wisp_write_all(fd, $0.baseAddress, $0.count) }
+    }
+
+    public static func out(_ line: String) { write(line + "\n", to: 1) }
+
+    public static func exit(_ code: ExitCode) -> Never { wisp_exit(code.rawValue) }
+}
+
+/// An errno from the platform layer, with its text.
+public struct SystemError: Error, Equatable, Sendable {
+    public var errno: Int32
+
+    public init(errno: Int32) { self.errno = errno }
+
+    public var message: String {
+        var buf = [CChar](repeating: 0, count: 256)
+        buf.withUnsafeMutableBufferPointer { wisp_strerror(errno, $0.baseAddress, $0.count) }
+        let bytes = buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+}
+
+/// Process exit codes (sysexits.h), one per kind of failure a user can meet.
+public enum ExitCode: Int32, Sendable {
+    case ok = 0
+    case failure = 1
+    case usage = 64
+    case unreachable = 69
+    case refused = 77
+    case configuration = 78
+}

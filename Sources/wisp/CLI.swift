@@ -1,0 +1,134 @@
+import CWispPlatform
+import WispAgent
+import WispCore
+
+/// `wisp COMMAND [options]`: the whole command line.
+@main
+struct CLI {
+    static let version = "0.1.0"
+
+    static let help = """
+        wisp \(version): publishes a board's sensors as IoT Platform telemetry over MQTT in WebSocket frames.
+
+        usage: wisp COMMAND [options]
+
+        commands:
+          run [--config PATH] [--verbose]
+              connect, sign in, publish telemetry every telemetry_interval seconds, and stay
+              connected (reconnecting with backoff) until SIGTERM/SIGINT; SIGHUP re-reads the
+              key file and reconnects if it changed.
+          check [--config PATH]
+              validate the key file and print the effective settings, secret redacted.
+          sign [--config PATH] [--timestamp MS]
+              print mqttClientId=, mqttUsername= and mqttPassword= exactly as the platform
+              expects them, for debugging sign-in problems (--timestamp overrides sign_timestamp).
+          version
+              print the version, the target triple and the git revision.
+          help
+              this text.
+
+        --config PATH defaults to \(ConfigLoader.defaultPath). The key file must not be readable
+        by group or others (chmod 600). It holds `key = value` lines and # comments:
+
+        """
+
+    static func main() {
+        var args = System.arguments
+        guard let command = args.first else { usage("no command given") }
+        args.removeFirst()
+        switch command {
+        case "help", "--help", "-h":
+            printHelp()
+            System.exit(.ok)
+        case "version", "--version":
+            noOptions(args)
+            System.out("wisp " + version + " (" + String(cString: wisp_build_triple()) + ", git " + String(cString: wisp_build_revision()) + ")")
+            System.exit(.ok)
+        case "check":
+            let options = parse(args, allowing: ["--config"])
+            check(path: options["--config"] ?? ConfigLoader.defaultPath)
+        case "sign":
+            let options = parse(args, allowing: ["--config", "--timestamp"])
+            sign(path: options["--config"] ?? ConfigLoader.defaultPath, timestamp: options["--timestamp"])
+        case "run":
+            let options = parse(args, allowing: ["--config", "--verbose"])
+            if options["--verbose"] != nil { Log.threshold = .debug }
+            System.exit(Agent.run(configPath: options["--config"] ?? ConfigLoader.defaultPath))
+        default:
+            usage("unknown command '" + command + "'")
+        }
+    }
+
+    static func printHelp() {
+        var text = help
+        for key in KeyFile.keys {
+            text += "  " + key.name + String(repeating: " ", count: max(1, 20 - key.name.utf8.count)) + key.allowed + "\n"
+        }
+        text += """
+
+            exit codes: 0 ok, 64 usage, 69 platform unreachable, 77 credentials refused, 78 configuration.
+
+            """
+        System.write(text, to: 1)
+    }
+
+    static func usage(_ problem: String) -> Never {
+        System.write("wisp: " + problem + "\nrun `wisp help` for usage\n", to: 2)
+        System.exit(.usage)
+    }
+
+    static func noOptions(_ args: [String]) {
+        if let first = args.first { usage("unexpected argument '" + first + "'") }
+    }
+
+    /// `--name VALUE` pairs (and the flag --verbose); anything else is a usage error.
+    static func parse(_ args: [String], allowing names: [String]) -> [String: String] {
+        var options: [String: String] = [:]
+        var i = 0
+        while i < args.count {
+            let name = args[i]
+            guard names.contains(name) else { usage("unknown option '" + name + "'") }
+            if options[name] != nil { usage("option " + name + " given twice") }
+            if name == "--verbose" {
+                options[name] = "1"
+                i += 1
+                continue
+            }
+            guard i + 1 < args.count, !args[i + 1].isEmpty else { usage("option " + name + " needs a value") }
+            options[name] = args[i + 1]
+            i += 2
+        }
+        return options
+    }
+
+    static func load(_ path: String) -> LoadedConfig {
+        switch ConfigLoader.load(path) {
+        case .success(let loaded): return loaded
+        case .failure(let error):
+            System.write("wisp: " + error.message + "\n", to: 2)
+            System.exit(.configuration)
+        }
+    }
+
+    static func check(path: String) -> Never {
+        let loaded = load(path)
+        System.out("key file " + path + " is valid; effective settings:")
+        System.write(loaded.device.describe(effectiveClientId: loaded.clientId), to: 1)
+        System.exit(.ok)
+    }
+
+    static func sign(path: String, timestamp override: String?) -> Never {
+        let loaded = load(path)
+        if let override, KeyFile.parseDecimal(override) == nil { usage("--timestamp needs milliseconds, e.g. 1700000000000") }
+        guard let identity = Agent.platformIdentity(loaded) else {
+            System.write("wisp: " + path + " has no product_key/device_name/device_secret: `sign` is for IoT Platform devices\n", to: 2)
+            System.exit(.configuration)
+        }
+        let stamp = override ?? Agent.signTimestamp(loaded.device)
+        let credentials = identity.credentials(secureMode: loaded.device.endpoint.secureMode, timestamp: stamp)
+        System.out("mqttClientId=" + credentials.clientId)
+        System.out("mqttUsername=" + (credentials.username ?? ""))
+        System.out("mqttPassword=" + (credentials.password ?? ""))
+        System.exit(.ok)
+    }
+}

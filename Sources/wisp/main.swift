@@ -1,2 +1,0 @@
-import WispCore
-@main struct Wisp { static func main() { print("wisp") } }
