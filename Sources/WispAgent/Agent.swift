@@ -1,3 +1,4 @@
+import CWispPlatform
 import WispCore
 
 /// The agent: turns a loaded key file into a running session.
@@ -29,8 +30,277 @@ public enum Agent {
         return MQTTCredentials(clientId: loaded.clientId, username: user, password: password)
     }
 
+    /// Topics of the thing model: the platform's Alink topics, or `wisp/{clientId}/…`
+    /// on other brokers.
+    static func postTopic(_ loaded: LoadedConfig) -> String {
+        if let pk = loaded.device.productKey, let dn = loaded.device.deviceName {
+            return PropertyPost.topic(productKey: pk, deviceName: dn)
+        }
+        return "wisp/" + loaded.clientId + "/thing/event/property/post"
+    }
+
+    /// `wisp run`: runs until SIGTERM/SIGINT; SIGHUP re-reads the key file.
     public static func run(configPath: String) -> ExitCode {
-        Log.error("wisp run is not built yet")
-        return .failure
+        var loaded: LoadedConfig
+        switch ConfigLoader.load(configPath) {
+        case .success(let l): loaded = l
+        case .failure(let e):
+            Log.error(e.message)
+            return .configuration
+        }
+        let signals = wisp_signals_open()
+        if signals < 0 {
+            Log.error("cannot set up signal handling: " + SystemError(errno: -signals).message)
+            return .failure
+        }
+        while true {
+            var runner = Runner(loaded, configPath: configPath)
+            switch runner.run(signals: signals) {
+            case .stopped:
+                Log.info("stopped")
+                return .ok
+            case .reload(let next):
+                Log.info("key file changed: reconnecting with the new settings")
+                loaded = next
+            }
+        }
+    }
+}
+
+/// One configuration's life: the session, its connection, the telemetry schedule.
+struct Runner: ~Copyable {
+    enum Outcome {
+        case stopped
+        case reload(LoadedConfig)
+    }
+
+    let loaded: LoadedConfig
+    let configPath: String
+    var session: Session
+    var connection: Connection?
+    var sensors = SystemSensors()
+    var values: [PropertyValue] = []
+    var json: JSONWriter
+    let postTopic: String
+    let replyTopic: String
+    let interval: UInt64
+    var nextSample: UInt64
+    var postId: UInt64 = 0
+    var reload: LoadedConfig?
+    var everOnline = false
+
+    init(_ loaded: LoadedConfig, configPath: String) {
+        self.loaded = loaded
+        self.configPath = configPath
+        let device = loaded.device
+        let endpoint = device.endpoint
+        var config = SessionConfig(
+            keepAlive: device.keepAlive,
+            webSocket: endpoint.isWebSocket ? .init(hostHeader: endpoint.hostHeader, path: endpoint.path) : nil)
+        postTopic = Agent.postTopic(loaded)
+        replyTopic = postTopic + "_reply"
+        config.subscriptions = [MQTTEncoder.Subscription(topic: replyTopic, qos: .atLeastOnce)]
+        let now = System.monotonicMillis
+        var seed: UInt64 = 0
+        for b in Crypto.random(8) { seed = seed << 8 | UInt64(b) }
+        session = Session(config: config, seed: seed, now: now)
+        json = JSONWriter(capacity: config.maxOutboundPacket - postTopic.utf8.count - 8)
+        values.reserveCapacity(16)
+        interval = UInt64(device.telemetryInterval) * 1000
+        nextSample = now + interval
+        if let thermal = sensors.thermalPath { Log.info("CPU temperature from " + thermal) }
+    }
+
+    mutating func run(signals: Int32) -> Outcome {
+        while true {
+            let now = System.monotonicMillis
+            if now >= nextSample {
+                sample(now: now)
+                while nextSample <= now { nextSample += interval }  // drift-free: k × interval from start
+            }
+            switch session.poll(now: now) {
+            case .openTransport:
+                open(now: now)
+            case .closeTransport(let reason):
+                writeOutput(now: now)
+                connection = nil
+                Log.debug("connection closed: " + reason.message)
+            case .event(let event):
+                handle(event)
+            case .stopped:
+                connection = nil
+                if let next = reload { return .reload(next) }
+                return .stopped
+            case .wait(let until):
+                if writeOutput(now: now) > 0 { continue }
+                if readInput(now: now) { continue }  // TLS may hold decrypted bytes poll() cannot see
+                let deadline = min(until, nextSample)
+                let timeout = deadline <= now ? 0 : Int32(min(deadline - now, 3_600_000))
+                let fd: Int32 = connection?.fd ?? -1
+                let events: Int32 = fd < 0 ? 0 : 1 | (session.output.isEmpty ? 0 : 2)
+                let mask = wisp_poll(fd, events, signals, timeout)
+                if mask < 0 {
+                    Log.error("poll failed: " + SystemError(errno: -mask).message)
+                    return .stopped
+                }
+                if mask & 8 != 0 { handleSignals(signals) }
+                if mask & 5 != 0 { _ = readInput(now: System.monotonicMillis) }
+            }
+        }
+    }
+
+    // MARK: connection
+
+    mutating func open(now: UInt64) {
+        let device = loaded.device
+        let via = device.proxy.map { " via proxy " + $0.hostHeader } ?? ""
+        Log.info("connecting to " + device.endpoint.description + via)
+        if device.endpoint.isTLS && device.tlsInsecure {
+            Log.warning("tls_insecure = true: the server certificate is NOT verified (lab use only)")
+        }
+        switch Connection.open(device.endpoint, proxy: device.proxy, caFile: device.caFile, insecure: device.tlsInsecure, timeoutMillis: 10_000) {
+        case .failure(let e):
+            Log.warning("cannot connect: " + e.message)
+            session.transportFailed(now: System.monotonicMillis, .connectFailed)
+        case .success(let c):
+            connection = consume c
+            let creds = Agent.credentials(loaded)
+            let connect = MQTTEncoder.Connect(clientId: creds.clientId, username: creds.username, password: creds.password,
+                                              keepAlive: device.keepAlive, will: device.will)
+            if device.endpoint.isWebSocket {
+                Log.debug("WebSocket upgrade: GET " + device.endpoint.path + " HTTP/1.1, Host: " + device.endpoint.hostHeader)
+            }
+            session.transportOpened(now: System.monotonicMillis, connect: connect, webSocketKey: WebSocketHandshake.randomKey())
+        }
+    }
+
+    /// Writes what the session has queued, as far as the socket takes it.
+    @discardableResult
+    mutating func writeOutput(now: UInt64) -> Int {
+        guard connection != nil, !session.output.isEmpty else { return 0 }
+        let n = sendOutput()
+        if n < 0 {
+            Log.debug("write failed: " + SystemError(errno: Int32(-n)).message)
+            connection = nil
+            session.transportFailed(now: now, .transportError(Int32(-n)))
+            return 0
+        }
+        session.didWrite(Int(n), now: now)
+        return Int(n)
+    }
+
+    /// Sends from the session's output without holding a second reference to it (a copy
+    /// alive during `didWrite` would make the buffer copy itself).
+    func sendOutput() -> Int64 {
+        session.output.withBytes { connection?.send($0) ?? 0 }
+    }
+
+    /// Reads what is there into the session's input. True when bytes arrived.
+    mutating func readInput(now: UInt64) -> Bool {
+        guard connection != nil else { return false }
+        let input = session.input
+        var total = 0
+        while input.available > 0 {
+            let n = input.append { buffer in Int(connection?.receive(buffer) ?? 0) }
+            if n > 0 {
+                total += n
+                continue
+            }
+            if n == 0 { break }
+            connection = nil
+            session.didReceive(total, now: now)
+            session.transportFailed(now: now, n == Int(WISP_IO_CLOSED) ? .transportClosed : .transportError(Int32(-n)))
+            return true
+        }
+        session.didReceive(total, now: now)
+        return total > 0
+    }
+
+    // MARK: events
+
+    mutating func handle(_ event: SessionEvent) {
+        switch event {
+        case .upgraded:
+            Log.debug("WebSocket upgrade accepted; sending CONNECT")
+        case .online(_, let resent):
+            everOnline = true
+            let extra = resent > 0 ? ", \(resent) unacknowledged posts resent" : ""
+            Log.info("online: " + loaded.device.endpoint.description + " as " + loaded.clientId
+                     + " (keep-alive \(loaded.device.keepAlive) s" + extra + ")")
+        case .message(let p):
+            let inbound = session.inbound
+            if inbound.bytes(p.topic, equal: replyTopic) {
+                let code = PropertyPost.replyCode(inbound, p.payload)
+                if code != 200 {
+                    let text = String(decoding: inbound.bytesView(p.payload), as: UTF8.self)
+                    Log.warning("property post refused by the platform: " + text)
+                } else {
+                    Log.debug("property post accepted")
+                }
+            } else {
+                Log.debug("message on " + String(decoding: inbound.bytesView(p.topic), as: UTF8.self))
+            }
+        case .delivered(let id):
+            Log.debug("post \(id) acknowledged")
+        case .subscribed(let refused):
+            if refused > 0 { Log.warning("the broker refused \(refused) subscription(s) (to " + replyTopic + ")") }
+        case .skippedOversized(let length):
+            Log.warning("skipped a \(length)-byte message larger than the input buffer")
+        case .offline(let reason, let retryIn):
+            let line = "offline: " + reason.message + "; reconnecting in " + seconds(retryIn)
+            if case .refused = reason { Log.error(line) } else { Log.warning(line) }
+        }
+    }
+
+    func seconds(_ ms: UInt64) -> String {
+        "\(ms / 1000).\(ms % 1000 / 100) s"
+    }
+
+    // MARK: telemetry
+
+    mutating func sample(now: UInt64) {
+        values.removeAll(keepingCapacity: true)
+        sensors.sample(into: &values)
+        postId += 1
+        guard PropertyPost.write(id: postId, values: values, into: &json) else {
+            Log.error("property post \(postId) does not fit the output buffer")
+            return
+        }
+        guard session.isOnline else {
+            Log.debug("offline: sample \(postId) not sent")
+            return
+        }
+        do {
+            _ = try session.publish(topic: postTopic, payload: json.buffer.bytesView(0..<json.buffer.count), qos: .atLeastOnce)
+            Log.debug("post \(postId) sent")
+        } catch {
+            Log.warning("post \(postId) not sent: " + error.message)
+        }
+    }
+
+    // MARK: signals
+
+    mutating func handleSignals(_ fd: Int32) {
+        while true {
+            let signal = wisp_signal_next(fd)
+            if signal == 0 { return }
+            let now = System.monotonicMillis
+            if signal == 1 {
+                switch ConfigLoader.load(configPath) {
+                case .failure(let e):
+                    Log.error("SIGHUP: " + e.message + "; keeping the running settings")
+                case .success(let next):
+                    if next.fingerprint == loaded.fingerprint {
+                        Log.info("SIGHUP: key file unchanged")
+                    } else {
+                        reload = next
+                        session.stop(now: now)
+                    }
+                }
+            } else {
+                Log.info(signal == 15 ? "SIGTERM: disconnecting" : "SIGINT: disconnecting")
+                session.stop(now: now)
+            }
+        }
     }
 }

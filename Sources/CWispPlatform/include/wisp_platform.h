@@ -35,6 +35,58 @@ int wisp_base64_encode(const uint8_t *src, size_t src_len, uint8_t *dst, size_t 
 /// Fills `buf` from the kernel CSPRNG (getrandom). Returns 0, or -errno.
 int wisp_random(uint8_t *buf, size_t len);
 
+// MARK: network (net.c)
+
+/// Returned by the receive functions when the peer closed the connection in order.
+#define WISP_IO_CLOSED (-100000)
+
+/// Opens a TCP connection to `host`:`port` (IPv4 or IPv6, every address getaddrinfo
+/// gives, in order) within `timeout_ms`. Returns a non-blocking, close-on-exec socket,
+/// or -1 with one sentence in `err` (DNS failure, refused, unreachable, timed out).
+int32_t wisp_tcp_connect(const char *host, uint16_t port, int32_t timeout_ms, char *err, size_t err_cap);
+
+/// Sends from a non-blocking socket: bytes sent, 0 when it would block, or -errno.
+int64_t wisp_tcp_send(int32_t fd, const uint8_t *buf, size_t len);
+
+/// Receives: bytes read, 0 when no data is there yet, WISP_IO_CLOSED at end of stream,
+/// or -errno. Never 0 for a closed connection.
+int64_t wisp_tcp_recv(int32_t fd, uint8_t *buf, size_t cap);
+
+/// Waits until `fd` is readable (events & 1) or writable (events & 2), `signal_fd` is
+/// readable, or `timeout_ms` passes (-1: forever). Returns a mask: 1 readable,
+/// 2 writable, 4 error or hang-up, 8 signal pending; 0 on timeout; -errno on failure.
+/// `fd` may be -1 to wait only for signals and time.
+int32_t wisp_poll(int32_t fd, int32_t events, int32_t signal_fd, int32_t timeout_ms);
+
+int32_t wisp_close(int32_t fd);
+
+/// Blocks SIGTERM, SIGINT, SIGHUP and SIGPIPE and returns a signalfd for the first three,
+/// or -errno.
+int32_t wisp_signals_open(void);
+
+/// The next pending signal on `fd` (SIGTERM=15, SIGINT=2, SIGHUP=1), or 0 for none.
+int32_t wisp_signal_next(int32_t fd);
+
+// MARK: TLS (tls.c)
+
+/// Starts a TLS client over the connected socket `fd`: loads `ca_file` (a PEM bundle
+/// that may hold several roots; NULL for the system bundle), sets SNI and the name to
+/// verify to `host`, and completes the handshake within `timeout_ms`. With `insecure`
+/// non-zero the certificate is not verified. Returns an opaque context, or NULL with one
+/// sentence in `err` (what failed and why, e.g. the verification flags).
+void *wisp_tls_open(int32_t fd, const char *host, const char *ca_file, int32_t insecure,
+                    int32_t timeout_ms, char *err, size_t err_cap);
+
+/// As wisp_tcp_send/recv, through TLS.
+int64_t wisp_tls_send(void *tls, const uint8_t *buf, size_t len);
+int64_t wisp_tls_recv(void *tls, uint8_t *buf, size_t cap);
+
+/// Decrypted bytes mbedTLS holds that poll() cannot see.
+size_t wisp_tls_pending(void *tls);
+
+/// Sends close_notify (best effort) and frees the context; does not close the socket.
+void wisp_tls_close(void *tls);
+
 // MARK: system (sys.c)
 
 /// Writes all of `buf` to file descriptor `fd` (1 stdout, 2 stderr), retrying EINTR.

@@ -115,6 +115,11 @@ public struct Session {
         return n
     }
 
+    /// The loop appended `n` bytes to `input` itself (through its own reference).
+    public mutating func didReceive(_ n: Int, now: UInt64) {
+        if n > 0 { lastReceived = now }
+    }
+
     /// Room left for `receive` (0 means: poll first).
     public var receiveCapacity: Int { input.available }
 
@@ -447,7 +452,7 @@ public struct Session {
 
 extension ByteBuffer {
     /// The bytes in `range`, as a collection that does not copy.
-    func bytesView(_ range: Range<Int>) -> ArraySlice<UInt8> { storage[range] }
+    public func bytesView(_ range: Range<Int>) -> ArraySlice<UInt8> { storage[range] }
 }
 
 /// QoS 1 messages awaiting PUBACK: fixed slots holding each encoded PUBLISH.

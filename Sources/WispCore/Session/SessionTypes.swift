@@ -74,6 +74,7 @@ public enum SessionEvent: Equatable, Sendable {
 /// Why a connection ended.
 public enum DisconnectReason: Equatable, Sendable {
     case transportClosed
+    case connectFailed
     case transportError(Int32)
     case handshake(WebSocketHandshakeError)
     case refused(ConnectReturnCode)
@@ -90,6 +91,7 @@ public enum DisconnectReason: Equatable, Sendable {
     public var message: String {
         switch self {
         case .transportClosed: "the connection was closed by the other end"
+        case .connectFailed: "could not connect"
         case .transportError(let code): "transport error \(code)"
         case .handshake(let e): e.message
         case .refused(let code): code.message

@@ -1,0 +1,175 @@
+// tls.c — the TLS client, used the way mbedTLS's own ssl_client1.c reads:
+// 1. seed the RNG, 2. load the roots, 3. configure, 4. handshake, 5. I/O; one cleanup
+// block frees in reverse order; retries only on WANT_READ/WANT_WRITE.
+// Written against mbedTLS 2.28 (Debian 12); version differences stay in this file.
+#define _GNU_SOURCE
+#include "wisp_platform.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <mbedtls/ctr_drbg.h>
+#include <mbedtls/entropy.h>
+#include <mbedtls/error.h>
+#include <mbedtls/net_sockets.h>
+#include <mbedtls/ssl.h>
+#include <mbedtls/x509_crt.h>
+
+#define SYSTEM_BUNDLE "/etc/ssl/certs/ca-certificates.crt"
+
+struct wisp_tls {
+    mbedtls_net_context net;
+    mbedtls_entropy_context entropy;
+    mbedtls_ctr_drbg_context drbg;
+    mbedtls_x509_crt roots;
+    mbedtls_ssl_config conf;
+    mbedtls_ssl_context ssl;
+};
+
+static int64_t now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void free_all(struct wisp_tls *t) {
+    mbedtls_ssl_free(&t->ssl);
+    mbedtls_ssl_config_free(&t->conf);
+    mbedtls_x509_crt_free(&t->roots);
+    mbedtls_ctr_drbg_free(&t->drbg);
+    mbedtls_entropy_free(&t->entropy);
+    free(t);
+}
+
+static void describe(int ret, const char *what, char *err, size_t cap) {
+    char text[160];
+    mbedtls_strerror(ret, text, sizeof text);
+    snprintf(err, cap, "%s: %s (-0x%04x)", what, text, (unsigned)-ret);
+}
+
+void *wisp_tls_open(int32_t fd, const char *host, const char *ca_file, int32_t insecure,
+                    int32_t timeout_ms, char *err, size_t err_cap) {
+    struct wisp_tls *t = calloc(1, sizeof *t);
+    if (t == NULL) {
+        snprintf(err, err_cap, "out of memory for TLS");
+        return NULL;
+    }
+    t->net.fd = fd;
+    mbedtls_ssl_init(&t->ssl);
+    mbedtls_ssl_config_init(&t->conf);
+    mbedtls_x509_crt_init(&t->roots);
+    mbedtls_ctr_drbg_init(&t->drbg);
+    mbedtls_entropy_init(&t->entropy);
+    int ret;
+
+    // 1. RNG
+    static const unsigned char personal[] = "wisp";
+    if ((ret = mbedtls_ctr_drbg_seed(&t->drbg, mbedtls_entropy_func, &t->entropy, personal, sizeof personal - 1)) != 0) {
+        describe(ret, "TLS random generator", err, err_cap);
+        goto fail;
+    }
+
+    // 2. trusted roots (a bundle may hold several: a root rotation needs no new binary)
+    if (!insecure) {
+        const char *bundle = ca_file != NULL ? ca_file : SYSTEM_BUNDLE;
+        ret = mbedtls_x509_crt_parse_file(&t->roots, bundle);
+        if (ret < 0) {
+            char what[300];
+            snprintf(what, sizeof what, "cannot load CA bundle %s", bundle);
+            describe(ret, what, err, err_cap);
+            goto fail;
+        }
+        if (t->roots.version == 0) {
+            snprintf(err, err_cap, "CA bundle %s holds no usable certificate", bundle);
+            goto fail;
+        }
+    }
+
+    // 3. configuration
+    if ((ret = mbedtls_ssl_config_defaults(&t->conf, MBEDTLS_SSL_IS_CLIENT, MBEDTLS_SSL_TRANSPORT_STREAM,
+                                           MBEDTLS_SSL_PRESET_DEFAULT)) != 0) {
+        describe(ret, "TLS configuration", err, err_cap);
+        goto fail;
+    }
+    mbedtls_ssl_conf_min_version(&t->conf, MBEDTLS_SSL_MAJOR_VERSION_3, MBEDTLS_SSL_MINOR_VERSION_3);  // TLS 1.2+
+    mbedtls_ssl_conf_authmode(&t->conf, insecure ? MBEDTLS_SSL_VERIFY_NONE : MBEDTLS_SSL_VERIFY_REQUIRED);
+    mbedtls_ssl_conf_ca_chain(&t->conf, &t->roots, NULL);
+    mbedtls_ssl_conf_rng(&t->conf, mbedtls_ctr_drbg_random, &t->drbg);
+    if ((ret = mbedtls_ssl_setup(&t->ssl, &t->conf)) != 0) {
+        describe(ret, "TLS setup", err, err_cap);
+        goto fail;
+    }
+    if ((ret = mbedtls_ssl_set_hostname(&t->ssl, host)) != 0) {  // SNI and the name checked
+        describe(ret, "TLS host name", err, err_cap);
+        goto fail;
+    }
+    mbedtls_ssl_set_bio(&t->ssl, &t->net, mbedtls_net_send, mbedtls_net_recv, NULL);
+
+    // 4. handshake, non-blocking, within the deadline
+    int64_t deadline = now_ms() + timeout_ms;
+    while ((ret = mbedtls_ssl_handshake(&t->ssl)) != 0) {
+        if (ret != MBEDTLS_ERR_SSL_WANT_READ && ret != MBEDTLS_ERR_SSL_WANT_WRITE) {
+            uint32_t flags = mbedtls_ssl_get_verify_result(&t->ssl);
+            if (ret == MBEDTLS_ERR_X509_CERT_VERIFY_FAILED && flags != 0) {
+                char info[256];
+                mbedtls_x509_crt_verify_info(info, sizeof info, "", flags);
+                for (char *c = info; *c; c++) if (*c == '\n') *c = (c[1] ? ';' : '\0');
+                snprintf(err, err_cap, "TLS certificate of %s refused: %s", host, info);
+            } else if (ret == MBEDTLS_ERR_NET_CONN_RESET || ret == MBEDTLS_ERR_SSL_CONN_EOF) {
+                snprintf(err, err_cap, "TLS handshake with %s: the connection was closed", host);
+            } else {
+                describe(ret, "TLS handshake failed", err, err_cap);
+            }
+            goto fail;
+        }
+        int64_t left = deadline - now_ms();
+        if (left <= 0) {
+            snprintf(err, err_cap, "TLS handshake with %s timed out after %d ms", host, (int)timeout_ms);
+            goto fail;
+        }
+        struct pollfd p = {.fd = fd, .events = ret == MBEDTLS_ERR_SSL_WANT_READ ? POLLIN : POLLOUT};
+        if (poll(&p, 1, (int)left) < 0 && errno != EINTR) {
+            snprintf(err, err_cap, "poll during TLS handshake: %s", strerror(errno));
+            goto fail;
+        }
+    }
+    return t;
+
+fail:
+    free_all(t);
+    return NULL;
+}
+
+int64_t wisp_tls_send(void *tls, const uint8_t *buf, size_t len) {
+    struct wisp_tls *t = tls;
+    int ret = mbedtls_ssl_write(&t->ssl, buf, len);
+    if (ret >= 0) return ret;
+    if (ret == MBEDTLS_ERR_SSL_WANT_READ || ret == MBEDTLS_ERR_SSL_WANT_WRITE) return 0;
+    return ret == MBEDTLS_ERR_NET_CONN_RESET ? -ECONNRESET : -EIO;
+}
+
+int64_t wisp_tls_recv(void *tls, uint8_t *buf, size_t cap) {
+    struct wisp_tls *t = tls;
+    int ret = mbedtls_ssl_read(&t->ssl, buf, cap);
+    if (ret > 0) return ret;
+    if (ret == 0 || ret == MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY) return WISP_IO_CLOSED;
+    if (ret == MBEDTLS_ERR_SSL_WANT_READ || ret == MBEDTLS_ERR_SSL_WANT_WRITE) return 0;
+    if (ret == MBEDTLS_ERR_NET_CONN_RESET) return -ECONNRESET;
+    return -EIO;
+}
+
+size_t wisp_tls_pending(void *tls) {
+    struct wisp_tls *t = tls;
+    return mbedtls_ssl_get_bytes_avail(&t->ssl);
+}
+
+void wisp_tls_close(void *tls) {
+    struct wisp_tls *t = tls;
+    if (t == NULL) return;
+    (void)mbedtls_ssl_close_notify(&t->ssl);
+    free_all(t);
+}

@@ -1,0 +1,92 @@
+/// Writes JSON into a fixed `ByteBuffer` without allocating: strings (escaped), integers
+/// and fixed-point decimals. Embedded Swift has no Foundation, and steady state must not
+/// allocate, so property posts are built here byte by byte.
+public struct JSONWriter {
+    public var buffer: ByteBuffer
+    var failed = false
+
+    public init(capacity: Int) { buffer = ByteBuffer(capacity: capacity) }
+
+    /// Starts again; the capacity stays.
+    public mutating func reset() {
+        buffer.removeAll()
+        failed = false
+    }
+
+    /// False when something did not fit: the document is incomplete and must not be sent.
+    public var ok: Bool { !failed }
+
+    public mutating func raw(_ s: StaticString) {
+        let n = s.utf8CodeUnitCount
+        guard n <= buffer.available else { failed = true; return }
+        s.withUTF8Buffer { for b in $0 { buffer.put(b) } }
+    }
+
+    public mutating func byte(_ b: UInt8) {
+        guard buffer.available > 0 else { failed = true; return }
+        buffer.put(b)
+    }
+
+    /// A JSON string with `"` `\` and control characters escaped (RFC 8259 §7).
+    public mutating func string(_ s: String) {
+        byte(UInt8(ascii: "\""))
+        for b in s.utf8 {
+            switch b {
+            case UInt8(ascii: "\""), UInt8(ascii: "\\"):
+                byte(UInt8(ascii: "\\"))
+                byte(b)
+            case 0..<0x20:
+                raw("\\u00")
+                byte(hexDigit(b >> 4))
+                byte(hexDigit(b & 0xF))
+            default:
+                byte(b)
+            }
+        }
+        byte(UInt8(ascii: "\""))
+    }
+
+    public mutating func integer(_ value: Int64) {
+        if value < 0 { byte(UInt8(ascii: "-")) }
+        var magnitude = value.magnitude
+        var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
+                     UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
+            (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        var count = 0
+        withUnsafeMutableBytes(of: &digits) { d in
+            repeat {
+                d[count] = UInt8(ascii: "0") + UInt8(magnitude % 10)
+                magnitude /= 10
+                count += 1
+            } while magnitude > 0
+        }
+        withUnsafeBytes(of: &digits) { d in
+            var i = count - 1
+            while i >= 0 {
+                byte(d[i])
+                i -= 1
+            }
+        }
+    }
+
+    /// A decimal with `decimals` places from a value scaled by 10^decimals (no floats:
+    /// `fixed(2345, decimals: 2)` writes 23.45). Trailing zeros are kept.
+    public mutating func fixed(_ scaled: Int64, decimals: Int) {
+        if decimals == 0 { integer(scaled); return }
+        var divisor: Int64 = 1
+        for _ in 0..<decimals { divisor *= 10 }
+        if scaled < 0 { byte(UInt8(ascii: "-")) }
+        let m = Int64(scaled.magnitude)
+        integer(m / divisor)
+        byte(UInt8(ascii: "."))
+        var fraction = m % divisor
+        var d = divisor / 10
+        while d > 0 {
+            byte(UInt8(ascii: "0") + UInt8(fraction / d))
+            fraction %= d
+            d /= 10
+        }
+    }
+
+    func hexDigit(_ v: UInt8) -> UInt8 { v < 10 ? UInt8(ascii: "0") + v : UInt8(ascii: "a") + v - 10 }
+}

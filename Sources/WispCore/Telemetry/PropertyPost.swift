@@ -1,0 +1,82 @@
+/// One property value: an Alink identifier and a fixed-point number.
+public struct PropertyValue: Sendable, Equatable {
+    public var identifier: String
+    /// The value times 10^decimals (23.45 °C with 2 decimals is 2345).
+    public var scaled: Int64
+    public var decimals: Int
+
+    public init(identifier: String, scaled: Int64, decimals: Int) {
+        self.identifier = identifier
+        self.scaled = scaled
+        self.decimals = decimals
+    }
+}
+
+/// The Alink thing model's property post (IoT Platform, "thing.event.property.post"):
+/// `{"id":"N","version":"1.0","params":{...},"method":"thing.event.property.post"}`.
+public enum PropertyPost {
+    public static func topic(productKey: String, deviceName: String) -> String {
+        "/sys/" + productKey + "/" + deviceName + "/thing/event/property/post"
+    }
+
+    public static func replyTopic(productKey: String, deviceName: String) -> String {
+        topic(productKey: productKey, deviceName: deviceName) + "_reply"
+    }
+
+    /// Writes the post for `values`; `time` (ms since the epoch) marks each value with
+    /// when it was sampled, in the platform's `{"value":v,"time":t}` form, when given.
+    /// Returns false when it did not fit the writer.
+    public static func write<S: Sequence>(id: UInt64, values: S, time: UInt64? = nil, into json: inout JSONWriter) -> Bool
+    where S.Element == PropertyValue {
+        json.reset()
+        json.raw("{\"id\":\"")
+        json.integer(Int64(truncatingIfNeeded: id))
+        json.raw("\",\"version\":\"1.0\",\"params\":{")
+        var first = true
+        for v in values {
+            if !first { json.byte(UInt8(ascii: ",")) }
+            first = false
+            json.string(v.identifier)
+            json.byte(UInt8(ascii: ":"))
+            if let time {
+                json.raw("{\"value\":")
+                json.fixed(v.scaled, decimals: v.decimals)
+                json.raw(",\"time\":")
+                json.integer(Int64(truncatingIfNeeded: time))
+                json.byte(UInt8(ascii: "}"))
+            } else {
+                json.fixed(v.scaled, decimals: v.decimals)
+            }
+        }
+        json.raw("},\"method\":\"thing.event.property.post\"}")
+        return json.ok
+    }
+
+    /// The `"code"` of a reply such as `{"code":200,"data":{},"id":"1","message":"success"}`,
+    /// or nil when there is none. A scan, not a JSON parser: it finds the top-level-looking
+    /// `"code":` key and reads the integer after it.
+    public static func replyCode(_ payload: ByteBuffer, _ range: Range<Int>) -> Int? {
+        let key: StaticString = "\"code\""
+        let n = key.utf8CodeUnitCount
+        var i = range.lowerBound
+        while i + n <= range.upperBound {
+            var match = true
+            key.withUTF8Buffer { k in
+                for j in 0..<n where payload[i + j] != k[j] { match = false; break }
+            }
+            if match {
+                var p = i + n
+                while p < range.upperBound && (payload[p] == 0x20 || payload[p] == UInt8(ascii: ":")) { p += 1 }
+                var value = 0, digits = 0
+                while p < range.upperBound && payload[p] >= 0x30 && payload[p] <= 0x39 && digits < 9 {
+                    value = value * 10 + Int(payload[p] - 0x30)
+                    digits += 1
+                    p += 1
+                }
+                return digits > 0 ? value : nil
+            }
+            i += 1
+        }
+        return nil
+    }
+}
