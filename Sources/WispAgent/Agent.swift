@@ -88,6 +88,9 @@ struct Runner: ~Copyable {
     var postId: UInt64 = 0
     var reload: LoadedConfig?
     var everOnline = false
+    /// The connection ended while reading; reported once what was read is parsed (a
+    /// broker that refuses credentials sends CONNACK and closes in the same breath).
+    var lostConnection: DisconnectReason?
 
     init(_ loaded: LoadedConfig, configPath: String) {
         self.loaded = loaded
@@ -132,6 +135,11 @@ struct Runner: ~Copyable {
                 if let next = reload { return .reload(next) }
                 return .stopped
             case .wait(let until):
+                if let reason = lostConnection {
+                    lostConnection = nil
+                    session.transportFailed(now: now, reason)
+                    continue
+                }
                 if writeOutput(now: now) > 0 { continue }
                 if readInput(now: now) { continue }  // TLS may hold decrypted bytes poll() cannot see
                 let deadline = min(until, nextSample)
@@ -209,7 +217,7 @@ struct Runner: ~Copyable {
             if n == 0 { break }
             connection = nil
             session.didReceive(total, now: now)
-            session.transportFailed(now: now, n == Int(WISP_IO_CLOSED) ? .transportClosed : .transportError(Int32(-n)))
+            lostConnection = n == Int(WISP_IO_CLOSED) ? .transportClosed : .transportError(Int32(-n))
             return true
         }
         session.didReceive(total, now: now)

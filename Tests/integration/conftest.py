@@ -1,8 +1,13 @@
 """Shared fixtures: the wisp binaries under test, key files, and brokers on 127.0.0.1."""
+import hashlib
+import hmac
 import os
 import pathlib
+import signal
 import socket
 import subprocess
+import threading
+import time
 
 import pytest
 
@@ -43,3 +48,206 @@ def keyfile(tmp_path):
 
 def run(args, **kw):
     return subprocess.run(args, capture_output=True, text=True, timeout=60, **kw)
+
+
+# ---------------------------------------------------------------- certificates
+
+def openssl(*args, cwd):
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
+
+
+def make_ca(directory, name):
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", f"/CN={name}",
+            "-keyout", f"{name}.key", "-out", f"{name}.pem", cwd=directory)
+
+
+def make_server_cert(directory, ca, name, dns, ip=None):
+    san = f"DNS:{dns}" + (f",IP:{ip}" if ip else "")
+    (directory / f"{name}.ext").write_text(f"subjectAltName={san}\n")
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={dns}", "-keyout", f"{name}.key",
+            "-out", f"{name}.csr", cwd=directory)
+    openssl("x509", "-req", "-in", f"{name}.csr", "-CA", f"{ca}.pem", "-CAkey", f"{ca}.key", "-CAcreateserial",
+            "-days", "2", "-extfile", f"{name}.ext", "-out", f"{name}.pem", cwd=directory)
+
+
+@pytest.fixture(scope="session")
+def certs(tmp_path_factory):
+    """A test CA with a server certificate for 127.0.0.1/localhost, one for another
+    host name, and a second CA nobody trusts."""
+    d = tmp_path_factory.mktemp("certs")
+    make_ca(d, "ca")
+    make_ca(d, "otherca")
+    make_server_cert(d, "ca", "server", "localhost", "127.0.0.1")
+    make_server_cert(d, "ca", "wrongname", "other.example")
+    make_server_cert(d, "otherca", "untrusted", "localhost", "127.0.0.1")
+    return d
+
+
+# ---------------------------------------------------------------- broker
+
+PK, DN, CLIENT = "pk", "device", "12345"
+
+
+def platform_password(secret, method="sha256", client=CLIENT, pk=PK, dn=DN, timestamp=None):
+    """The platform's signature, computed independently of wisp."""
+    content = f"clientId{client}deviceName{dn}productKey{pk}" + (f"timestamp{timestamp}" if timestamp else "")
+    return hmac.new(secret.encode(), content.encode(), getattr(hashlib, method)).hexdigest()
+
+
+class Mosquitto:
+    """mosquitto on 127.0.0.1 with a plain TCP listener (for observers), ws, and wss."""
+
+    def __init__(self, directory, certs, server_cert="server"):
+        self.dir = directory
+        self.tcp, self.ws, self.wss = free_port(), free_port(), free_port()
+        self.log = directory / "mosquitto.log"
+        passwords = directory / "passwd"
+        passwords.write_text("")
+        for user, password in ((f"{DN}&{PK}", platform_password(SECRET)), ("observer", "observer-pw"),
+                               ("plain", "plain-pw")):
+            subprocess.run(["mosquitto_passwd", "-b", str(passwords), user, password], check=True)
+        (directory / "mosquitto.conf").write_text(f"""
+user root
+per_listener_settings false
+allow_anonymous false
+password_file {passwords}
+log_dest file {self.log}
+log_type all
+connection_messages true
+listener {self.tcp} 127.0.0.1
+listener {self.ws} 127.0.0.1
+protocol websockets
+listener {self.wss} 127.0.0.1
+protocol websockets
+cafile {certs}/ca.pem
+certfile {certs}/{server_cert}.pem
+keyfile {certs}/{server_cert}.key
+""")
+        self.proc = None
+
+    def start(self):
+        self.proc = subprocess.Popen(["mosquitto", "-c", str(self.dir / "mosquitto.conf")],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 10
+        for port in (self.tcp, self.ws, self.wss):
+            while True:
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                    break
+                except OSError:
+                    if time.time() > deadline:
+                        raise RuntimeError("mosquitto did not start: " + self.log_text())
+                    time.sleep(0.05)
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+
+    def log_text(self):
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+
+@pytest.fixture
+def broker(tmp_path, certs):
+    m = Mosquitto(tmp_path, certs)
+    m.start()
+    yield m
+    m.stop()
+
+
+class Observer:
+    """A paho subscriber over plain TCP that records (topic, payload)."""
+
+    def __init__(self, broker, topic="#"):
+        import paho.mqtt.client as mqtt
+        self.messages = []
+        self.lock = threading.Lock()
+        self.client = mqtt.Client(client_id=f"observer-{os.getpid()}-{time.time()}")
+        self.client.username_pw_set("observer", "observer-pw")
+        self.client.on_message = self._on_message
+        subscribed = threading.Event()
+        self.client.on_subscribe = lambda *a: subscribed.set()
+        self.client.connect("127.0.0.1", broker.tcp)
+        self.client.subscribe(topic, qos=1)
+        self.client.loop_start()
+        assert subscribed.wait(5), "observer could not subscribe"
+
+    def _on_message(self, client, userdata, msg):
+        with self.lock:
+            self.messages.append((msg.topic, msg.payload.decode(errors="replace")))
+
+    def publish(self, topic, payload, qos=1):
+        self.client.publish(topic, payload, qos=qos).wait_for_publish()
+
+    def wait_for(self, predicate, timeout):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            with self.lock:
+                found = [m for m in self.messages if predicate(m)]
+            if found:
+                return found
+            time.sleep(0.05)
+        return []
+
+    def close(self):
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+@pytest.fixture
+def observer(broker):
+    o = Observer(broker)
+    yield o
+    o.close()
+
+
+class Wisp:
+    """`wisp run` in the background, its stderr captured to a file."""
+
+    def __init__(self, binary, config, directory):
+        self.stderr_path = directory / f"wisp-{time.time()}.log"
+        self.stderr = open(self.stderr_path, "w")
+        self.proc = subprocess.Popen([binary, "run", "--config", config, "--verbose"],
+                                     stdout=subprocess.DEVNULL, stderr=self.stderr)
+
+    def log(self):
+        return self.stderr_path.read_text(errors="replace")
+
+    def wait_log(self, text, timeout):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if text in self.log():
+                return True
+            if self.proc.poll() is not None:
+                return text in self.log()
+            time.sleep(0.05)
+        return False
+
+    def signal(self, sig):
+        self.proc.send_signal(sig)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.stderr.close()
+        assert SECRET not in self.log(), "the device secret reached the log"
+        return self.proc.returncode
+
+
+@pytest.fixture
+def start_wisp(tmp_path):
+    started = []
+
+    def start(binary, config):
+        w = Wisp(binary, config, tmp_path)
+        started.append(w)
+        return w
+    yield start
+    for w in started:
+        w.stop()
