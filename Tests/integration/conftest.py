@@ -99,7 +99,7 @@ class Mosquitto:
 
     def __init__(self, directory, certs, server_cert="server"):
         self.dir = directory
-        self.tcp, self.ws, self.wss = free_port(), free_port(), free_port()
+        self.tcp, self.ws, self.wss, self.ws6 = free_port(), free_port(), free_port(), free_port()
         self.log = directory / "mosquitto.log"
         passwords = directory / "passwd"
         passwords.write_text("")
@@ -116,6 +116,8 @@ log_type all
 connection_messages true
 listener {self.tcp} 127.0.0.1
 listener {self.ws} 127.0.0.1
+protocol websockets
+listener {self.ws6} ::1
 protocol websockets
 listener {self.wss} 127.0.0.1
 protocol websockets

@@ -225,3 +225,19 @@ def test_keepalive_30_without_telemetry_for_100_seconds(broker, keyfile, start_w
     # Wake-ups: a few per ping (send, receive), not a busy loop.
     assert s1 - s0 < 40, f"{s1 - s0} voluntary context switches in 100 s"
     assert cpu1 - cpu0 < 20, f"{cpu1 - cpu0} ticks of CPU in 100 s"
+
+
+def test_ipv6_endpoint(wisp, broker, observer, keyfile, start_wisp):
+    w = start_wisp(wisp, keyfile(**device(broker, endpoint=f"ws://[::1]:{broker.ws6}/mqtt")))
+    assert posts(observer, 1, 10), w.log()
+    assert f"online: ws://[::1]:{broker.ws6}/mqtt" in w.log()
+
+
+def test_post_reply_with_an_error_code_is_logged(wisp, broker, observer, keyfile, start_wisp):
+    w = start_wisp(wisp, keyfile(**device(broker)))
+    assert posts(observer, 1, 10), w.log()
+    observer.publish(POST + "_reply", '{"code":200,"data":{},"id":"1","message":"success"}')
+    observer.publish(POST + "_reply", '{"code":460,"data":{},"id":"2","message":"request parameter error"}')
+    assert w.wait_log("property post refused by the platform", 5), w.log()
+    assert '"code":460' in w.log()
+    assert '"code":200' not in w.log()
