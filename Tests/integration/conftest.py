@@ -16,11 +16,17 @@ SECRET = "s3cr3t-DO-NOT-LEAK-7f3a"
 
 
 def binaries():
-    """The host build and the Embedded build: both must behave the same."""
+    """Every build that exists, as a command prefix: the host build, the host Embedded
+    build, and the cross builds for the boards under qemu-user. All must behave alike."""
     found = []
-    for name, path in [("host", ROOT / ".build/debug/wisp"), ("embedded", ROOT / ".build-embedded/release/wisp")]:
+    for name, path, prefix in [
+        ("host", ROOT / ".build/debug/wisp", []),
+        ("embedded", ROOT / ".build-embedded/release/wisp", []),
+        ("aarch64", ROOT / ".build-cross/aarch64-linux-gnu/wisp", ["qemu-aarch64", "-L", "/usr/aarch64-linux-gnu"]),
+        ("armv7", ROOT / ".build-cross/armv7-linux-gnueabihf/wisp", ["qemu-arm", "-L", "/usr/arm-linux-gnueabihf"]),
+    ]:
         if path.exists():
-            found.append(pytest.param(str(path), id=name))
+            found.append(pytest.param(prefix + [str(path)], id=name))
     return found
 
 
@@ -210,7 +216,7 @@ class Wisp:
     def __init__(self, binary, config, directory):
         self.stderr_path = directory / f"wisp-{time.time()}.log"
         self.stderr = open(self.stderr_path, "w")
-        self.proc = subprocess.Popen([binary, "run", "--config", config, "--verbose"],
+        self.proc = subprocess.Popen([*binary, "run", "--config", config, "--verbose"],
                                      stdout=subprocess.DEVNULL, stderr=self.stderr)
 
     def log(self):

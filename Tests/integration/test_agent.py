@@ -203,7 +203,7 @@ def test_last_will_on_a_plain_broker(wisp, broker, observer, keyfile, start_wisp
 def test_keepalive_30_without_telemetry_for_100_seconds(broker, keyfile, start_wisp, request):
     """The shipped (Embedded) build: PINGREQs keep the link up, and the process sleeps
     between events (few wake-ups, almost no CPU)."""
-    binary = str(__import__("conftest").ROOT / ".build-embedded/release/wisp")
+    binary = [str(__import__("conftest").ROOT / ".build-embedded/release/wisp")]
     w = start_wisp(binary, keyfile(**device(broker, telemetry_interval="86400", keepalive="30")))
     assert w.wait_log("online", 10)
     pid = w.proc.pid

@@ -9,7 +9,7 @@ PLATFORM = dict(endpoint="wss://pk.example.com:443", product_key="pk", device_na
 
 
 def test_sign_matches_the_documents_example_and_an_independent_hmac(wisp, keyfile):
-    r = run([wisp, "sign", "--config", keyfile(**PLATFORM), "--timestamp", "789"])
+    r = run([*wisp, "sign", "--config", keyfile(**PLATFORM), "--timestamp", "789"])
     assert r.returncode == 0, r.stderr
     content = b"clientId12345deviceNamedeviceproductKeypktimestamp789"
     expected = hmac.new(SECRET.encode(), content, hashlib.sha1).hexdigest()
@@ -22,7 +22,7 @@ def test_sign_matches_the_documents_example_and_an_independent_hmac(wisp, keyfil
 
 def test_sign_without_timestamp_and_with_ws(wisp, keyfile):
     values = dict(PLATFORM, endpoint="ws://h:443", sign_timestamp="off", sign_method="hmacsha256")
-    r = run([wisp, "sign", "--config", keyfile(**values)])
+    r = run([*wisp, "sign", "--config", keyfile(**values)])
     expected = hmac.new(SECRET.encode(), b"clientId12345deviceNamedeviceproductKeypk", hashlib.sha256).hexdigest()
     assert r.stdout.splitlines() == [
         "mqttClientId=12345|securemode=3,signmethod=hmacsha256|",
@@ -32,7 +32,7 @@ def test_sign_without_timestamp_and_with_ws(wisp, keyfile):
 
 
 def test_check_prints_settings_and_never_the_secret(wisp, keyfile):
-    r = run([wisp, "check", "--config", keyfile(**PLATFORM)])
+    r = run([*wisp, "check", "--config", keyfile(**PLATFORM)])
     assert r.returncode == 0, r.stderr
     assert "device_secret = (set, redacted)" in r.stdout
     assert "endpoint = wss://pk.example.com:443/mqtt" in r.stdout
@@ -41,21 +41,21 @@ def test_check_prints_settings_and_never_the_secret(wisp, keyfile):
 
 def test_check_refuses_a_key_file_others_can_read(wisp, keyfile):
     path = keyfile(mode=0o644, **PLATFORM)
-    r = run([wisp, "check", "--config", path])
+    r = run([*wisp, "check", "--config", path])
     assert r.returncode == 78
     assert f"chmod 600 {path}" in r.stderr
     assert SECRET not in r.stderr
 
 
 def test_check_names_the_bad_line(wisp, keyfile):
-    r = run([wisp, "check", "--config", keyfile(**PLATFORM, keepalive="20")])
+    r = run([*wisp, "check", "--config", keyfile(**PLATFORM, keepalive="20")])
     assert r.returncode == 78
     assert "line 7: bad value for 'keepalive': expected seconds, 30 to 1200" in r.stderr
     assert SECRET not in r.stderr
 
 
 def test_missing_key_file(wisp, tmp_path):
-    r = run([wisp, "check", "--config", str(tmp_path / "nope.key")])
+    r = run([*wisp, "check", "--config", str(tmp_path / "nope.key")])
     assert r.returncode == 78
     assert "No such file or directory" in r.stderr
 
@@ -63,19 +63,19 @@ def test_missing_key_file(wisp, tmp_path):
 def test_usage_errors_exit_64(wisp, keyfile):
     for args in (["frobnicate"], ["check", "--bogus", "x"], ["check", "--config"], [],
                  ["sign", "--config", keyfile(**PLATFORM), "--timestamp", "soon"]):
-        r = run([wisp, *args])
+        r = run([*wisp, *args])
         assert r.returncode == 64, args
         assert "wisp help" in r.stderr
 
 
 def test_help_documents_commands_and_keys(wisp):
-    r = run([wisp, "--help"])
+    r = run([*wisp, "--help"])
     assert r.returncode == 0
     for word in ("run", "check", "sign", "version", "keepalive", "sign_timestamp", "tls_insecure", "proxy"):
         assert word in r.stdout
 
 
 def test_version(wisp):
-    r = run([wisp, "version"])
+    r = run([*wisp, "version"])
     assert r.returncode == 0
     assert r.stdout.startswith("wisp ") and "linux-gnu" in r.stdout and "git " in r.stdout

@@ -47,6 +47,7 @@ public struct Session {
     var closeSent = false
     var nextPacketId: UInt16 = 1
     var subscribeId: UInt16 = 0
+    var connectFailure: MQTTEncodeError?
 
     public init(config: SessionConfig, seed: UInt64, now: UInt64) {
         self.config = config
@@ -90,8 +91,8 @@ public struct Session {
             handshake = hs
             state = .upgrading(deadline: deadline)
         } else {
-            sendConnect()
             state = .awaitingConnack(deadline: deadline)
+            if let error = sendConnect() { connectFailure = error }
         }
     }
 
@@ -189,6 +190,10 @@ public struct Session {
     }
 
     mutating func timers(now: UInt64) -> SessionAction {
+        if let error = connectFailure {
+            connectFailure = nil
+            return fail(now: now, .cannotEncode(error))
+        }
         switch state {
         case .waiting(let until):
             if now < until { return .wait(until: until) }
@@ -254,9 +259,9 @@ public struct Session {
                 }
                 if done {
                     handshake = nil
-                    sendConnect()
                     state = .awaitingConnack(deadline: now + config.connectTimeout)
                     events.push(.upgraded)
+                    if let error = sendConnect() { return fail(now: now, .cannotEncode(error)) }
                     return nil
                 }
                 continue
@@ -398,13 +403,21 @@ public struct Session {
         inputPosition = 0
     }
 
-    mutating func sendConnect() {
-        guard let connect = connectPacket else { return }
-        scratch.removeAll()
-        if (try? MQTTEncoder.encodeConnect(connect, into: &scratch)) != nil {
-            _ = try? enqueueFramed(scratch, dup: false)
-        }
+    /// Queues CONNECT; a CONNECT that cannot be encoded (a client id or will too long for
+    /// the buffer) is a reason to stop this attempt, said out loud.
+    mutating func sendConnect() -> MQTTEncodeError? {
+        guard let connect = connectPacket else { return nil }
         connectPacket = nil  // do not keep the password around
+        scratch.removeAll()
+        do {
+            try MQTTEncoder.encodeConnect(connect, into: &scratch)
+        } catch {
+            return error
+        }
+        if (try? enqueueFramed(scratch, dup: false)) == nil {
+            return .bufferTooSmall(needed: scratch.count, available: output.available)
+        }
+        return nil
     }
 
     /// Queues a WebSocket close frame once per connection.

@@ -86,6 +86,7 @@ public enum DisconnectReason: Equatable, Sendable {
     case serverClosed(code: UInt16?)
     case textMessage
     case outputOverflow
+    case cannotEncode(MQTTEncodeError)
     case stopped
 
     public var message: String {
@@ -103,6 +104,7 @@ public enum DisconnectReason: Equatable, Sendable {
         case .serverClosed(let code): code.map { "the server closed the WebSocket (status \($0))" } ?? "the server closed the WebSocket"
         case .textMessage: "the server sent a WebSocket text message (MQTT needs binary frames)"
         case .outputOverflow: "the output buffer overflowed: the network is not draining"
+        case .cannotEncode(let e): "cannot encode CONNECT: " + e.message
         case .stopped: "stopped"
         }
     }
