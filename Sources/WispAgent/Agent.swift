@@ -91,6 +91,8 @@ struct Runner: ~Copyable {
     /// The connection ended while reading; reported once what was read is parsed (a
     /// broker that refuses credentials sends CONNACK and closes in the same breath).
     var lostConnection: DisconnectReason?
+    let watchdogInterval = Systemd.watchdogInterval
+    var nextWatchdog: UInt64 = 0
 
     init(_ loaded: LoadedConfig, configPath: String) {
         self.loaded = loaded
@@ -117,6 +119,10 @@ struct Runner: ~Copyable {
     mutating func run(signals: Int32) -> Outcome {
         while true {
             let now = System.monotonicMillis
+            if let period = watchdogInterval, now >= nextWatchdog {
+                Systemd.notify("WATCHDOG=1")
+                nextWatchdog = now + period
+            }
             if now >= nextSample {
                 sample(now: now)
                 while nextSample <= now { nextSample += interval }  // drift-free: k × interval from start
@@ -132,7 +138,11 @@ struct Runner: ~Copyable {
                 handle(event)
             case .stopped:
                 connection = nil
-                if let next = reload { return .reload(next) }
+                if let next = reload {
+                    Systemd.notify("RELOADING=1")
+                    return .reload(next)
+                }
+                Systemd.notify("STOPPING=1")
                 return .stopped
             case .wait(let until):
                 if let reason = lostConnection {
@@ -142,7 +152,8 @@ struct Runner: ~Copyable {
                 }
                 if writeOutput(now: now) > 0 { continue }
                 if readInput(now: now) { continue }  // TLS may hold decrypted bytes poll() cannot see
-                let deadline = min(until, nextSample)
+                var deadline = min(until, nextSample)
+                if watchdogInterval != nil { deadline = min(deadline, nextWatchdog) }
                 let timeout = deadline <= now ? 0 : Int32(min(deadline - now, 3_600_000))
                 let fd: Int32 = connection?.fd ?? -1
                 let events: Int32 = fd < 0 ? 0 : 1 | (session.output.isEmpty ? 0 : 2)
@@ -231,6 +242,7 @@ struct Runner: ~Copyable {
         case .upgraded:
             Log.debug("WebSocket upgrade accepted; sending CONNECT")
         case .online(_, let resent):
+            if !everOnline { Systemd.notify("READY=1\nSTATUS=online") }
             everOnline = true
             let extra = resent > 0 ? ", \(resent) unacknowledged posts resent" : ""
             Log.info("online: " + loaded.device.endpoint.description + " as " + loaded.clientId

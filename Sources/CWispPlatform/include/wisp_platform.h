@@ -87,6 +87,16 @@ size_t wisp_tls_pending(void *tls);
 /// Sends close_notify (best effort) and frees the context; does not close the socket.
 void wisp_tls_close(void *tls);
 
+// MARK: systemd (notify.c)
+
+/// Sends `state` (e.g. "READY=1", "WATCHDOG=1") to $NOTIFY_SOCKET, the sd_notify protocol
+/// without libsystemd. Returns 1 when sent, 0 when there is no NOTIFY_SOCKET, or -errno.
+int32_t wisp_sd_notify(const char *state);
+
+/// The watchdog period systemd asked for ($WATCHDOG_USEC, when $WATCHDOG_PID is unset or
+/// ours), in microseconds; 0 when none.
+uint64_t wisp_sd_watchdog_usec(void);
+
 // MARK: system (sys.c)
 
 /// Writes all of `buf` to file descriptor `fd` (1 stdout, 2 stderr), retrying EINTR.

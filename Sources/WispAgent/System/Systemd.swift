@@ -1,0 +1,16 @@
+import CWispPlatform
+
+/// systemd's notify protocol, spoken directly (no libsystemd): READY after the first
+/// CONNACK, WATCHDOG pings from the loop at half the period systemd asks for.
+public enum Systemd {
+    public static func notify(_ state: String) {
+        let r = wisp_sd_notify(state)
+        if r < 0 { Log.debug("sd_notify failed: " + SystemError(errno: -r).message) }
+    }
+
+    /// Milliseconds between WATCHDOG=1 pings, or nil when systemd wants none.
+    public static var watchdogInterval: UInt64? {
+        let usec = wisp_sd_watchdog_usec()
+        return usec == 0 ? nil : max(usec / 2000, 1)
+    }
+}

@@ -1,0 +1,144 @@
+"""Boot service: sd_notify, scripts/install --root, the systemd unit, the Debian packages."""
+import hashlib
+import os
+import shutil
+import signal
+import socket
+import stat
+import subprocess
+import time
+
+import pytest
+
+from conftest import ROOT, run
+from test_agent import device
+
+CROSS = {"aarch64-linux-gnu": "arm64", "armv7-linux-gnueabihf": "armhf"}
+
+
+def test_sd_notify_ready_after_connack_and_watchdog_at_half_the_period(wisp, broker, keyfile, tmp_path, start_wisp):
+    path = str(tmp_path / "notify.sock")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(path)
+    sock.settimeout(0.2)
+    os.environ["NOTIFY_SOCKET"], os.environ["WATCHDOG_USEC"] = path, "1000000"
+    try:
+        w = start_wisp(wisp, keyfile(**device(broker, telemetry_interval="3600")))
+    finally:
+        del os.environ["NOTIFY_SOCKET"], os.environ["WATCHDOG_USEC"]
+    messages = []
+    deadline = time.time() + 6
+    while time.time() < deadline:
+        try:
+            messages.append((time.time(), sock.recv(1024).decode()))
+        except socket.timeout:
+            pass
+    w.signal(signal.SIGTERM)
+    w.proc.wait(10)
+    try:
+        while True:
+            messages.append((time.time(), sock.recv(1024).decode()))
+    except (socket.timeout, BlockingIOError):
+        pass
+    texts = [m for _, m in messages]
+    ready = [i for i, m in enumerate(texts) if m.startswith("READY=1")]
+    assert len(ready) == 1, texts
+    assert "online" in w.log()
+    first_ready = messages[ready[0]][0]
+    pings = [t for t, m in messages if m == "WATCHDOG=1" and t > first_ready]
+    # 1 s period → a ping every 0.5 s: ~10 in the ~5 s after READY.
+    span = max(t for t, _ in messages) - first_ready
+    assert abs(len(pings) - span / 0.5) <= 3, (len(pings), span)
+    assert texts[-1] == "STOPPING=1"
+
+
+def tree(root):
+    """Every path under root with its type, mode, owner and content digest."""
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            p = os.path.join(dirpath, name)
+            st = os.lstat(p)
+            digest = ""
+            if stat.S_ISREG(st.st_mode):
+                digest = hashlib.sha256(open(p, "rb").read()).hexdigest()
+            elif stat.S_ISLNK(st.st_mode):
+                digest = os.readlink(p)
+            out[os.path.relpath(p, root)] = (oct(st.st_mode), st.st_uid, st.st_gid, digest)
+    return out
+
+
+def test_install_into_an_image_root_is_complete_and_idempotent(tmp_path):
+    root = tmp_path / "sdcard"
+    (root / "etc").mkdir(parents=True)
+    (root / "etc/passwd").write_text("root:x:0:0:root:/root:/bin/bash\npi:x:1000:1000::/home/pi:/bin/bash\n")
+    (root / "etc/group").write_text("root:x:0:\ngpio:x:997:pi\npi:x:1000:\n")
+    binary = ROOT / ".build-cross/aarch64-linux-gnu/wisp"
+    r = run([str(ROOT / "scripts/install"), "--root", str(root), "--binary", str(binary)])
+    assert r.returncode == 0, r.stderr
+
+    passwd = (root / "etc/passwd").read_text().splitlines()
+    wisp_line = [l for l in passwd if l.startswith("wisp:")]
+    assert len(wisp_line) == 1 and wisp_line[0].endswith(":/nonexistent:/usr/sbin/nologin")
+    uid, gid = int(wisp_line[0].split(":")[2]), int(wisp_line[0].split(":")[3])
+    assert 100 <= uid < 1000
+    group = (root / "etc/group").read_text().splitlines()
+    assert "gpio:x:997:pi,wisp" in group
+    assert f"wisp:x:{gid}:" in group
+
+    assert (root / "usr/local/bin/wisp").read_bytes() == binary.read_bytes()
+    assert stat.S_IMODE(os.stat(root / "usr/local/bin/wisp").st_mode) == 0o755
+    key = root / "etc/wisp/device.key"
+    st = os.stat(key)
+    assert stat.S_IMODE(st.st_mode) == 0o600 and st.st_uid == uid
+    assert stat.S_IMODE(os.stat(root / "etc/wisp").st_mode) == 0o750
+    unit = (root / "etc/systemd/system/wisp.service").read_text()
+    for line in ("After=network-online.target", "Restart=always", "Type=notify", "WatchdogSec=",
+                 "NoNewPrivileges=yes", "ProtectSystem=strict", "ProtectHome=yes", "PrivateTmp=yes",
+                 "CapabilityBoundingSet=\n", "ReadOnlyPaths=/etc/wisp", "DeviceAllow=char-gpiochip rw",
+                 "ExecStart=/usr/local/bin/wisp run --config /etc/wisp/device.key", "User=wisp"):
+        assert line in unit, line
+    assert os.readlink(root / "etc/systemd/system/multi-user.target.wants/wisp.service") == "/etc/systemd/system/wisp.service"
+
+    # The user fills in the key file; a second run changes nothing and keeps it.
+    key.write_text("endpoint = wss://host:443\n")
+    before = tree(root)
+    r = run([str(ROOT / "scripts/install"), "--root", str(root), "--binary", str(binary)])
+    assert r.returncode == 0, r.stderr
+    assert "keeping the existing" in r.stdout
+    assert tree(root) == before
+
+
+def test_unit_passes_systemd_analyze_verify(tmp_path):
+    if not shutil.which("systemd-analyze"):
+        pytest.skip("systemd-analyze not installed")
+    unit = tmp_path / "wisp.service"
+    # verify checks that ExecStart exists and is executable: point it at this build.
+    unit.write_text((ROOT / "packaging/wisp.service.in").read_text().replace("@BINDIR@", str(ROOT / ".build/debug")))
+    r = run(["systemd-analyze", "verify", str(unit)])
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stderr.strip() == "", r.stderr
+
+
+@pytest.mark.parametrize("target", sorted(CROSS))
+def test_debian_package(target, tmp_path):
+    binary = ROOT / f".build-cross/{target}/wisp"
+    r = run([str(ROOT / "scripts/package"), target, str(binary)])
+    assert r.returncode == 0, r.stderr
+    deb = r.stdout.strip().splitlines()[-1]
+    assert deb.endswith(f"wisp_0.1.0_{CROSS[target]}.deb")
+    info = run(["dpkg-deb", "--info", deb]).stdout
+    assert f"Architecture: {CROSS[target]}" in info and "postinst" in info
+    contents = run(["dpkg-deb", "--contents", deb]).stdout
+    for path in ("./usr/bin/wisp", "./lib/systemd/system/wisp.service", "./usr/share/wisp/device.key.template"):
+        assert path in contents
+    postinst = run(["dpkg-deb", "--ctrl-tarfile", deb], ).stdout  # noqa: F841 (text of a tar)
+    extracted = tmp_path / "ctrl"
+    subprocess.run(["dpkg-deb", "--control", deb, str(extracted)], check=True)
+    script = (extracted / "postinst").read_text()
+    assert "if [ ! -e /etc/wisp/device.key ]" in script, "postinst must never overwrite a key file"
+    assert "adduser wisp gpio" in script
+    if shutil.which("lintian"):
+        lint = run(["lintian", deb])
+        errors = [l for l in lint.stdout.splitlines() if l.startswith("E:")]
+        assert errors == [], lint.stdout
