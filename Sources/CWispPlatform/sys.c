@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/timex.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -138,4 +140,26 @@ int32_t wisp_argc(void) { return saved_argc; }
 
 const char *wisp_argv(int32_t index) {
     return (index >= 0 && index < saved_argc) ? saved_argv[index] : "";
+}
+
+int32_t wisp_write_file(const char *path, const uint8_t *buf, size_t len) {
+    int fd;
+    do { fd = open(path, O_WRONLY | O_CLOEXEC); } while (fd < 0 && errno == EINTR);
+    if (fd < 0) return -errno;
+    int r = wisp_write_all(fd, buf, len);
+    close(fd);
+    return r;
+}
+
+int64_t wisp_fs_free(const char *path) {
+    struct statvfs st;
+    if (statvfs(path, &st) != 0) return -errno;
+    return (int64_t)st.f_bavail * (int64_t)st.f_frsize;
+}
+
+int32_t wisp_clock_synchronised(void) {
+    struct timex tx = {0};
+    int state = adjtimex(&tx);
+    if (state < 0) return -errno;
+    return (state == TIME_ERROR || (tx.status & STA_UNSYNC)) ? 0 : 1;
 }

@@ -30,13 +30,13 @@ public enum Agent {
         return MQTTCredentials(clientId: loaded.clientId, username: user, password: password)
     }
 
-    /// Topics of the thing model: the platform's Alink topics, or `wisp/{clientId}/…`
-    /// on other brokers.
-    static func postTopic(_ loaded: LoadedConfig) -> String {
+    /// The prefix of the thing model's topics: the platform's `/sys/{pk}/{dn}`, or
+    /// `wisp/{clientId}` on other brokers.
+    static func thingTopicBase(_ loaded: LoadedConfig) -> String {
         if let pk = loaded.device.productKey, let dn = loaded.device.deviceName {
-            return PropertyPost.topic(productKey: pk, deviceName: dn)
+            return "/sys/" + pk + "/" + dn
         }
-        return "wisp/" + loaded.clientId + "/thing/event/property/post"
+        return "wisp/" + loaded.clientId
     }
 
     /// `wisp run`: runs until SIGTERM/SIGINT; SIGHUP re-reads the key file.
@@ -78,11 +78,18 @@ struct Runner: ~Copyable {
     let configPath: String
     var session: Session
     var connection: Connection?
-    var sensors = SystemSensors()
+    var thing: Thing
+    var clock = ClockSync()
     var values: [PropertyValue] = []
     var json: JSONWriter
+    var reply = JSONWriter(capacity: 512)
     let postTopic: String
     let replyTopic: String
+    let setTopic: String
+    let setReplyTopic: String
+    /// NTP over MQTT, platform devices only.
+    let ntpRequest: String?
+    let ntpResponse: String?
     let interval: UInt64
     var nextSample: UInt64
     var postId: UInt64 = 0
@@ -102,18 +109,32 @@ struct Runner: ~Copyable {
         var config = SessionConfig(
             keepAlive: device.keepAlive,
             webSocket: endpoint.isWebSocket ? .init(hostHeader: endpoint.hostHeader, path: endpoint.path) : nil)
-        postTopic = Agent.postTopic(loaded)
+        let base = Agent.thingTopicBase(loaded)
+        postTopic = base + "/thing/event/property/post"
         replyTopic = postTopic + "_reply"
-        config.subscriptions = [MQTTEncoder.Subscription(topic: replyTopic, qos: .atLeastOnce)]
+        setTopic = base + "/thing/service/property/set"
+        setReplyTopic = setTopic + "_reply"
+        if let pk = device.productKey, let dn = device.deviceName {
+            ntpRequest = "/ext/ntp/" + pk + "/" + dn + "/request"
+            ntpResponse = "/ext/ntp/" + pk + "/" + dn + "/response"
+        } else {
+            ntpRequest = nil
+            ntpResponse = nil
+        }
+        config.subscriptions = [
+            MQTTEncoder.Subscription(topic: replyTopic, qos: .atLeastOnce),
+            MQTTEncoder.Subscription(topic: setTopic, qos: .atLeastOnce),
+        ]
+        if let ntpResponse { config.subscriptions.append(MQTTEncoder.Subscription(topic: ntpResponse, qos: .atMostOnce)) }
+        thing = Thing(device)
         let now = System.monotonicMillis
         var seed: UInt64 = 0
         for b in Crypto.random(8) { seed = seed << 8 | UInt64(b) }
         session = Session(config: config, seed: seed, now: now)
         json = JSONWriter(capacity: config.maxOutboundPacket - postTopic.utf8.count - 8)
-        values.reserveCapacity(16)
+        values.reserveCapacity(thing.sensors.count + device.outputs.count + 1)
         interval = UInt64(device.telemetryInterval) * 1000
         nextSample = now + interval
-        if let thermal = sensors.thermalPath { Log.info("CPU temperature from " + thermal) }
     }
 
     mutating func run(signals: Int32) -> Outcome {
@@ -247,9 +268,23 @@ struct Runner: ~Copyable {
             let extra = resent > 0 ? ", \(resent) unacknowledged posts resent" : ""
             Log.info("online: " + loaded.device.endpoint.description + " as " + loaded.clientId
                      + " (keep-alive \(loaded.device.keepAlive) s" + extra + ")")
+            if let ntpRequest {
+                clock.request(monotonic: System.monotonicMillis, into: &reply)
+                publishReply(ntpRequest, qos: .atMostOnce)
+            }
         case .message(let p):
             let inbound = session.inbound
-            if inbound.bytes(p.topic, equal: replyTopic) {
+            if inbound.bytes(p.topic, equal: setTopic) {
+                let changed = inbound.withBytes { all in
+                    thing.applySet(UnsafeRawBufferPointer(rebasing: all[p.payload]), reply: &reply)
+                }
+                publishReply(setReplyTopic, qos: .atLeastOnce)
+                if changed { sample(now: System.monotonicMillis) }  // report the new state now
+            } else if let ntpResponse, inbound.bytes(p.topic, equal: ntpResponse) {
+                let now = System.monotonicMillis
+                let ok = inbound.withBytes { all in clock.response(UnsafeRawBufferPointer(rebasing: all[p.payload]), monotonic: now) }
+                if ok { Log.info("clock: platform time received; post timestamps follow it") }
+            } else if inbound.bytes(p.topic, equal: replyTopic) {
                 let code = PropertyPost.replyCode(inbound, p.payload)
                 if code != 200 {
                     let text = String(decoding: inbound.bytesView(p.payload), as: UTF8.self)
@@ -278,11 +313,21 @@ struct Runner: ~Copyable {
 
     // MARK: telemetry
 
+    /// Publishes what `reply` holds.
+    mutating func publishReply(_ topic: String, qos: QoS) {
+        guard reply.ok else { return }
+        do {
+            _ = try session.publish(topic: topic, payload: reply.buffer.bytesView(0..<reply.buffer.count), qos: qos)
+        } catch {
+            Log.warning("reply on " + topic + " not sent: " + error.message)
+        }
+    }
+
     mutating func sample(now: UInt64) {
         values.removeAll(keepingCapacity: true)
-        sensors.sample(into: &values)
+        thing.sample(into: &values)
         postId += 1
-        guard PropertyPost.write(id: postId, values: values, into: &json) else {
+        guard PropertyPost.write(id: postId, values: values, time: clock.wallClock(monotonic: now), into: &json) else {
             Log.error("property post \(postId) does not fit the output buffer")
             return
         }

@@ -22,6 +22,10 @@ struct CLI {
           sign [--config PATH] [--timestamp MS]
               print mqttClientId=, mqttUsername= and mqttPassword= exactly as the platform
               expects them, for debugging sign-in problems (--timestamp overrides sign_timestamp).
+          sensors [--config PATH]
+              list the sensors this board has (as key-file lines, each with a reading now)
+              and the sensors and outputs the key file configures. WISP_ROOT=DIR reads /sys,
+              /proc and /dev under DIR (a copy of a board's tree).
           version
               print the version, the target triple and the git revision.
           help
@@ -50,6 +54,9 @@ struct CLI {
         case "sign":
             let options = parse(args, allowing: ["--config", "--timestamp"])
             sign(path: options["--config"] ?? ConfigLoader.defaultPath, timestamp: options["--timestamp"])
+        case "sensors":
+            let options = parse(args, allowing: ["--config"])
+            sensors(path: options["--config"])
         case "run":
             let options = parse(args, allowing: ["--config", "--verbose"])
             if options["--verbose"] != nil { Log.threshold = .debug }
@@ -114,6 +121,27 @@ struct CLI {
         let loaded = load(path)
         System.out("key file " + path + " is valid; effective settings:")
         System.write(loaded.device.describe(effectiveClientId: loaded.clientId), to: 1)
+        System.exit(.ok)
+    }
+
+    static func sensors(path: String?) -> Never {
+        var scratch = ByteBuffer(capacity: 8192)
+        System.out("# found on this board (sensor.NAME = SOURCE  # reading now)")
+        for source in Discovery.sources() {
+            let spec = SensorSpec(identifier: "x", source: source)
+            System.out("sensor.NAME = " + spec.describe + "  # " + Discovery.reading(spec, scratch: &scratch))
+        }
+        for chip in Discovery.gpioChips() { System.out("# GPIO chip: " + chip + " (gpio:" + chip + ":LINE, output." + "NAME = gpio:" + chip + ":LINE)") }
+        guard let path else { System.exit(.ok) }
+        let loaded = load(path)
+        System.out("")
+        System.out("# configured in " + path)
+        let specs = loaded.device.sensors.isEmpty ? Thing.defaults : loaded.device.sensors
+        if loaded.device.sensors.isEmpty { System.out("# (no sensor lines: the defaults)") }
+        for spec in specs {
+            System.out("sensor." + spec.identifier + " = " + spec.describe + "  # " + Discovery.reading(spec, scratch: &scratch))
+        }
+        for o in loaded.device.outputs { System.out("output." + o.identifier + " = gpio:" + o.chip + ":\(o.line)") }
         System.exit(.ok)
     }
 

@@ -213,11 +213,12 @@ def observer(broker):
 class Wisp:
     """`wisp run` in the background, its stderr captured to a file."""
 
-    def __init__(self, binary, config, directory):
+    def __init__(self, binary, config, directory, env=None):
         self.stderr_path = directory / f"wisp-{time.time()}.log"
         self.stderr = open(self.stderr_path, "w")
         self.proc = subprocess.Popen([*binary, "run", "--config", config, "--verbose"],
-                                     stdout=subprocess.DEVNULL, stderr=self.stderr)
+                                     stdout=subprocess.DEVNULL, stderr=self.stderr,
+                                     env={**os.environ, **(env or {})})
 
     def log(self):
         return self.stderr_path.read_text(errors="replace")
@@ -252,8 +253,8 @@ class Wisp:
 def start_wisp(tmp_path):
     started = []
 
-    def start(binary, config):
-        w = Wisp(binary, config, tmp_path)
+    def start(binary, config, env=None):
+        w = Wisp(binary, config, tmp_path, env)
         started.append(w)
         return w
     yield start

@@ -38,8 +38,11 @@ def check_post(post):
     assert post["version"] == "1.0"
     assert post["method"] == "thing.event.property.post"
     assert int(post["id"]) >= 1
-    assert "load_avg" in post["params"] and isinstance(post["params"]["load_avg"], float)
-    assert post["params"]["mem_available_kb"] > 0
+    params = post["params"]
+    assert isinstance(params["load_avg"]["value"], (int, float))
+    assert params["mem_available_kb"]["value"] > 0
+    # Each value carries when it was sampled (ms since the epoch), in the platform's form.
+    assert abs(params["load_avg"]["time"] / 1000 - time.time()) < 120
 
 
 @pytest.mark.parametrize("scheme", ["ws", "wss"])

@@ -87,6 +87,19 @@ size_t wisp_tls_pending(void *tls);
 /// Sends close_notify (best effort) and frees the context; does not close the socket.
 void wisp_tls_close(void *tls);
 
+// MARK: GPIO (gpio.c), the kernel's character device, uAPI v2
+
+/// Requests one line of the chip at `chip_path` (/dev/gpiochipN) as an input, or as an
+/// output driven to `initial`. Returns the line request's fd, or -errno (-ENOTTY or
+/// -EINVAL when the kernel lacks uAPI v2: fall back to sysfs).
+int32_t wisp_gpio_request(const char *chip_path, uint32_t line, int32_t output, int32_t initial);
+
+/// The line's value (0 or 1), or -errno.
+int32_t wisp_gpio_get(int32_t request_fd);
+
+/// Drives an output line to `value` (0 or 1). Returns 0 or -errno.
+int32_t wisp_gpio_set(int32_t request_fd, int32_t value);
+
 // MARK: systemd (notify.c)
 
 /// Sends `state` (e.g. "READY=1", "WATCHDOG=1") to $NOTIFY_SOCKET, the sd_notify protocol
@@ -106,6 +119,15 @@ int wisp_write_all(int32_t fd, const uint8_t *buf, size_t len);
 /// Reads at most `cap` bytes of the file at `path` into `buf`. Returns the length, or
 /// -errno (-EFBIG when the file is larger than `cap`).
 int64_t wisp_read_file(const char *path, uint8_t *buf, size_t cap);
+
+/// Writes `len` bytes to an existing file (sysfs attributes). Returns 0 or -errno.
+int32_t wisp_write_file(const char *path, const uint8_t *buf, size_t len);
+
+/// Free bytes for unprivileged users on the filesystem holding `path` (statvfs), or -errno.
+int64_t wisp_fs_free(const char *path);
+
+/// Whether the kernel considers the system clock synchronised (adjtimex): 1, 0, or -errno.
+int32_t wisp_clock_synchronised(void);
 
 /// The permission bits of `path` (e.g. 0600), or -errno.
 int32_t wisp_file_mode(const char *path);

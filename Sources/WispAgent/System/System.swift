@@ -1,4 +1,5 @@
 import CWispPlatform
+import WispCore
 
 /// Swift faces of CWispPlatform's file, clock and process calls. Errors are errno values
 /// turned into one sentence here, at the edge.
@@ -32,6 +33,18 @@ public enum System {
         let n = buf.withUnsafeMutableBufferPointer { wisp_read_file(path, $0.baseAddress, $0.count) }
         if n < 0 { return .failure(SystemError(errno: Int32(-n))) }
         return .success(Array(buf[0..<Int(n)]))
+    }
+
+    /// Reads a file into `buffer` (emptied first) without allocating: sensors use this.
+    public static func read(_ path: String, into buffer: inout ByteBuffer) -> Result<Int, SystemError> {
+        buffer.removeAll()
+        var code: Int64 = 0
+        let n = buffer.appendInPlace(upTo: buffer.capacity) { raw in
+            code = wisp_read_file(path, raw.baseAddress!.assumingMemoryBound(to: UInt8.self), raw.count)
+            return Int(code)
+        }
+        if code < 0 { return .failure(SystemError(errno: Int32(-code))) }
+        return .success(n)
     }
 
     public static func readText(_ path: String, limit: Int = 65_536) -> String? {

@@ -29,6 +29,10 @@ public struct DeviceConfig: Sendable, Equatable {
     public var proxy: Endpoint?
     public var telemetryInterval = 60
     public var will: Will?
+    /// Sensors posted each interval; none configured: the board's CPU temperature, load
+    /// and available memory.
+    public var sensors: [SensorSpec] = []
+    public var outputs: [OutputSpec] = []
 
     public static let keepAliveRange: ClosedRange<Int> = 30...1200
     public static let telemetryIntervalRange: ClosedRange<Int> = 1...86_400
@@ -72,6 +76,8 @@ public struct DeviceConfig: Sendable, Equatable {
         }
         if let proxy { lines.append("proxy = http://" + proxy.hostHeader) }
         if let will { lines.append("will_topic = " + will.topic) }
+        for s in sensors { lines.append("sensor." + s.identifier + " = " + s.describe) }
+        for o in outputs { lines.append("output." + o.identifier + " = gpio:" + o.chip + ":\(o.line)") }
         var out = ""
         for line in lines { out += line + "\n" }
         return out

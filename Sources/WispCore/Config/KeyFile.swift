@@ -21,11 +21,16 @@ public enum KeyFile {
         ("password", "password for brokers other than the platform"),
         ("will_topic", "topic of the Last Will (brokers other than the platform)"),
         ("will_payload", "payload of the Last Will (default: offline)"),
+        ("sensor.NAME", "a sensor posted as property NAME: " + SensorSyntax.help),
+        ("output.NAME", "a GPIO output the platform may set as property NAME: gpio:gpiochipN:LINE"),
     ]
 
     /// Parses the text of a key file.
     public static func parse(_ text: String) throws(KeyFileError) -> DeviceConfig {
         var values: [String: (value: String, line: Int)] = [:]
+        var sensors: [SensorSpec] = []
+        var outputs: [OutputSpec] = []
+        var things: [(name: String, line: Int)] = []
         var lineNumber = 0
         for rawLine in text.utf8.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false) {
             lineNumber += 1
@@ -38,6 +43,30 @@ public enum KeyFile {
             var value = trim(Array(line[(eq + 1)...]))
             if value.count >= 2 && value.first == UInt8(ascii: "\"") && value.last == UInt8(ascii: "\"") {
                 value = Array(value[1..<(value.count - 1)])
+            }
+            if key.hasPrefix("sensor.") || key.hasPrefix("output.") {
+                let isSensor = key.hasPrefix("sensor.")
+                let name = String(key.utf8.dropFirst(7))!
+                guard SensorSyntax.isIdentifier(name) else {
+                    throw KeyFileError(line: lineNumber, problem: .badValue(key, allowed: "a property identifier after the dot: a letter, then letters, digits or _"))
+                }
+                if let first = things.first(where: { $0.name == name }) {
+                    throw KeyFileError(line: lineNumber, problem: .duplicate(name, firstLine: first.line))
+                }
+                let text = String(decoding: value, as: UTF8.self)
+                if isSensor {
+                    guard let spec = SensorSyntax.parseSensor(identifier: name, text) else {
+                        throw KeyFileError(line: lineNumber, problem: .badValue(key, allowed: SensorSyntax.help))
+                    }
+                    sensors.append(spec)
+                } else {
+                    guard let spec = SensorSyntax.parseOutput(identifier: name, text) else {
+                        throw KeyFileError(line: lineNumber, problem: .badValue(key, allowed: "gpio:gpiochipN:LINE"))
+                    }
+                    outputs.append(spec)
+                }
+                things.append((name, lineNumber))
+                continue
             }
             guard keys.contains(where: { $0.name == key }) else {
                 throw KeyFileError(line: lineNumber, problem: .unknownKey(key))
@@ -100,6 +129,8 @@ public enum KeyFile {
         }
 
         var config = DeviceConfig(endpoint: endpoint, identity: identity)
+        config.sensors = sensors
+        config.outputs = outputs
         if let id = try string("client_id") {
             guard isClientId(id) else { throw bad("client_id") }
             config.clientId = id

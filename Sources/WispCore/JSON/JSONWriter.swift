@@ -69,18 +69,24 @@ public struct JSONWriter {
         }
     }
 
-    /// A decimal with `decimals` places from a value scaled by 10^decimals (no floats:
-    /// `fixed(2345, decimals: 2)` writes 23.45). Trailing zeros are kept.
+    /// A decimal from a value scaled by 10^decimals (no floats: `fixed(2345, decimals: 2)`
+    /// writes 23.45). Trailing zeros of the fraction are dropped (23.50 → 23.5, 23.00 → 23).
     public mutating func fixed(_ scaled: Int64, decimals: Int) {
-        if decimals == 0 { integer(scaled); return }
         var divisor: Int64 = 1
         for _ in 0..<decimals { divisor *= 10 }
-        if scaled < 0 { byte(UInt8(ascii: "-")) }
         let m = Int64(scaled.magnitude)
-        integer(m / divisor)
-        byte(UInt8(ascii: "."))
         var fraction = m % divisor
-        var d = divisor / 10
+        var places = decimals
+        while places > 0 && fraction % 10 == 0 && fraction != 0 {
+            fraction /= 10
+            places -= 1
+        }
+        if scaled < 0 && m != 0 { byte(UInt8(ascii: "-")) }
+        integer(m / divisor)
+        if fraction == 0 { return }
+        byte(UInt8(ascii: "."))
+        var d: Int64 = 1
+        for _ in 1..<places { d *= 10 }
         while d > 0 {
             byte(UInt8(ascii: "0") + UInt8(fraction / d))
             fraction %= d

@@ -1,0 +1,65 @@
+import WispCore
+
+/// What the board offers, for `wisp sensors`: every source found under /sys and /proc,
+/// spelled as a key file would name it, with a reading now.
+public enum Discovery {
+    public static func sources() -> [SensorSource] {
+        var found: [SensorSource] = []
+        let thermal = System.board("/sys/class/thermal")
+        for name in System.listDirectory(thermal) where name.hasPrefix("thermal_zone") {
+            let type = Sensor.trimmed(System.readText(thermal + "/" + name + "/type", limit: 128) ?? "")
+            found.append(.thermal(zone: type.isEmpty ? name : type))
+        }
+        let hwmon = System.board("/sys/class/hwmon")
+        for name in System.listDirectory(hwmon) {
+            let dir = hwmon + "/" + name
+            let chip = Sensor.trimmed(System.readText(dir + "/name", limit: 128) ?? name)
+            for file in System.listDirectory(dir) where file.hasSuffix("_input") {
+                let stem = String(file.utf8.dropLast(6))!
+                let label = Sensor.trimmed(System.readText(dir + "/" + stem + "_label", limit: 128) ?? "")
+                found.append(.hwmon(chip: chip, input: label.isEmpty || label.utf8.contains(UInt8(ascii: " ")) ? stem : label))
+            }
+        }
+        let iio = System.board("/sys/bus/iio/devices")
+        for name in System.listDirectory(iio) where name.hasPrefix("iio:device") {
+            let dir = iio + "/" + name
+            let device = Sensor.trimmed(System.readText(dir + "/name", limit: 128) ?? name)
+            var channels: [String] = []
+            for file in System.listDirectory(dir) where file.hasPrefix("in_") && (file.hasSuffix("_input") || file.hasSuffix("_raw")) {
+                var bytes = Array(file.utf8.dropFirst(3))
+                bytes.removeLast(file.hasSuffix("_raw") ? 4 : 6)
+                let channel = String(decoding: bytes, as: UTF8.self)
+                if !channels.contains(channel) { channels.append(channel) }
+            }
+            for c in channels { found.append(.iio(device: device, channel: c)) }
+        }
+        for name in System.listDirectory(System.board("/sys/bus/w1/devices")) where name.hasPrefix("28-") {
+            found.append(.w1(id: name))
+        }
+        for metric in SystemMetric.allCases { found.append(.system(metric)) }
+        return found
+    }
+
+    /// GPIO chips (/dev/gpiochipN) with their line counts when sysfs tells.
+    public static func gpioChips() -> [String] {
+        var chips: [String] = []
+        for name in System.listDirectory(System.board("/dev")) where name.hasPrefix("gpiochip") { chips.append(name) }
+        for name in System.listDirectory(System.board("/sys/bus/gpio/devices")) where name.hasPrefix("gpiochip") && !chips.contains(name) {
+            chips.append(name)
+        }
+        return chips
+    }
+
+    /// A reading for the listing: the value, or why there is none.
+    public static func reading(_ spec: SensorSpec, scratch: inout ByteBuffer) -> String {
+        var sensor = Sensor(spec)
+        switch sensor.read(scratch: &scratch) {
+        case .success(let v):
+            var json = JSONWriter(capacity: 64)
+            json.fixed(Int64((v * 1000).rounded()), decimals: 3)
+            return String(decoding: json.buffer.bytes, as: UTF8.self)
+        case .failure(let e):
+            return "unreadable: " + e.message
+        }
+    }
+}
