@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <dirent.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -163,3 +164,15 @@ int32_t wisp_clock_synchronised(void) {
     if (state < 0) return -errno;
     return (state == TIME_ERROR || (tx.status & STA_UNSYNC)) ? 0 : 1;
 }
+
+int32_t wisp_open_append(const char *path) {
+    int fd;
+    do { fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600); } while (fd < 0 && errno == EINTR);
+    return fd < 0 ? -errno : fd;
+}
+
+int32_t wisp_sync(int32_t fd) { return fdatasync(fd) == 0 ? 0 : -errno; }
+
+int32_t wisp_rename(const char *from, const char *to) { return rename(from, to) == 0 ? 0 : -errno; }
+
+int32_t wisp_truncate(const char *path, int64_t length) { return truncate(path, (off_t)length) == 0 ? 0 : -errno; }

@@ -53,8 +53,9 @@ public enum Agent {
             Log.error("cannot set up signal handling: " + SystemError(errno: -signals).message)
             return .failure
         }
+        var backlog: Backlog?
         while true {
-            var runner = Runner(loaded, configPath: configPath)
+            var runner = Runner(loaded, configPath: configPath, backlog: backlog)
             switch runner.run(signals: signals) {
             case .stopped:
                 Log.info("stopped")
@@ -62,6 +63,7 @@ public enum Agent {
             case .reload(let next):
                 Log.info("key file changed: reconnecting with the new settings")
                 loaded = next
+                backlog = runner.backlog
             }
         }
     }
@@ -92,7 +94,7 @@ struct Runner: ~Copyable {
     let ntpResponse: String?
     let interval: UInt64
     var nextSample: UInt64
-    var postId: UInt64 = 0
+    let backlog: Backlog
     var reload: LoadedConfig?
     var everOnline = false
     /// The connection ended while reading; reported once what was read is parsed (a
@@ -101,7 +103,7 @@ struct Runner: ~Copyable {
     let watchdogInterval = Systemd.watchdogInterval
     var nextWatchdog: UInt64 = 0
 
-    init(_ loaded: LoadedConfig, configPath: String) {
+    init(_ loaded: LoadedConfig, configPath: String, backlog previous: Backlog?) {
         self.loaded = loaded
         self.configPath = configPath
         let device = loaded.device
@@ -127,6 +129,12 @@ struct Runner: ~Copyable {
         ]
         if let ntpResponse { config.subscriptions.append(MQTTEncoder.Subscription(topic: ntpResponse, qos: .atMostOnce)) }
         thing = Thing(device)
+        if let previous, previous.names == thing.names, previous.ring.capacity == device.bufferSamples, device.bufferFile == nil {
+            previous.ring.requeueInFlight()
+            backlog = previous
+        } else {
+            backlog = Backlog(names: thing.names, device: device)
+        }
         let now = System.monotonicMillis
         var seed: UInt64 = 0
         for b in Crypto.random(8) { seed = seed << 8 | UInt64(b) }
@@ -272,6 +280,9 @@ struct Runner: ~Copyable {
                 clock.request(monotonic: System.monotonicMillis, into: &reply)
                 publishReply(ntpRequest, qos: .atMostOnce)
             }
+            let waiting = backlog.ring.waitingCount
+            if waiting > 1 { Log.info("sending \(waiting) samples buffered while offline, oldest first") }
+            drain()
         case .message(let p):
             let inbound = session.inbound
             if inbound.bytes(p.topic, equal: setTopic) {
@@ -296,7 +307,9 @@ struct Runner: ~Copyable {
                 Log.debug("message on " + String(decoding: inbound.bytesView(p.topic), as: UTF8.self))
             }
         case .delivered(let id):
-            Log.debug("post \(id) acknowledged")
+            Log.debug("packet \(id) acknowledged")
+            backlog.delivered(packetId: id)
+            drain()
         case .subscribed(let refused):
             if refused > 0 { Log.warning("the broker refused \(refused) subscription(s) (to " + replyTopic + ")") }
         case .skippedOversized(let length):
@@ -323,23 +336,41 @@ struct Runner: ~Copyable {
         }
     }
 
+    /// Samples the thing into the backlog, then sends what the window allows.
     mutating func sample(now: UInt64) {
         values.removeAll(keepingCapacity: true)
         thing.sample(into: &values)
-        postId += 1
-        guard PropertyPost.write(id: postId, values: values, time: clock.wallClock(monotonic: now), into: &json) else {
-            Log.error("property post \(postId) does not fit the output buffer")
-            return
-        }
-        guard session.isOnline else {
-            Log.debug("offline: sample \(postId) not sent")
-            return
-        }
-        do {
-            _ = try session.publish(topic: postTopic, payload: json.buffer.bytesView(0..<json.buffer.count), qos: .atLeastOnce)
-            Log.debug("post \(postId) sent")
-        } catch {
-            Log.warning("post \(postId) not sent: " + error.message)
+        backlog.add(time: clock.wallClock(monotonic: now), values: values)
+        if !session.isOnline { Log.debug("offline: sample kept (\(backlog.ring.count) waiting)") }
+        drain()
+    }
+
+    static func render(_ backlog: Backlog, _ position: Int, into json: inout JSONWriter) -> Bool {
+        PropertyPost.write(id: backlog.ring.seq(position), values: backlog.ring.values(position), names: backlog.names,
+                           time: backlog.ring.time(position), into: &json)
+    }
+
+    mutating func render(_ position: Int) -> Bool { Runner.render(backlog, position, into: &json) }
+
+    /// Publishes waiting samples oldest first, QoS 1, while the in-flight window has room.
+    /// Each post's id is the sample's sequence number and each value carries its sample time.
+    mutating func drain() {
+        while session.isOnline, let position = backlog.ring.nextWaiting() {
+            // No local copy of the ring: one alive during markSent would copy its storage.
+            let seq = backlog.ring.seq(position)
+            guard render(position) else {
+                Log.error("sample \(seq) does not fit a property post; dropped")
+                backlog.ring.deliver(seq: seq)
+                continue
+            }
+            do {
+                let id = try session.publish(topic: postTopic, payload: json.buffer.bytesView(0..<json.buffer.count), qos: .atLeastOnce)
+                backlog.ring.markSent(position, packetId: id)
+                Log.debug("post \(seq) sent as packet \(id)")
+            } catch {
+                if error != .windowFull && error != .outputFull { Log.warning("post \(seq) not sent: " + error.message) }
+                return
+            }
         }
     }
 

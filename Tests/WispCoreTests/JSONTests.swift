@@ -55,7 +55,7 @@ struct JSONTests {
 
     @Test func propertyPostWithSampleTimes() {
         var w = JSONWriter(capacity: 256)
-        let ok = PropertyPost.write(id: 7, values: [PropertyValue(identifier: "temp", scaled: 2350, decimals: 2)], time: 1_700_000_000_000, into: &w)
+        let ok = PropertyPost.write(id: 7, values: [PropertyValue(index: 0, scaled: 2350, decimals: 2)], names: ["temp"], time: 1_700_000_000_000, into: &w)
         #expect(ok)
         #expect(String(decoding: w.buffer.bytes, as: UTF8.self)
             == #"{"id":"7","version":"1.0","params":{"temp":{"value":23.5,"time":1700000000000}},"method":"thing.event.property.post"}"#)
@@ -63,7 +63,7 @@ struct JSONTests {
 
     @Test func postThatDoesNotFitIsReportedNotTruncatedSilently() {
         var w = JSONWriter(capacity: 40)
-        #expect(!PropertyPost.write(id: 1, values: [PropertyValue(identifier: "temp", scaled: 1, decimals: 0)], into: &w))
+        #expect(!PropertyPost.write(id: 1, values: [PropertyValue(index: 0, scaled: 1, decimals: 0)], names: ["temp"], into: &w))
     }
 }
 

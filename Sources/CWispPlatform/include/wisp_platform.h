@@ -123,6 +123,18 @@ int64_t wisp_read_file(const char *path, uint8_t *buf, size_t cap);
 /// Writes `len` bytes to an existing file (sysfs attributes). Returns 0 or -errno.
 int32_t wisp_write_file(const char *path, const uint8_t *buf, size_t len);
 
+/// Opens (creating, mode 0600) `path` for appending. Returns the fd, or -errno.
+int32_t wisp_open_append(const char *path);
+
+/// fdatasync(2): the appended record reaches the card before we go on. 0 or -errno.
+int32_t wisp_sync(int32_t fd);
+
+/// rename(2), for replacing the buffer file atomically after compaction. 0 or -errno.
+int32_t wisp_rename(const char *from, const char *to);
+
+/// truncate(2): cuts a torn record off the buffer file's end. 0 or -errno.
+int32_t wisp_truncate(const char *path, int64_t length);
+
 /// Free bytes for unprivileged users on the filesystem holding `path` (statvfs), or -errno.
 int64_t wisp_fs_free(const char *path);
 

@@ -11,6 +11,8 @@ public struct Thing {
     }
 
     public private(set) var sensors: [Sensor] = []
+    /// Property identifiers: the sensors', then the outputs'. A value's `index` points here.
+    public private(set) var names: [String] = []
     var outputs: [Output] = []
     var scratch = ByteBuffer(capacity: 8192)
     var failing: [Bool] = []
@@ -36,6 +38,7 @@ public struct Thing {
             }
         }
         failing = sensors.map { $0.problem != nil }
+        names = sensors.map { $0.spec.identifier } + device.outputs.map { $0.identifier }
         for spec in device.outputs {
             var output = Output(spec: spec)
             switch GPIOLine.open(chip: spec.chip, line: spec.line, output: true) {
@@ -61,7 +64,7 @@ public struct Thing {
                     Log.info("sensor " + sensors[i].spec.identifier + " recovered")
                 }
                 if sensors[i].shouldPost(value) {
-                    values.append(PropertyValue(identifier: sensors[i].spec.identifier, scaled: Int64((value * 1000).rounded()), decimals: 3))
+                    values.append(PropertyValue(index: i, scaled: Int64((value * 1000).rounded()), decimals: 3))
                 }
             case .failure(let e):
                 if !failing[i] {
@@ -70,8 +73,8 @@ public struct Thing {
                 }
             }
         }
-        for o in outputs where o.line != nil {
-            values.append(PropertyValue(identifier: o.spec.identifier, scaled: Int64(o.state), decimals: 0))
+        for (j, o) in outputs.enumerated() where o.line != nil {
+            values.append(PropertyValue(index: sensors.count + j, scaled: Int64(o.state), decimals: 0))
         }
     }
 

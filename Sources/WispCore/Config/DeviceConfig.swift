@@ -33,6 +33,10 @@ public struct DeviceConfig: Sendable, Equatable {
     /// and available memory.
     public var sensors: [SensorSpec] = []
     public var outputs: [OutputSpec] = []
+    /// Capacity of the offline ring, in samples.
+    public var bufferSamples = 60
+    /// Where the ring is kept on disk, if anywhere.
+    public var bufferFile: String?
 
     public static let keepAliveRange: ClosedRange<Int> = 30...1200
     public static let telemetryIntervalRange: ClosedRange<Int> = 1...86_400
@@ -75,6 +79,8 @@ public struct DeviceConfig: Sendable, Equatable {
             lines.append("tls_insecure = " + (tlsInsecure ? "true (certificate NOT verified)" : "false"))
         }
         if let proxy { lines.append("proxy = http://" + proxy.hostHeader) }
+        lines.append("buffer_samples = \(bufferSamples)")
+        if let bufferFile { lines.append("buffer_file = " + bufferFile) }
         if let will { lines.append("will_topic = " + will.topic) }
         for s in sensors { lines.append("sensor." + s.identifier + " = " + s.describe) }
         for o in outputs { lines.append("output." + o.identifier + " = gpio:" + o.chip + ":\(o.line)") }

@@ -21,6 +21,8 @@ public enum KeyFile {
         ("password", "password for brokers other than the platform"),
         ("will_topic", "topic of the Last Will (brokers other than the platform)"),
         ("will_payload", "payload of the Last Will (default: offline)"),
+        ("buffer_samples", "samples kept while offline, 1 to 100000 (default: an hour's worth, at least 60)"),
+        ("buffer_file", "path of a file that keeps unsent samples across restarts and power loss (default: none)"),
         ("sensor.NAME", "a sensor posted as property NAME: " + SensorSyntax.help),
         ("output.NAME", "a GPIO output the platform may set as property NAME: gpio:gpiochipN:LINE"),
     ]
@@ -138,6 +140,8 @@ public enum KeyFile {
         if let k = try integer("keepalive", in: DeviceConfig.keepAliveRange) { config.keepAlive = UInt16(k) }
         if let t = try integer("telemetry_interval", in: DeviceConfig.telemetryIntervalRange) { config.telemetryInterval = t }
         config.caFile = try string("ca_file")
+        config.bufferSamples = try integer("buffer_samples", in: 1...100_000) ?? max(60, min(100_000, 3600 / config.telemetryInterval))
+        config.bufferFile = try string("buffer_file")
         if let insecure = try string("tls_insecure") {
             if insecure == "true" { config.tlsInsecure = true } else if insecure == "false" { config.tlsInsecure = false } else { throw bad("tls_insecure") }
         }

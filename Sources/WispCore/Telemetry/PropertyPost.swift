@@ -1,12 +1,13 @@
-/// One property value: an Alink identifier and a fixed-point number.
+/// One property value: the index of its Alink identifier in the device's property list,
+/// and a fixed-point number.
 public struct PropertyValue: Sendable, Equatable {
-    public var identifier: String
+    public var index: Int
     /// The value times 10^decimals (23.45 °C with 2 decimals is 2345).
     public var scaled: Int64
     public var decimals: Int
 
-    public init(identifier: String, scaled: Int64, decimals: Int) {
-        self.identifier = identifier
+    public init(index: Int, scaled: Int64, decimals: Int) {
+        self.index = index
         self.scaled = scaled
         self.decimals = decimals
     }
@@ -26,7 +27,7 @@ public enum PropertyPost {
     /// Writes the post for `values`; `time` (ms since the epoch) marks each value with
     /// when it was sampled, in the platform's `{"value":v,"time":t}` form, when given.
     /// Returns false when it did not fit the writer.
-    public static func write<S: Sequence>(id: UInt64, values: S, time: UInt64? = nil, into json: inout JSONWriter) -> Bool
+    public static func write<S: Sequence>(id: UInt64, values: S, names: [String], time: UInt64? = nil, into json: inout JSONWriter) -> Bool
     where S.Element == PropertyValue {
         json.reset()
         json.raw("{\"id\":\"")
@@ -36,7 +37,7 @@ public enum PropertyPost {
         for v in values {
             if !first { json.byte(UInt8(ascii: ",")) }
             first = false
-            json.string(v.identifier)
+            json.string(v.index < names.count ? names[v.index] : "unknown")
             json.byte(UInt8(ascii: ":"))
             if let time {
                 json.raw("{\"value\":")

@@ -1,0 +1,40 @@
+import WispCore
+
+/// Samples not yet delivered: the ring in memory and, with `buffer_file`, on disk. It
+/// outlives a key-file reload when the properties stay the same.
+final class Backlog {
+    var ring: SampleRing
+    let names: [String]
+    let file: BufferFile?
+    var reportedDrops = 0
+
+    init(names: [String], device: DeviceConfig) {
+        self.names = names
+        ring = SampleRing(capacity: device.bufferSamples, maxValues: max(1, names.count))
+        var file: BufferFile?
+        if let path = device.bufferFile {
+            switch BufferFile.open(path, names: names, ring: &ring) {
+            case .success(let f): file = f
+            case .failure(let e): Log.error("buffer file " + path + ": " + e.message + "; samples are kept in memory only")
+            }
+        }
+        self.file = file
+    }
+
+    /// Adds a sample (and syncs it to the file); logs drops when the ring is full.
+    func add(time: UInt64, values: [PropertyValue]) {
+        if ring.append(time: time, values: values) != nil, let file {
+            file.appendSample(ring, ring.count - 1)
+        }
+        if ring.dropped > reportedDrops {
+            reportedDrops = ring.dropped
+            if reportedDrops == 1 || reportedDrops % 100 == 0 {
+                Log.warning("offline buffer full (\(ring.capacity) samples): dropping the oldest; \(reportedDrops) dropped so far")
+            }
+        }
+    }
+
+    func delivered(packetId: UInt16) {
+        if let seq = ring.acknowledge(packetId) { file?.appendDelivered(seq) }
+    }
+}

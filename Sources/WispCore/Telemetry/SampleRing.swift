@@ -1,0 +1,181 @@
+/// Samples waiting to be delivered, oldest first, in one fixed allocation.
+///
+/// Every sample enters the ring; the agent publishes from its tail (QoS 1) and a record
+/// leaves only when its PUBACK arrives, so nothing sampled is lost across an outage or a
+/// reconnect. When the ring is full the oldest waiting sample is dropped and counted.
+///
+/// A record is fixed-size: `seq` (u64), `time` (u64, ms since the epoch), state, value
+/// count, then up to `maxValues` × (property index u8, decimals u8, value i64).
+public struct SampleRing {
+    public enum State: UInt8 {
+        case waiting = 0, inFlight = 1, delivered = 2
+    }
+
+    public static let headerSize = 24
+    public static let valueSize = 10
+
+    public let capacity: Int
+    public let maxValues: Int
+    public let recordSize: Int
+    var storage: [UInt8]
+    var packetIds: [UInt16]
+    /// Index of the oldest record and the number of records held.
+    var tail = 0
+    public private(set) var count = 0
+    /// Samples dropped because the ring was full, since start-up.
+    public private(set) var dropped = 0
+    /// The sequence number the next sample gets (persisted with it).
+    public private(set) var nextSeq: UInt64 = 1
+
+    public init(capacity: Int, maxValues: Int) {
+        self.capacity = max(1, capacity)
+        self.maxValues = max(1, maxValues)
+        recordSize = SampleRing.headerSize + self.maxValues * SampleRing.valueSize
+        storage = [UInt8](repeating: 0, count: self.capacity * recordSize)
+        packetIds = [UInt16](repeating: 0, count: self.capacity)
+    }
+
+    func slot(_ i: Int) -> Int { (tail + i) % capacity }
+
+    /// Appends a sample; returns its sequence number. A full ring first drops its oldest
+    /// waiting record (or, when every record is in flight, this sample) and counts it.
+    @discardableResult
+    public mutating func append<S: Sequence>(time: UInt64, values: S, seq: UInt64? = nil) -> UInt64? where S.Element == PropertyValue {
+        trim()
+        if count == capacity {
+            guard let oldest = (0..<count).first(where: { state(slot($0)) == .waiting }) else {
+                dropped += 1
+                return nil
+            }
+            remove(at: oldest)
+            dropped += 1
+        }
+        let s = slot(count)
+        let base = s * recordSize
+        let number = seq ?? nextSeq
+        nextSeq = max(nextSeq, number + 1)
+        put64(number, at: base)
+        put64(time, at: base + 8)
+        storage[base + 16] = State.waiting.rawValue
+        var n = 0
+        for v in values where n < maxValues {
+            let at = base + SampleRing.headerSize + n * SampleRing.valueSize
+            storage[at] = UInt8(truncatingIfNeeded: v.index)
+            storage[at + 1] = UInt8(truncatingIfNeeded: v.decimals)
+            put64(UInt64(bitPattern: v.scaled), at: at + 2)
+            n += 1
+        }
+        storage[base + 17] = UInt8(n)
+        packetIds[s] = 0
+        count += 1
+        return number
+    }
+
+    /// The oldest record not yet sent, as a ring position (0 = oldest).
+    public func nextWaiting() -> Int? {
+        (0..<count).first { state(slot($0)) == .waiting }
+    }
+
+    public mutating func markSent(_ position: Int, packetId: UInt16) {
+        let s = slot(position)
+        storage[s * recordSize + 16] = State.inFlight.rawValue
+        packetIds[s] = packetId
+    }
+
+    /// PUBACK for `packetId`: the record is delivered. Returns its sequence number.
+    public mutating func acknowledge(_ packetId: UInt16) -> UInt64? {
+        for i in 0..<count {
+            let s = slot(i)
+            if state(s) == .inFlight && packetIds[s] == packetId {
+                storage[s * recordSize + 16] = State.delivered.rawValue
+                let seq = get64(at: s * recordSize)
+                trim()
+                return seq
+            }
+        }
+        return nil
+    }
+
+    /// Removes a record by sequence number (an acknowledgement replayed from the file).
+    public mutating func deliver(seq: UInt64) {
+        for i in 0..<count where get64(at: slot(i) * recordSize) == seq {
+            storage[slot(i) * recordSize + 16] = State.delivered.rawValue
+        }
+        trim()
+    }
+
+    /// After a restart nothing is in flight: those records wait to be sent again.
+    public mutating func requeueInFlight() {
+        for i in 0..<count where state(slot(i)) == .inFlight {
+            storage[slot(i) * recordSize + 16] = State.waiting.rawValue
+        }
+    }
+
+    public var waitingCount: Int { (0..<count).filter { state(slot($0)) == .waiting }.count }
+
+    public func seq(_ position: Int) -> UInt64 { get64(at: slot(position) * recordSize) }
+    public func time(_ position: Int) -> UInt64 { get64(at: slot(position) * recordSize + 8) }
+
+    /// The record's values, for rendering.
+    public func values(_ position: Int) -> RecordValues {
+        RecordValues(ring: self, base: slot(position) * recordSize, count: Int(storage[slot(position) * recordSize + 17]))
+    }
+
+    /// The raw bytes of a record (for the buffer file).
+    public func withRecord<R>(_ position: Int, _ body: (ArraySlice<UInt8>) -> R) -> R {
+        let base = slot(position) * recordSize
+        return body(storage[base..<(base + recordSize)])
+    }
+
+    public struct RecordValues: Sequence, IteratorProtocol {
+        let ring: SampleRing
+        let base: Int
+        let count: Int
+        var i = 0
+
+        public mutating func next() -> PropertyValue? {
+            guard i < count else { return nil }
+            let at = base + SampleRing.headerSize + i * SampleRing.valueSize
+            i += 1
+            return PropertyValue(index: Int(ring.storage[at]), scaled: Int64(bitPattern: ring.get64(at: at + 2)), decimals: Int(ring.storage[at + 1]))
+        }
+    }
+
+    // MARK: internals
+
+    func state(_ s: Int) -> State { State(rawValue: storage[s * recordSize + 16]) ?? .waiting }
+
+    /// Drops delivered records from the tail.
+    mutating func trim() {
+        while count > 0 && state(tail) == .delivered {
+            tail = (tail + 1) % capacity
+            count -= 1
+        }
+    }
+
+    /// Removes the record at `position`, closing the gap (rare: a full ring).
+    mutating func remove(at position: Int) {
+        var i = position
+        while i > 0 {
+            copyRecord(from: slot(i - 1), to: slot(i))
+            i -= 1
+        }
+        tail = (tail + 1) % capacity
+        count -= 1
+    }
+
+    mutating func copyRecord(from a: Int, to b: Int) {
+        for k in 0..<recordSize { storage[b * recordSize + k] = storage[a * recordSize + k] }
+        packetIds[b] = packetIds[a]
+    }
+
+    mutating func put64(_ v: UInt64, at i: Int) {
+        for k in 0..<8 { storage[i + k] = UInt8(truncatingIfNeeded: v >> (8 * UInt64(k))) }
+    }
+
+    func get64(at i: Int) -> UInt64 {
+        var v: UInt64 = 0
+        for k in 0..<8 { v |= UInt64(storage[i + k]) << (8 * UInt64(k)) }
+        return v
+    }
+}
