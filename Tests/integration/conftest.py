@@ -103,7 +103,7 @@ def platform_password(secret, method="sha256", client=CLIENT, pk=PK, dn=DN, time
 class Mosquitto:
     """mosquitto on 127.0.0.1 with a plain TCP listener (for observers), ws, and wss."""
 
-    def __init__(self, directory, certs, server_cert="server"):
+    def __init__(self, directory, certs, server_cert="server", persistent=False):
         self.dir = directory
         self.tcp, self.ws, self.wss, self.ws6 = free_port(), free_port(), free_port(), free_port()
         self.log = directory / "mosquitto.log"
@@ -130,7 +130,7 @@ protocol websockets
 cafile {certs}/ca.pem
 certfile {certs}/{server_cert}.pem
 keyfile {certs}/{server_cert}.key
-""")
+""" + (f"persistence true\npersistence_location {directory}/\nautosave_interval 1\n" if persistent else ""))
         self.proc = None
 
     def start(self):
@@ -167,11 +167,13 @@ def broker(tmp_path, certs):
 class Observer:
     """A paho subscriber over plain TCP that records (topic, payload)."""
 
-    def __init__(self, broker, topic="#"):
+    def __init__(self, broker, topic="#", persistent=False):
         import paho.mqtt.client as mqtt
         self.messages = []
         self.lock = threading.Lock()
-        self.client = mqtt.Client(client_id=f"observer-{os.getpid()}-{time.time()}")
+        name = "observer-persistent" if persistent else f"observer-{os.getpid()}-{time.time()}"
+        self.client = mqtt.Client(client_id=name, clean_session=not persistent)
+        self.client.reconnect_delay_set(0.1, 0.5)
         self.client.username_pw_set("observer", "observer-pw")
         self.client.on_message = self._on_message
         subscribed = threading.Event()

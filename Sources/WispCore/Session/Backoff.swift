@@ -26,7 +26,7 @@ public struct SplitMix64: Sendable {
 public struct Backoff: Sendable, Equatable {
     /// All in milliseconds.
     public var initial: UInt64 = 1_000
-    public var maximum: UInt64 = 300_000
+    public var maximum: UInt64 = 60_000
     public var minimum: UInt64 = 250
     public var refusedMinimum: UInt64 = 60_000
     public var stableAfter: UInt64 = 60_000
