@@ -172,6 +172,13 @@ struct WebSocketFrameTests {
         #expect(throws: error, "\(name), byte by byte") { try framesAll(hex(bytes), chunk: 1) }
     }
 
+    /// Found by the fuzzer: invalid UTF-8 in a partial text frame, split across reads.
+    @Test func invalidUTF8InAPartialTextFrame() {
+        for chunk in [1, 2, 3, Int.max] {
+            #expect(throws: WebSocketFrameError.invalidUTF8) { try framesAll(hex("01 09 00 00 00 80 02 6c 6d"), chunk: chunk) }
+        }
+    }
+
     @Test func closeCodesForErrors() {
         #expect(WebSocketFrameError.messageTooBig.closeCode == 1009)
         #expect(WebSocketFrameError.invalidUTF8.closeCode == 1007)

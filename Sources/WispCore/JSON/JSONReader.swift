@@ -18,20 +18,25 @@ public struct JSONReader {
     }
 
     let bytes: UnsafeRawBufferPointer
+    /// The document's value.
+    public private(set) var root: Value = .null
 
     /// Validates `bytes` as one JSON value (whitespace around it allowed).
     public init(_ bytes: UnsafeRawBufferPointer) throws(JSONError) {
         self.bytes = bytes
         var p = 0
         skipSpace(&p)
-        _ = try value(at: &p, depth: 0)
+        root = try value(at: &p, depth: 0)
         skipSpace(&p)
         if p != bytes.count { throw JSONError(offset: p, problem: "data after the JSON value") }
     }
 
     /// The members of the object at `range` (the whole document when nil), in order.
+    /// Empty unless the range (or the document) is an object.
     public func members(of range: Range<Int>? = nil) -> MemberIterator {
-        MemberIterator(reader: self, position: (range?.lowerBound ?? firstNonSpace()) + 1)
+        let start = range?.lowerBound ?? firstNonSpace()
+        guard start < bytes.count, bytes[start] == UInt8(ascii: "{") else { return MemberIterator(reader: self, position: bytes.count) }
+        return MemberIterator(reader: self, position: start + 1)
     }
 
     /// The value of member `key` of the object at `range` (the document when nil).
