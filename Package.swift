@@ -70,5 +70,7 @@ let package = Package(
                 : []
         ),
         .testTarget(name: "WispCoreTests", dependencies: ["WispCore"]),
+        // Drives the WebSocket codec against Autobahn|Testsuite; used only by the tests.
+        .executableTarget(name: "wisp-echo", dependencies: ["WispAgent", "WispCore"], path: "Tests/AutobahnEcho"),
     ]
 )
