@@ -70,7 +70,12 @@ let package = Package(
                 : []
         ),
         .testTarget(name: "WispCoreTests", dependencies: ["WispCore"]),
-        // Drives the WebSocket codec against Autobahn|Testsuite; used only by the tests.
-        .executableTarget(name: "wisp-echo", dependencies: ["WispAgent", "WispCore"], path: "Tests/AutobahnEcho"),
     ]
 )
+
+// Drives the WebSocket codec against Autobahn|Testsuite; used only by the tests, so only
+// in the host build.
+if !embedded {
+    package.targets.append(
+        .executableTarget(name: "wisp-echo", dependencies: ["WispAgent", "WispCore"], path: "Tests/AutobahnEcho"))
+}

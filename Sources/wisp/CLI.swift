@@ -36,33 +36,40 @@ struct CLI {
 
         """
 
+    /// Commands return their exit code; the process exits here, once every value they
+    /// held is released (so memcheck sees no memory abandoned at exit).
     static func main() {
-        var args = System.arguments
-        guard let command = args.first else { usage("no command given") }
+        let code = dispatch(System.arguments)
+        System.exit(code)
+    }
+
+    static func dispatch(_ arguments: [String]) -> ExitCode {
+        var args = arguments
+        guard let command = args.first else { return usage("no command given") }
         args.removeFirst()
         switch command {
         case "help", "--help", "-h":
             printHelp()
-            System.exit(.ok)
+            return .ok
         case "version", "--version":
-            noOptions(args)
+            if let first = args.first { return usage("unexpected argument '" + first + "'") }
             System.out("wisp " + version + " (" + String(cString: wisp_build_triple()) + ", git " + String(cString: wisp_build_revision()) + ")")
-            System.exit(.ok)
+            return .ok
         case "check":
-            let options = parse(args, allowing: ["--config"])
-            check(path: options["--config"] ?? ConfigLoader.defaultPath)
+            guard let options = parse(args, allowing: ["--config"]) else { return .usage }
+            return check(path: options["--config"] ?? ConfigLoader.defaultPath)
         case "sign":
-            let options = parse(args, allowing: ["--config", "--timestamp"])
-            sign(path: options["--config"] ?? ConfigLoader.defaultPath, timestamp: options["--timestamp"])
+            guard let options = parse(args, allowing: ["--config", "--timestamp"]) else { return .usage }
+            return sign(path: options["--config"] ?? ConfigLoader.defaultPath, timestamp: options["--timestamp"])
         case "sensors":
-            let options = parse(args, allowing: ["--config"])
-            sensors(path: options["--config"])
+            guard let options = parse(args, allowing: ["--config"]) else { return .usage }
+            return sensors(path: options["--config"])
         case "run":
-            let options = parse(args, allowing: ["--config", "--verbose"])
+            guard let options = parse(args, allowing: ["--config", "--verbose"]) else { return .usage }
             if options["--verbose"] != nil { Log.threshold = .debug }
-            System.exit(Agent.run(configPath: options["--config"] ?? ConfigLoader.defaultPath))
+            return Agent.run(configPath: options["--config"] ?? ConfigLoader.defaultPath)
         default:
-            usage("unknown command '" + command + "'")
+            return usage("unknown command '" + command + "'")
         }
     }
 
@@ -79,52 +86,48 @@ struct CLI {
         System.write(text, to: 1)
     }
 
-    static func usage(_ problem: String) -> Never {
+    static func usage(_ problem: String) -> ExitCode {
         System.write("wisp: " + problem + "\nrun `wisp help` for usage\n", to: 2)
-        System.exit(.usage)
-    }
-
-    static func noOptions(_ args: [String]) {
-        if let first = args.first { usage("unexpected argument '" + first + "'") }
+        return .usage
     }
 
     /// `--name VALUE` pairs (and the flag --verbose); anything else is a usage error.
-    static func parse(_ args: [String], allowing names: [String]) -> [String: String] {
+    static func parse(_ args: [String], allowing names: [String]) -> [String: String]? {
         var options: [String: String] = [:]
         var i = 0
         while i < args.count {
             let name = args[i]
-            guard names.contains(name) else { usage("unknown option '" + name + "'") }
-            if options[name] != nil { usage("option " + name + " given twice") }
+            guard names.contains(name) else { _ = usage("unknown option '" + name + "'"); return nil }
+            if options[name] != nil { _ = usage("option " + name + " given twice"); return nil }
             if name == "--verbose" {
                 options[name] = "1"
                 i += 1
                 continue
             }
-            guard i + 1 < args.count, !args[i + 1].isEmpty else { usage("option " + name + " needs a value") }
+            guard i + 1 < args.count, !args[i + 1].isEmpty else { _ = usage("option " + name + " needs a value"); return nil }
             options[name] = args[i + 1]
             i += 2
         }
         return options
     }
 
-    static func load(_ path: String) -> LoadedConfig {
+    static func load(_ path: String) -> LoadedConfig? {
         switch ConfigLoader.load(path) {
         case .success(let loaded): return loaded
         case .failure(let error):
             System.write("wisp: " + error.message + "\n", to: 2)
-            System.exit(.configuration)
+            return nil
         }
     }
 
-    static func check(path: String) -> Never {
-        let loaded = load(path)
+    static func check(path: String) -> ExitCode {
+        guard let loaded = load(path) else { return .configuration }
         System.out("key file " + path + " is valid; effective settings:")
         System.write(loaded.device.describe(effectiveClientId: loaded.clientId), to: 1)
-        System.exit(.ok)
+        return .ok
     }
 
-    static func sensors(path: String?) -> Never {
+    static func sensors(path: String?) -> ExitCode {
         var scratch = ByteBuffer(capacity: 8192)
         System.out("# found on this board (sensor.NAME = SOURCE  # reading now)")
         for source in Discovery.sources() {
@@ -132,8 +135,8 @@ struct CLI {
             System.out("sensor.NAME = " + spec.describe + "  # " + Discovery.reading(spec, scratch: &scratch))
         }
         for chip in Discovery.gpioChips() { System.out("# GPIO chip: " + chip + " (gpio:" + chip + ":LINE, output." + "NAME = gpio:" + chip + ":LINE)") }
-        guard let path else { System.exit(.ok) }
-        let loaded = load(path)
+        guard let path else { return .ok }
+        guard let loaded = load(path) else { return .configuration }
         System.out("")
         System.out("# configured in " + path)
         let specs = loaded.device.sensors.isEmpty ? Thing.defaults : loaded.device.sensors
@@ -142,21 +145,21 @@ struct CLI {
             System.out("sensor." + spec.identifier + " = " + spec.describe + "  # " + Discovery.reading(spec, scratch: &scratch))
         }
         for o in loaded.device.outputs { System.out("output." + o.identifier + " = gpio:" + o.chip + ":\(o.line)") }
-        System.exit(.ok)
+        return .ok
     }
 
-    static func sign(path: String, timestamp override: String?) -> Never {
-        let loaded = load(path)
-        if let override, KeyFile.parseDecimal(override) == nil { usage("--timestamp needs milliseconds, e.g. 1700000000000") }
+    static func sign(path: String, timestamp override: String?) -> ExitCode {
+        if let override, KeyFile.parseDecimal(override) == nil { return usage("--timestamp needs milliseconds, e.g. 1700000000000") }
+        guard let loaded = load(path) else { return .configuration }
         guard let identity = Agent.platformIdentity(loaded) else {
             System.write("wisp: " + path + " has no product_key/device_name/device_secret: `sign` is for IoT Platform devices\n", to: 2)
-            System.exit(.configuration)
+            return .configuration
         }
         let stamp = override ?? Agent.signTimestamp(loaded.device)
         let credentials = identity.credentials(secureMode: loaded.device.endpoint.secureMode, timestamp: stamp)
         System.out("mqttClientId=" + credentials.clientId)
         System.out("mqttUsername=" + (credentials.username ?? ""))
         System.out("mqttPassword=" + (credentials.password ?? ""))
-        System.exit(.ok)
+        return .ok
     }
 }

@@ -25,9 +25,25 @@ def binaries():
         ("aarch64", ROOT / ".build-cross/aarch64-linux-gnu/wisp", ["qemu-aarch64", "-L", "/usr/aarch64-linux-gnu"]),
         ("armv7", ROOT / ".build-cross/armv7-linux-gnueabihf/wisp", ["qemu-arm", "-L", "/usr/arm-linux-gnueabihf"]),
     ]:
-        if path.exists():
-            found.append(pytest.param(prefix + [str(path)], id=name))
+        if path.exists() and not (VALGRIND and prefix):
+            if VALGRIND:
+                path = stripped(path, name)
+            found.append(pytest.param((VALGRIND if not prefix else []) + prefix + [str(path)], id=name))
     return found
+
+
+def stripped(path, name):
+    """A copy without debug info: valgrind 3.19 cannot read the toolchain's DWARF 5."""
+    copy = ROOT / f".build-valgrind/{name}/wisp"
+    copy.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["strip", "-o", str(copy), str(path)], check=True)
+    return copy
+
+
+# WISP_VALGRIND=1: run the host builds under memcheck; an invalid access or a definite
+# leak makes the process exit 99, which every test notices as a wrong exit code.
+VALGRIND = ["valgrind", "-q", "--error-exitcode=99", "--leak-check=full", "--errors-for-leak-kinds=definite",
+            "--show-leak-kinds=definite"] if os.environ.get("WISP_VALGRIND") == "1" else []
 
 
 @pytest.fixture(params=binaries())
@@ -248,6 +264,7 @@ class Wisp:
                 self.proc.wait()
         self.stderr.close()
         assert SECRET not in self.log(), "the device secret reached the log"
+        assert self.proc.returncode != 99, "valgrind: " + self.log()[-3000:]
         return self.proc.returncode
 
 

@@ -10,10 +10,10 @@ import time
 
 import pytest
 
-from conftest import ROOT, SECRET, Mosquitto, Observer
+from conftest import ROOT, SECRET, VALGRIND, Mosquitto, Observer, stripped
 from test_agent import POST, device
 
-EMBEDDED = [str(ROOT / ".build-embedded/release/wisp")]
+EMBEDDED = VALGRIND + [str(stripped(ROOT / ".build-embedded/release/wisp", "embedded") if VALGRIND else ROOT / ".build-embedded/release/wisp")]
 OUTAGE = int(os.environ.get("WISP_OUTAGE_SECONDS", "20"))
 
 

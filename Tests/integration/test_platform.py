@@ -1,0 +1,140 @@
+"""The local stand-in platform (scripts/platform + the mosquitto plugin): a correct device
+is accepted on ws and wss, by wisp and by an independent client; each of the platform's
+refusals happens, for the reason the broker log gives."""
+import hashlib
+import hmac
+import json
+import subprocess
+import threading
+import time
+
+import paho.mqtt.client as mqtt
+import pytest
+
+from conftest import ROOT, free_port
+
+PK, DN, SECRET = "a1TestProd", "sensor-7", "platform-secret-0123456789"
+
+
+@pytest.fixture(scope="module")
+def platform(tmp_path_factory):
+    d = tmp_path_factory.mktemp("platform")
+    devices = d / "devices"
+    devices.write_text(f"{PK} {DN} {SECRET}\nother otherdev othersecret\n")
+    ports = dict(ws=free_port(), wss=free_port(), tcp=free_port())
+    proc = subprocess.Popen([str(ROOT / "scripts/platform"), "--devices", str(devices), "--dir", str(d),
+                             "--ws-port", str(ports["ws"]), "--wss-port", str(ports["wss"]), "--tcp-port", str(ports["tcp"])],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    info = {}
+    while "log" not in info:
+        line = proc.stdout.readline()
+        assert line, "scripts/platform ended before it was ready"
+        k, _, v = line.strip().partition("=")
+        info[k] = v
+    info["ports"] = ports
+    yield info
+    proc.terminate()
+    proc.wait(10)
+
+
+def log_after(platform, mark, text, timeout=5):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        with open(platform["log"], errors="replace") as f:
+            f.seek(mark)
+            tail = f.read()
+        if text in tail:
+            return tail
+        time.sleep(0.05)
+    return None
+
+
+def log_mark(platform):
+    with open(platform["log"], "rb") as f:
+        return len(f.read())
+
+
+def paho_connect(platform, scheme="ws", client=None, method="hmacsha256", label=None, secret=SECRET,
+                 keepalive=60, securemode=None, timestamp="1700000000000"):
+    """An independent device: Paho over websockets with its own HMAC."""
+    client = client or "dev-1"
+    content = f"clientId{client}deviceName{DN}productKey{PK}timestamp{timestamp}"
+    digest = hmac.new(secret.encode(), content.encode(), {"hmacmd5": hashlib.md5, "hmacsha1": hashlib.sha1,
+                                                          "hmacsha256": hashlib.sha256}[method]).hexdigest()
+    mode = securemode or (2 if scheme == "wss" else 3)
+    cid = f"{client}|securemode={mode},signmethod={label or method},timestamp={timestamp}|"
+    c = mqtt.Client(client_id=cid, transport="websockets")
+    c.ws_set_options(path="/mqtt")
+    if scheme == "wss":
+        c.tls_set(ca_certs=platform["ca_file"])
+    c.username_pw_set(f"{DN}&{PK}", digest)
+    result = {}
+    done = threading.Event()
+    c.on_connect = lambda cl, u, f, rc: (result.setdefault("rc", rc), done.set())
+    c.on_disconnect = lambda cl, u, rc: done.set()
+    c.connect("localhost" if scheme == "wss" else "127.0.0.1", platform["ports"][scheme], keepalive=keepalive)
+    c.loop_start()
+    done.wait(10)
+    return c, result.get("rc")
+
+
+@pytest.mark.parametrize("scheme", ["ws", "wss"])
+@pytest.mark.parametrize("method", ["hmacmd5", "hmacsha1", "hmacsha256"])
+def test_independent_client_is_accepted(platform, scheme, method):
+    c, rc = paho_connect(platform, scheme, method=method)
+    c.loop_stop()
+    c.disconnect()
+    assert rc == 0
+
+
+@pytest.mark.parametrize("name, kwargs, reason", [
+    ("wrong secret", dict(secret="not-the-secret"), "signature mismatch"),
+    ("wrong signmethod label", dict(method="hmacsha256", label="hmacsha1"), "signature mismatch"),
+    ("unknown signmethod", dict(label="hmacsha512"), "unknown signmethod 'hmacsha512'"),
+    ("keep-alive 29", dict(keepalive=29), "keep-alive 29 s is outside 30..1200"),
+    ("keep-alive 1201", dict(keepalive=1201), "keep-alive 1201 s is outside 30..1200"),
+    ("65-character clientId", dict(client="c" * 65), "clientId has 65 characters"),
+    ("securemode 2 on the plain listener", dict(securemode=2), "securemode=2 on a plain listener"),
+])
+def test_refusals_name_their_reason(platform, name, kwargs, reason):
+    mark = log_mark(platform)
+    c, rc = paho_connect(platform, "ws", **kwargs)
+    c.loop_stop()
+    c.disconnect()
+    assert rc in (4, 5), f"{name}: rc {rc}"
+    assert log_after(platform, mark, "wisp-platform: refused"), name
+    assert log_after(platform, mark, reason), f"{name}: log lacks '{reason}'"
+
+
+def test_publish_to_another_devices_topic_is_refused(platform):
+    received = []
+    observer = mqtt.Client(client_id="observer-platform")
+    observer.on_message = lambda c, u, m: received.append(m.topic)
+    observer.connect("127.0.0.1", platform["ports"]["tcp"])
+    observer.subscribe("#")
+    observer.loop_start()
+    time.sleep(0.3)
+    mark = log_mark(platform)
+    c, rc = paho_connect(platform, "ws")
+    assert rc == 0
+    c.publish("/sys/other/otherdev/thing/event/property/post", "{}", qos=1).wait_for_publish()
+    c.publish(f"/sys/{PK}/{DN}/thing/event/property/post", '{"id":"5","params":{}}', qos=1).wait_for_publish()
+    time.sleep(0.5)
+    c.loop_stop()
+    c.disconnect()
+    observer.loop_stop()
+    assert "/sys/other/otherdev/thing/event/property/post" not in received
+    assert f"/sys/{PK}/{DN}/thing/event/property/post" in received
+    assert log_after(platform, mark, "publish on topic /sys/other/otherdev/thing/event/property/post, which is not this device's")
+
+
+@pytest.mark.parametrize("scheme", ["ws", "wss"])
+def test_wisp_is_accepted_and_gets_platform_replies(wisp, platform, scheme, keyfile, start_wisp):
+    values = dict(endpoint=platform[scheme], product_key=PK, device_name=DN, device_secret=SECRET,
+                  client_id="wisp-board-1", sign_method="hmacsha1", keepalive="60", telemetry_interval="1",
+                  ca_file=platform["ca_file"])
+    w = start_wisp(wisp, keyfile(**values))
+    assert w.wait_log("online", 15), w.log()
+    assert w.wait_log("clock: platform time received", 10), w.log()
+    assert w.wait_log("property post accepted", 10), w.log()
+    assert "refused" not in w.log()
