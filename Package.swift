@@ -41,6 +41,10 @@ func gitRevision() -> String {
     return String(head.prefix(12))
 }
 
+let embeddedLinking: [LinkerSetting] = embedded
+    ? [.unsafeFlags(["-L\(swiftRoot)/lib/swift/embedded/x86_64-unknown-linux-gnu"]), .linkedLibrary("swiftUnicodeDataTables")]
+    : []
+
 let package = Package(
     name: "wisp",
     products: [
@@ -64,10 +68,12 @@ let package = Package(
         .target(name: "WispAgent", dependencies: ["WispCore", "CWispPlatform"], swiftSettings: swiftSettings),
         .executableTarget(
             name: "wisp", dependencies: ["WispAgent", "WispCore"], swiftSettings: swiftSettings,
-            linkerSettings: embedded
-                ? [.unsafeFlags(["-L\(swiftRoot)/lib/swift/embedded/x86_64-unknown-linux-gnu"]),
-                   .linkedLibrary("swiftUnicodeDataTables")]
-                : []
+            linkerSettings: embeddedLinking
+        ),
+        // Measurements for scripts/bench; built in both modes, not shipped.
+        .executableTarget(
+            name: "wisp-bench", dependencies: ["WispAgent", "WispCore", "CWispPlatform"], path: "Tests/Bench",
+            swiftSettings: swiftSettings, linkerSettings: embeddedLinking
         ),
         .testTarget(name: "WispCoreTests", dependencies: ["WispCore"]),
     ]

@@ -39,6 +39,16 @@ public enum Agent {
         return "wisp/" + loaded.clientId
     }
 
+    /// For the benchmarks (scripts/bench, not the shipped CLI): the agent's own loop, with a
+    /// new telemetry cycle as soon as the previous post is acknowledged, `cycles` times, then
+    /// a clean DISCONNECT.
+    public static func runBench(configPath: String, cycles: Int) -> ExitCode {
+        benchCycles = cycles
+        return run(configPath: configPath)
+    }
+
+    nonisolated(unsafe) static var benchCycles: Int?
+
     /// `wisp run`: runs until SIGTERM/SIGINT; SIGHUP re-reads the key file.
     public static func run(configPath: String) -> ExitCode {
         var loaded: LoadedConfig
@@ -283,6 +293,7 @@ struct Runner: ~Copyable {
             let waiting = backlog.ring.waitingCount
             if waiting > 1 { Log.info("sending \(waiting) samples buffered while offline, oldest first") }
             drain()
+            if Agent.benchCycles != nil { sample(now: System.monotonicMillis) }
         case .message(let p):
             let inbound = session.inbound
             if inbound.bytes(p.topic, equal: setTopic) {
@@ -310,6 +321,10 @@ struct Runner: ~Copyable {
             Log.debug("packet \(id) acknowledged")
             backlog.delivered(packetId: id)
             drain()
+            if let left = Agent.benchCycles, backlog.ring.count == 0 {
+                Agent.benchCycles = left - 1
+                if left > 1 { sample(now: System.monotonicMillis) } else { session.stop(now: System.monotonicMillis) }
+            }
         case .subscribed(let refused):
             if refused > 0 { Log.warning("the broker refused \(refused) subscription(s) (to " + replyTopic + ")") }
         case .skippedOversized(let length):

@@ -1,0 +1,116 @@
+// wisp-bench: measurements for scripts/bench (not the shipped CLI).
+//   wisp-bench cycles KEYFILE N        the agent's loop, N telemetry cycles back to back
+//   wisp-bench codec N                 encode + frame + mask + decode of a 256-byte PUBLISH, N times
+//   wisp-bench burst PORT N QOS        N PUBLISHes of 64 bytes over ws://127.0.0.1:PORT/mqtt
+import CWispPlatform
+import WispAgent
+import WispCore
+
+@main
+struct Bench {
+    static func main() {
+        let a = System.arguments
+        var code = ExitCode.usage
+        if a.count == 3 && a[0] == "cycles", let n = Int(a[2]) {
+            code = Agent.runBench(configPath: a[1], cycles: n)
+        } else if a.count == 2 && a[0] == "codec", let n = Int(a[1]) {
+            code = codec(n)
+        } else if a.count == 4 && a[0] == "burst", let port = UInt16(a[1]), let n = Int(a[2]), let q = Int(a[3]) {
+            code = burst(port: port, count: n, qos: q == 1 ? .atLeastOnce : .atMostOnce)
+        } else {
+            System.write("usage: wisp-bench cycles KEYFILE N | codec N | burst PORT N QOS\n", to: 2)
+        }
+        System.exit(code)
+    }
+
+    /// The codec alone: what a 256-byte publish costs on the way out and on the way in.
+    static func codec(_ n: Int) -> ExitCode {
+        let payload = [UInt8](repeating: 0x41, count: 256)
+        var packet = ByteBuffer(capacity: 512)
+        var out = ByteBuffer(capacity: 600)
+        var decoder = MQTTDecoder(capacity: 512)
+        var frames = WebSocketFrameDecoder()
+        let inbound = InputBuffer(capacity: 600)
+        var random = SplitMix64(seed: 1)
+        var checksum = 0
+        for i in 0..<n {
+            packet.removeAll()
+            out.removeAll()
+            try? MQTTEncoder.encodePublish(topic: "/sys/pk/dn/thing/event/property/post", payload: payload, qos: .atLeastOnce,
+                                           packetId: UInt16(i % 65_000 + 1), into: &packet)
+            try? WebSocketFrameEncoder.encode(opcode: .binary, payload: packet.bytesView(0..<packet.count),
+                                              mask: UInt32(truncatingIfNeeded: random.next()), into: &out)
+            // The same packet as a server sends it (unmasked), decoded.
+            inbound.removeAll()
+            _ = inbound.append { raw in
+                raw[0] = 0x82
+                raw[1] = 126
+                raw[2] = UInt8(packet.count >> 8)
+                raw[3] = UInt8(packet.count & 0xFF)
+                for k in 0..<packet.count { raw[4 + k] = packet[k] }
+                return 4 + packet.count
+            }
+            var pos = 0
+            while let e = try? frames.next(inbound.bytes, at: &pos) {
+                if case .data(let r) = e {
+                    var p = r.lowerBound
+                    let slice = UnsafeRawBufferPointer(rebasing: inbound.bytes[0..<r.upperBound])
+                    if case .publish(let pub)?? = try? decoder.decode(slice, at: &p) { checksum &+= pub.payload.count }
+                }
+            }
+        }
+        System.out("codec: \(n) round trips, \(checksum / max(n, 1)) payload bytes each")
+        return .ok
+    }
+
+    /// A burst of publishes through the session, as fast as the window and socket allow.
+    static func burst(port: UInt16, count: Int, qos: QoS) -> ExitCode {
+        let endpoint = Endpoint(scheme: .ws, host: "127.0.0.1", port: port)
+        var config = SessionConfig(keepAlive: 60, webSocket: .init(hostHeader: endpoint.hostHeader, path: endpoint.path))
+        config.inflightWindow = 16
+        var session = Session(config: config, seed: 7, now: System.monotonicMillis)
+        guard case .openTransport = session.poll(now: System.monotonicMillis) else { return .failure }
+        guard case .success(let c) = Connection.open(endpoint, proxy: nil, caFile: nil, insecure: false, timeoutMillis: 5000) else {
+            System.write("wisp-bench: cannot connect\n", to: 2)
+            return .unreachable
+        }
+        session.transportOpened(now: System.monotonicMillis, connect: MQTTEncoder.Connect(clientId: "wisp-bench", keepAlive: 60),
+                                webSocketKey: WebSocketHandshake.randomKey())
+        let payload = [UInt8](repeating: 0x42, count: 64)
+        var sent = 0, acked = 0
+        var stopping = false
+        while true {
+            let now = System.monotonicMillis
+            switch session.poll(now: now) {
+            case .event(.delivered): acked += 1
+            case .event: break
+            case .stopped, .closeTransport: 
+                System.out("burst: \(sent) sent, \(acked) acknowledged")
+                return sent == count ? .ok : .failure
+            case .openTransport: return .failure
+            case .wait:
+                while session.isOnline && sent < count {
+                    if (try? session.publish(topic: "bench/wisp", payload: payload, qos: qos)) == nil { break }
+                    sent += 1
+                }
+                if !stopping && sent == count && (qos == .atMostOnce || acked == count) && session.isOnline {
+                    stopping = true
+                    session.stop(now: now)
+                    continue
+                }
+                if !session.output.isEmpty {
+                    let n = session.output.withBytes { c.send($0) }
+                    if n > 0 { session.didWrite(Int(n), now: now); continue }
+                }
+                _ = waitIO(c, wantWrite: !session.output.isEmpty)
+                let input = session.input
+                let n = input.append { raw in Int(c.receive(raw)) }
+                if n < 0 { session.transportFailed(now: now, .transportClosed) } else { session.didReceive(n, now: now) }
+            }
+        }
+    }
+
+    static func waitIO(_ c: borrowing Connection, wantWrite: Bool) -> Int32 {
+        wisp_poll(c.fd, 1 | (wantWrite ? 2 : 0), -1, 1000)
+    }
+}
