@@ -196,3 +196,23 @@ def test_client_id_defaults_to_the_board_serial(wisp, tmp_path, keyfile):
     r = run([*wisp, "check", "--config", keyfile(endpoint="ws://h")], env={"WISP_ROOT": str(root)})
     assert r.returncode == 0, r.stderr
     assert "client_id = 00000000abcdef01 (from the board)" in r.stdout
+
+
+def test_deadband_posts_a_steady_value_only_every_n_intervals(wisp, tmp_path, broker, observer, keyfile, start_wisp):
+    root = board(tmp_path / "board")
+    values_ = dict(**{"sensor.steady": "file:/sys/fake/steady deadband=5 every=3", "sensor.load": "system:load"})
+    write(root, "/sys/fake/steady", "20\n")
+    w = start_wisp(wisp, keyfile(**device(broker), **values_), env={"WISP_ROOT": str(root)})
+    posts = collect_posts(observer, 7, 15)
+    assert len(posts) >= 7, w.log()
+    has = ["steady" in values(p) for p in posts[:7]]
+    assert has == [True, False, False, True, False, False, True], has
+    write(root, "/sys/fake/steady", "30\n")  # moved by more than the deadband: posted at once
+    seen = len(observer.messages)
+    deadline = time.time() + 5
+    while time.time() < deadline:
+        later = [values(json.loads(p)) for t, p in observer.messages[seen:] if t == POST]
+        if later:
+            break
+        time.sleep(0.05)
+    assert later and later[0].get("steady") == 30

@@ -6,7 +6,7 @@ import WispCore
 public final class GPIOLine {
     enum Backend {
         case chardev(fd: Int32)
-        case sysfs(valuePath: String)
+        case sysfs(valuePath: CPath)
     }
 
     let backend: Backend
@@ -38,7 +38,7 @@ public final class GPIOLine {
         let direction = output ? "low" : "in"  // "low": output, initially 0
         let r = writeText(gpio + "/direction", direction)
         if r < 0 { return .failure(SystemError(errno: -r)) }
-        return .success(GPIOLine(.sysfs(valuePath: gpio + "/value"), gpio + " (sysfs)"))
+        return .success(GPIOLine(.sysfs(valuePath: CPath(gpio + "/value")), gpio + " (sysfs)"))
     }
 
     init(_ backend: Backend, _ description: String) {
@@ -70,7 +70,8 @@ public final class GPIOLine {
             let r = wisp_gpio_set(fd, value != 0 ? 1 : 0)
             return r < 0 ? SystemError(errno: -r) : nil
         case .sysfs(let path):
-            let r = GPIOLine.writeText(path, value != 0 ? "1" : "0")
+            var byte: UInt8 = value != 0 ? 0x31 : 0x30
+            let r = path.withCString { wisp_write_file($0, &byte, 1) }
             return r < 0 ? SystemError(errno: -r) : nil
         }
     }

@@ -7,16 +7,16 @@ import WispCore
 public struct Sensor {
     enum Reader {
         /// A number in a file: value × multiply + add.
-        case number(path: String, multiply: Double, add: Double)
+        case number(path: CPath, multiply: Double, add: Double)
         /// IIO `_raw` with `_scale` and `_offset`: (raw + offset) × scale × multiply.
-        case iioRaw(raw: String, scale: Double, offset: Double, multiply: Double)
+        case iioRaw(raw: CPath, scale: Double, offset: Double, multiply: Double)
         /// DS18B20 `w1_slave`: CRC line must say YES, then `t=` millidegrees.
-        case w1Slave(path: String)
+        case w1Slave(path: CPath)
         case gpio(GPIOLine)
-        case memAvailable(path: String)
-        case diskFree(path: String)
-        case wifi(path: String)
-        case throttled(path: String)
+        case memAvailable(path: CPath)
+        case diskFree(path: CPath)
+        case wifi(path: CPath)
+        case throttled(path: CPath)
     }
 
     public let spec: SensorSpec
@@ -51,7 +51,7 @@ public struct Sensor {
             // "72 01 4b 46 7f ff 0e 10 57 : crc=57 YES\n72 01 4b 46 7f ff 0e 10 57 t=23125\n"
             guard let crc = NumberScan.find("crc=", in: scratch) else { return .failure(garbage(path)) }
             guard NumberScan.find("YES", in: scratch).map({ $0 > crc }) == true else {
-                return .failure(SensorError("1-Wire CRC check failed (NO) in " + path))
+                return .failure(SensorError("1-Wire CRC check failed (NO) in " + path.text))
             }
             guard let t = NumberScan.find("t=", in: scratch), let v = NumberScan.fixed(scratch, from: t, decimals: 0) else {
                 return .failure(garbage(path))
@@ -69,8 +69,8 @@ public struct Sensor {
             }
             return .success(Double(v.value))
         case .diskFree(let path):
-            let free = wisp_fs_free(path)
-            if free < 0 { return .failure(SensorError("statvfs " + path + ": " + SystemError(errno: Int32(-free)).message)) }
+            let free = path.withCString { wisp_fs_free($0) }
+            if free < 0 { return .failure(SensorError("statvfs " + path.text + ": " + SystemError(errno: Int32(-free)).message)) }
             return .success(Double(free / 1_048_576))
         case .wifi(let path):
             // Inter-| sta-|   Quality        |   Discarded packets ...
@@ -80,7 +80,7 @@ public struct Sensor {
             guard let colon = NumberScan.find(": ", in: scratch),
                   let status = NumberScan.fixed(scratch, from: colon, decimals: 0),
                   let link = NumberScan.fixed(scratch, from: status.end, decimals: 0) else {
-                return .failure(SensorError("no wireless interface in " + path))
+                return .failure(SensorError("no wireless interface in " + path.text))
             }
             return .success(Double(link.value))
         case .throttled(let path):
@@ -96,8 +96,8 @@ public struct Sensor {
         }
     }
 
-    func unreadable(_ path: String) -> SensorError { SensorError("cannot read " + path) }
-    func garbage(_ path: String) -> SensorError { SensorError("no number in " + path) }
+    func unreadable(_ path: CPath) -> SensorError { SensorError("cannot read " + path.text) }
+    func garbage(_ path: CPath) -> SensorError { SensorError("no number in " + path.text) }
 
     func hexValue(_ b: UInt8) -> UInt8? {
         switch b {
@@ -147,12 +147,12 @@ public struct Sensor {
                 let type = trimmed(System.readText(dir + "/type", limit: 128) ?? "")
                 if zone.isEmpty {  // automatic: the CPU/SoC zone, else the first
                     if fallback == nil { fallback = dir }
-                    if type.hasPrefix("cpu") || type.hasPrefix("soc") || type.hasPrefix("x86_pkg") { return .success(.number(path: dir + "/temp", multiply: 0.001, add: 0)) }
+                    if type.hasPrefix("cpu") || type.hasPrefix("soc") || type.hasPrefix("x86_pkg") { return .success(.number(path: CPath(dir + "/temp"), multiply: 0.001, add: 0)) }
                 } else if name == zone || type == zone {
-                    return .success(.number(path: dir + "/temp", multiply: 0.001, add: 0))
+                    return .success(.number(path: CPath(dir + "/temp"), multiply: 0.001, add: 0))
                 }
             }
-            if zone.isEmpty, let dir = fallback { return .success(.number(path: dir + "/temp", multiply: 0.001, add: 0)) }
+            if zone.isEmpty, let dir = fallback { return .success(.number(path: CPath(dir + "/temp"), multiply: 0.001, add: 0)) }
             return .failure(SensorError("no thermal zone " + (zone.isEmpty ? "on this board" : "named " + zone) + " in " + base))
         case .hwmon(let chip, let input):
             let base = System.board("/sys/class/hwmon")
@@ -169,7 +169,7 @@ public struct Sensor {
                 guard let stem else { return .failure(SensorError("hwmon chip " + chip + " has no input or label " + input)) }
                 // Units (Documentation/hwmon/sysfs-interface): m°C, mV, RPM, µW, mA.
                 let multiply = stem.hasPrefix("power") ? 0.000001 : stem.hasPrefix("fan") ? 1 : 0.001
-                return .success(.number(path: dir + "/" + stem + "_input", multiply: multiply, add: 0))
+                return .success(.number(path: CPath(dir + "/" + stem + "_input"), multiply: multiply, add: 0))
             }
             return .failure(SensorError("no hwmon chip named " + chip + " in " + base))
         case .iio(let device, let channel):
@@ -180,19 +180,19 @@ public struct Sensor {
                 // IIO ABI units: temp m°C, humidityrelative m%, voltage mV, pressure kPa, illuminance lux.
                 let multiply = channel.hasPrefix("temp") || channel.hasPrefix("humidityrelative") || channel.hasPrefix("voltage") ? 0.001 : 1
                 let input = dir + "/in_" + channel + "_input"
-                if System.fileMode(input).isSuccess { return .success(.number(path: input, multiply: multiply, add: 0)) }
+                if System.fileMode(input).isSuccess { return .success(.number(path: CPath(input), multiply: multiply, add: 0)) }
                 let raw = dir + "/in_" + channel + "_raw"
                 guard System.fileMode(raw).isSuccess else { return .failure(SensorError("IIO device " + device + " has no channel " + channel)) }
                 let type = channelType(channel)
                 let scale = number(dir + "/in_" + channel + "_scale") ?? number(dir + "/in_" + type + "_scale") ?? 1
                 let offset = number(dir + "/in_" + channel + "_offset") ?? number(dir + "/in_" + type + "_offset") ?? 0
-                return .success(.iioRaw(raw: raw, scale: scale, offset: offset, multiply: multiply))
+                return .success(.iioRaw(raw: CPath(raw), scale: scale, offset: offset, multiply: multiply))
             }
             return .failure(SensorError("no IIO device named " + device + " in " + base))
         case .w1(let id):
             let dir = System.board("/sys/bus/w1/devices/" + id)
-            if System.fileMode(dir + "/temperature").isSuccess { return .success(.number(path: dir + "/temperature", multiply: 0.001, add: 0)) }
-            if System.fileMode(dir + "/w1_slave").isSuccess { return .success(.w1Slave(path: dir + "/w1_slave")) }
+            if System.fileMode(dir + "/temperature").isSuccess { return .success(.number(path: CPath(dir + "/temperature"), multiply: 0.001, add: 0)) }
+            if System.fileMode(dir + "/w1_slave").isSuccess { return .success(.w1Slave(path: CPath(dir + "/w1_slave"))) }
             return .failure(SensorError("no 1-Wire device " + dir))
         case .gpio(let chip, let line):
             switch GPIOLine.open(chip: chip, line: line, output: false) {
@@ -201,19 +201,19 @@ public struct Sensor {
             }
         case .system(let metric):
             switch metric {
-            case .load: return .success(.number(path: System.board("/proc/loadavg"), multiply: 1, add: 0))
-            case .uptime: return .success(.number(path: System.board("/proc/uptime"), multiply: 1, add: 0))
-            case .mem_available: return .success(.memAvailable(path: System.board("/proc/meminfo")))
-            case .disk_free: return .success(.diskFree(path: System.root.isEmpty ? "/" : System.root))
-            case .wifi_quality: return .success(.wifi(path: System.board("/proc/net/wireless")))
+            case .load: return .success(.number(path: CPath(System.board("/proc/loadavg")), multiply: 1, add: 0))
+            case .uptime: return .success(.number(path: CPath(System.board("/proc/uptime")), multiply: 1, add: 0))
+            case .mem_available: return .success(.memAvailable(path: CPath(System.board("/proc/meminfo"))))
+            case .disk_free: return .success(.diskFree(path: CPath(System.root.isEmpty ? "/" : System.root)))
+            case .wifi_quality: return .success(.wifi(path: CPath(System.board("/proc/net/wireless"))))
             case .throttled:
                 let path = System.board("/sys/devices/platform/soc/soc:firmware/get_throttled")
-                if System.fileMode(path).isSuccess { return .success(.throttled(path: path)) }
+                if System.fileMode(path).isSuccess { return .success(.throttled(path: CPath(path))) }
                 return .failure(SensorError("the firmware does not expose throttling flags (" + path + ")"))
             }
         case .file(let path, let scale, let offset):
             let p = path.hasPrefix("/sys/") || path.hasPrefix("/proc/") || path.hasPrefix("/dev/") ? System.board(path) : path
-            return .success(.number(path: p, multiply: scale, add: offset))
+            return .success(.number(path: CPath(p), multiply: scale, add: offset))
         }
     }
 

@@ -103,3 +103,37 @@ public enum ExitCode: Int32, Sendable {
     case refused = 77
     case configuration = 78
 }
+
+/// A path kept NUL-terminated from start-up, for the calls made every interval: passing a
+/// Swift String to C converts (and, in Embedded Swift, allocates) each time.
+public struct CPath: Sendable {
+    public let text: String
+    let bytes: [CChar]
+
+    public init(_ text: String) {
+        self.text = text
+        var b: [CChar] = []
+        b.reserveCapacity(text.utf8.count + 1)
+        for u in text.utf8 { b.append(CChar(bitPattern: u)) }
+        b.append(0)
+        bytes = b
+    }
+
+    public func withCString<R>(_ body: (UnsafePointer<CChar>) -> R) -> R {
+        bytes.withUnsafeBufferPointer { body($0.baseAddress!) }
+    }
+}
+
+extension System {
+    /// `read(_:into:)` for a path prepared at start-up: allocation-free.
+    public static func read(_ path: CPath, into buffer: inout ByteBuffer) -> Result<Int, SystemError> {
+        buffer.removeAll()
+        var code: Int64 = 0
+        let n = buffer.appendInPlace(upTo: buffer.capacity) { raw in
+            code = path.withCString { wisp_read_file($0, raw.baseAddress!.assumingMemoryBound(to: UInt8.self), raw.count) }
+            return Int(code)
+        }
+        if code < 0 { return .failure(SystemError(errno: Int32(-code))) }
+        return .success(n)
+    }
+}

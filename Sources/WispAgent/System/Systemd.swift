@@ -3,8 +3,11 @@ import CWispPlatform
 /// systemd's notify protocol, spoken directly (no libsystemd): READY after the first
 /// CONNACK, WATCHDOG pings from the loop at half the period systemd asks for.
 public enum Systemd {
-    public static func notify(_ state: String) {
-        let r = wisp_sd_notify(state)
+    /// `state` is a literal: no conversion, no allocation on the watchdog path.
+    public static func notify(_ state: StaticString) {
+        let r = state.withUTF8Buffer { b in
+            b.baseAddress!.withMemoryRebound(to: CChar.self, capacity: b.count + 1) { wisp_sd_notify($0) }
+        }
         if r < 0 { Log.debug("sd_notify failed: " + SystemError(errno: -r).message) }
     }
 
