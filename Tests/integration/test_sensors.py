@@ -7,7 +7,7 @@ import time
 import paho.mqtt.client as mqtt
 
 from conftest import DN, PK, run
-from test_agent import POST, device
+from test_agent import POST, device, posts
 
 SET = f"/sys/{PK}/{DN}/thing/service/property/set"
 GOOD_W1 = "28-0316a2795aff"
@@ -98,22 +98,12 @@ def values(post):
     return {k: v["value"] for k, v in post["params"].items()}
 
 
-def collect_posts(observer, n, timeout):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        got = [json.loads(p) for t, p in observer.messages if t == POST]
-        if len(got) >= n:
-            return got
-        time.sleep(0.05)
-    return [json.loads(p) for t, p in observer.messages if t == POST]
-
-
 def test_thing_model_posts_sets_and_recovers(wisp, tmp_path, broker, observer, keyfile, start_wisp):
     root = board(tmp_path / "board")
     w = start_wisp(wisp, keyfile(**device(broker), **SENSORS), env={"WISP_ROOT": str(root)})
-    posts = collect_posts(observer, 3, 15)
-    assert len(posts) >= 3, w.log()
-    for post in posts:
+    got = posts(observer, 3, 15)
+    assert len(got) >= 3, w.log()
+    for post in got:
         assert values(post) == EXPECTED, values(post)
     log = w.log()
     assert log.count("sensor bad_probe: 1-Wire CRC check failed") == 1, "logged once, not every interval"
@@ -203,9 +193,9 @@ def test_deadband_posts_a_steady_value_only_every_n_intervals(wisp, tmp_path, br
     values_ = dict(**{"sensor.steady": "file:/sys/fake/steady deadband=5 every=3", "sensor.load": "system:load"})
     write(root, "/sys/fake/steady", "20\n")
     w = start_wisp(wisp, keyfile(**device(broker), **values_), env={"WISP_ROOT": str(root)})
-    posts = collect_posts(observer, 7, 15)
-    assert len(posts) >= 7, w.log()
-    has = ["steady" in values(p) for p in posts[:7]]
+    got = posts(observer, 7, 15)
+    assert len(got) >= 7, w.log()
+    has = ["steady" in values(p) for p in got[:7]]
     assert has == [True, False, False, True, False, False, True], has
     write(root, "/sys/fake/steady", "30\n")  # moved by more than the deadband: posted at once
     seen = len(observer.messages)

@@ -35,18 +35,6 @@ public enum System {
         return .success(Array(buf[0..<Int(n)]))
     }
 
-    /// Reads a file into `buffer` (emptied first) without allocating: sensors use this.
-    public static func read(_ path: String, into buffer: inout ByteBuffer) -> Result<Int, SystemError> {
-        buffer.removeAll()
-        var code: Int64 = 0
-        let n = buffer.appendInPlace(upTo: buffer.capacity) { raw in
-            code = wisp_read_file(path, raw.baseAddress!.assumingMemoryBound(to: UInt8.self), raw.count)
-            return Int(code)
-        }
-        if code < 0 { return .failure(SystemError(errno: Int32(-code))) }
-        return .success(n)
-    }
-
     public static func readText(_ path: String, limit: Int = 65_536) -> String? {
         guard case .success(let bytes) = readFile(path, limit: limit) else { return nil }
         return String(decoding: bytes, as: UTF8.self)
