@@ -58,7 +58,11 @@ def test_signs_in_and_publishes_property_posts(wisp, scheme, broker, certs, obse
     assert w.stop() == 0
     # A clean stop: DISCONNECT reached the broker.
     mode = '2' if scheme == 'wss' else '3'
-    assert f"Received DISCONNECT from {CLIENT}|securemode={mode},signmethod=hmacsha256|" in broker.log_text()
+    expected = f"Received DISCONNECT from {CLIENT}|securemode={mode},signmethod=hmacsha256|"
+    deadline = time.time() + 5  # the broker may log it a moment after wisp has exited
+    while expected not in broker.log_text() and time.time() < deadline:
+        time.sleep(0.05)
+    assert expected in broker.log_text()
 
 
 def test_wrong_secret_is_refused_with_a_clear_message_and_backs_off(wisp, broker, keyfile, start_wisp):
