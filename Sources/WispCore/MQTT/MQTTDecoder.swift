@@ -51,12 +51,6 @@ public struct MQTTDecoder {
         packet.removeAll()
     }
 
-    /// True between packets (nothing partial is held).
-    public var isIdle: Bool {
-        if case .fixedHeader = state { return true }
-        return false
-    }
-
     /// Consumes bytes of `input` from `position` until one packet is complete (returned)
     /// or the input runs out (nil). `position` is advanced past what was consumed.
     public mutating func decode(_ input: UnsafeRawBufferPointer, at position: inout Int) throws(MQTTDecodeError) -> MQTTInbound? {

@@ -121,9 +121,6 @@ public struct Session {
         if n > 0 { lastReceived = now }
     }
 
-    /// Room left for `receive` (0 means: poll first).
-    public var receiveCapacity: Int { input.available }
-
     /// `n` bytes of `output` were written to the transport.
     public mutating func didWrite(_ n: Int, now: UInt64) {
         guard n > 0 else { return }

@@ -83,10 +83,6 @@ public enum WebSocketFrameEncoder {
 
     /// A close frame with `code` and no reason.
     public static func encodeClose(code: UInt16, mask: UInt32, into buffer: inout ByteBuffer) throws(BufferTooSmall) {
-        try reserveAndPutClose(code: code, mask: mask, into: &buffer)
-    }
-
-    static func reserveAndPutClose(code: UInt16, mask: UInt32, into buffer: inout ByteBuffer) throws(BufferTooSmall) {
         try buffer.reserve(2 + 4 + 2)
         putHeader(opcode: .close, payloadLength: 2, mask: mask, into: &buffer)
         let start = buffer.count

@@ -59,13 +59,6 @@ public struct WebSocketHandshake {
         return false
     }
 
-    /// The status line as received, for debug logs (no secrets travel in a response).
-    public var statusLine: String {
-        var end = 0
-        while end < response.count && response[end] != 0x0D { end += 1 }
-        return String(decoding: response.bytes[0..<end], as: UTF8.self)
-    }
-
     func validate() throws(WebSocketHandshakeError) {
         var lines = LineScanner(buffer: response)
         guard let status = lines.next() else { throw .malformed }
