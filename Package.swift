@@ -56,7 +56,7 @@ let package = Package(
             cSettings: [
                 .unsafeFlags(["-Wall", "-Wextra"]),
                 .define("WISP_GIT_REV", to: "\"\(environment["WISP_GIT_REV"] ?? gitRevision())\""),
-            ],
+            ] + (embedded ? [.define("WISP_EMBEDDED")] : []),  // embedded_runtime.c
             linkerSettings: [
                 .linkedLibrary("mbedtls"),
                 .linkedLibrary("mbedx509"),
