@@ -160,7 +160,14 @@ class FaultProxy:
         await asyncio.gather(client_to_server(), server_to_client(), return_exceptions=True)
 
     def close(self):
-        self.loop.call_soon_threadsafe(self.server.close)
+        async def shutdown():
+            # Connections still open (a black hole, say) are cancelled, not dropped pending.
+            self.server.close()
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        asyncio.run_coroutine_threadsafe(shutdown(), self.loop).result(5)
         self.loop.call_soon_threadsafe(self.loop.stop)
 
 
