@@ -1,6 +1,7 @@
 """The command line: check, sign, version, help, and their exit codes."""
 import hashlib
 import hmac
+import os
 
 from conftest import SECRET, run
 
@@ -52,6 +53,15 @@ def test_check_names_the_bad_line(wisp, keyfile):
     assert r.returncode == 78
     assert "line 7: bad value for 'keepalive': expected seconds, 30 to 1200" in r.stderr
     assert SECRET not in r.stderr
+
+
+def test_key_file_past_16_kib_is_refused(wisp, tmp_path):
+    path = tmp_path / "huge.key"
+    path.write_text("endpoint = ws://127.0.0.1:1/mqtt\n" + "# comment\n" * 2000)
+    os.chmod(path, 0o600)
+    r = run([*wisp, "check", "--config", str(path)])
+    assert r.returncode == 78
+    assert f"cannot read key file {path}: File too large" in r.stderr
 
 
 def test_missing_key_file(wisp, tmp_path):

@@ -12,7 +12,8 @@ public enum ConfigLoader {
             if mode & 0o077 != 0 { return .failure(.tooOpen(path, mode)) }
         }
         let bytes: [UInt8]
-        switch System.readFile(path) {
+        // 16 KiB: hundreds of sensor lines; the read buffer is the start-up heap peak.
+        switch System.readFile(path, limit: 16_384) {
         case .failure(let e): return .failure(.unreadable(path, e))
         case .success(let b): bytes = b
         }
