@@ -33,11 +33,14 @@ TARGETS = [
 ]
 
 
-def build(tmp_path, triple, cc, with_fix):
+def compile_sources(tmp_path, triple):
     (tmp_path / "keep.swift").write_text(SWIFT)
     (tmp_path / "main.c").write_text(C)
     subprocess.run(["swiftc", "-target", triple, "-enable-experimental-feature", "Embedded", "-wmo", "-Osize",
                     "-parse-as-library", "-c", "keep.swift", "-o", "keep.o"], cwd=tmp_path, check=True)
+
+
+def link(tmp_path, cc, with_fix):
     objects = ["main.c", "keep.o"]
     if with_fix:
         objects += ["-DWISP_EMBEDDED", str(ROOT / "Sources/CWispPlatform/embedded_runtime.c")]
@@ -48,11 +51,12 @@ def build(tmp_path, triple, cc, with_fix):
 
 @pytest.mark.parametrize("triple,cc,runner", TARGETS)
 def test_bridge_object_retain_returns_its_argument(tmp_path, triple, cc, runner):
-    fixed = subprocess.run(runner + [build(tmp_path, triple, cc, True)], timeout=30)
+    compile_sources(tmp_path, triple)
+    fixed = subprocess.run(runner + [link(tmp_path, cc, True)], timeout=30)
     assert fixed.returncode == 0, "swift_bridgeObjectRetain changed a small String's object word"
     # Without the replacement: the toolchain's own behaviour, reported, not asserted, so a
     # toolchain with the upstream fix shows that embedded_runtime.c can go.
-    plain = subprocess.run(runner + [build(tmp_path, triple, cc, False)], timeout=30)
+    plain = subprocess.run(runner + [link(tmp_path, cc, False)], timeout=30)
     print(f"\n{triple}: toolchain runtime alone {'masks the tag bits' if plain.returncode else 'returns the argument'}")
 
 
