@@ -61,6 +61,43 @@ int32_t wisp_file_mode(const char *path) {
     return (int32_t)(st.st_mode & 07777);
 }
 
+int32_t wisp_open_secret(const char *path, uint32_t info[5]) {
+    int fd;
+    do { fd = open(path, O_RDONLY | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC); } while (fd < 0 && errno == EINTR);
+    if (fd < 0) return -errno;
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        int err = errno;
+        close(fd);
+        return -err;
+    }
+    info[0] = (uint32_t)(st.st_mode & 07777) | (S_ISREG(st.st_mode) ? 0x10000u : 0u);
+    info[1] = (uint32_t)st.st_uid;
+    info[2] = (uint32_t)st.st_gid;
+    info[3] = (uint32_t)geteuid();
+    info[4] = (uint32_t)getegid();
+    return fd;
+}
+
+int64_t wisp_read_fd(int32_t fd, uint8_t *buf, size_t cap) {
+    size_t done = 0;
+    for (;;) {
+        if (done == cap) {
+            uint8_t extra;
+            ssize_t more;
+            do { more = read(fd, &extra, 1); } while (more < 0 && errno == EINTR);
+            return more > 0 ? -EFBIG : (int64_t)done;
+        }
+        ssize_t n = read(fd, buf + done, cap - done);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            return -errno;
+        }
+        if (n == 0) return (int64_t)done;
+        done += (size_t)n;
+    }
+}
+
 int32_t wisp_getenv(const char *name, char *buf, size_t cap) {
     const char *v = getenv(name);
     if (v == NULL) return -1;

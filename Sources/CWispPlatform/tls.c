@@ -5,6 +5,7 @@
 #define _GNU_SOURCE
 #include "wisp_platform.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <poll.h>
 #include <stdio.h>
@@ -28,6 +29,14 @@ struct wisp_tls {
     mbedtls_x509_crt roots;
     mbedtls_ssl_config conf;
     mbedtls_ssl_context ssl;
+    // A write that returned WANT_WRITE: mbedTLS holds its record and must be called
+    // again with the same buffer and length (ssl.h, mbedtls_ssl_write). 0: none pending.
+    size_t pending_write;
+    // An IP-literal host (RFC 6125 §6.2.1 / RFC 5280 iPAddress): checked against the
+    // certificate's iPAddress SANs by verify_ip, since mbedTLS 2.28 matches DNS names only.
+    unsigned char ip[16];
+    size_t ip_len;
+    char ip_problem[200];
 };
 
 static int64_t now_ms(void) {
@@ -43,6 +52,34 @@ static void free_all(struct wisp_tls *t) {
     mbedtls_ctr_drbg_free(&t->drbg);
     mbedtls_entropy_free(&t->entropy);
     free(t);
+}
+
+/// The iPAddress entries ([7], 4 or 16 octets) of the certificate's subjectAltName, as
+/// mbedTLS 2.28 keeps every GeneralName raw in `subject_alt_names` with its tag.
+static int ip_in_san(const mbedtls_x509_crt *crt, const unsigned char *ip, size_t len) {
+    for (const mbedtls_x509_sequence *s = &crt->subject_alt_names; s != NULL; s = s->next) {
+        if (s->buf.p == NULL) continue;
+        if (s->buf.tag == (MBEDTLS_ASN1_CONTEXT_SPECIFIC | 7) && s->buf.len == len && memcmp(s->buf.p, ip, len) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+/// Verify callback: for an IP-literal host, the leaf must list that address among its
+/// iPAddress SANs; otherwise the name-mismatch flag is raised with a sentence saying what
+/// was compared.
+static int verify_ip(void *ctx, mbedtls_x509_crt *crt, int depth, uint32_t *flags) {
+    struct wisp_tls *t = ctx;
+    if (depth != 0 || t->ip_len == 0) return 0;
+    if (!ip_in_san(crt, t->ip, t->ip_len)) {
+        char text[INET6_ADDRSTRLEN];
+        inet_ntop(t->ip_len == 4 ? AF_INET : AF_INET6, t->ip, text, sizeof text);
+        snprintf(t->ip_problem, sizeof t->ip_problem,
+                 "the certificate's subjectAltName has no iPAddress entry %s (an IP-literal endpoint is matched "
+                 "against iPAddress entries only)", text);
+        *flags |= MBEDTLS_X509_BADCERT_CN_MISMATCH;
+    }
+    return 0;
 }
 
 static void describe(int ret, const char *what, char *err, size_t cap) {
@@ -103,7 +140,15 @@ void *wisp_tls_open(int32_t fd, const char *host, const char *ca_file, int32_t i
         describe(ret, "TLS setup", err, err_cap);
         goto fail;
     }
-    if ((ret = mbedtls_ssl_set_hostname(&t->ssl, host)) != 0) {  // SNI and the name checked
+    if (inet_pton(AF_INET, host, t->ip) == 1) {
+        t->ip_len = 4;
+    } else if (inet_pton(AF_INET6, host, t->ip) == 1) {
+        t->ip_len = 16;
+    }
+    if (t->ip_len > 0) {
+        // No SNI for an address (RFC 6066 §3); the address is checked by verify_ip.
+        if (!insecure) mbedtls_ssl_set_verify(&t->ssl, verify_ip, t);
+    } else if ((ret = mbedtls_ssl_set_hostname(&t->ssl, host)) != 0) {  // SNI and the name checked
         describe(ret, "TLS host name", err, err_cap);
         goto fail;
     }
@@ -114,7 +159,10 @@ void *wisp_tls_open(int32_t fd, const char *host, const char *ca_file, int32_t i
     while ((ret = mbedtls_ssl_handshake(&t->ssl)) != 0) {
         if (ret != MBEDTLS_ERR_SSL_WANT_READ && ret != MBEDTLS_ERR_SSL_WANT_WRITE) {
             uint32_t flags = mbedtls_ssl_get_verify_result(&t->ssl);
-            if (ret == MBEDTLS_ERR_X509_CERT_VERIFY_FAILED && flags != 0) {
+            if (ret == MBEDTLS_ERR_X509_CERT_VERIFY_FAILED && flags == MBEDTLS_X509_BADCERT_CN_MISMATCH &&
+                t->ip_problem[0] != 0) {
+                snprintf(err, err_cap, "TLS certificate of %s refused: %s", host, t->ip_problem);
+            } else if (ret == MBEDTLS_ERR_X509_CERT_VERIFY_FAILED && flags != 0) {
                 char info[256];
                 mbedtls_x509_crt_verify_info(info, sizeof info, "", flags);
                 for (char *c = info; *c; c++) if (*c == '\n') *c = (c[1] ? ';' : '\0');
@@ -146,9 +194,19 @@ fail:
 
 int64_t wisp_tls_send(void *tls, const uint8_t *buf, size_t len) {
     struct wisp_tls *t = tls;
+    // After WANT_WRITE, mbedTLS flushes the record it already holds and then reports the
+    // length it is given as written: retry exactly the earlier length, or bytes queued
+    // since would be counted as sent and dropped. The caller's buffer only grows at its end.
+    if (t->pending_write > 0 && t->pending_write <= len) len = t->pending_write;
     int ret = mbedtls_ssl_write(&t->ssl, buf, len);
-    if (ret >= 0) return ret;
-    if (ret == MBEDTLS_ERR_SSL_WANT_READ || ret == MBEDTLS_ERR_SSL_WANT_WRITE) return 0;
+    if (ret >= 0) {
+        t->pending_write = 0;
+        return ret;
+    }
+    if (ret == MBEDTLS_ERR_SSL_WANT_READ || ret == MBEDTLS_ERR_SSL_WANT_WRITE) {
+        t->pending_write = len;
+        return 0;
+    }
     return ret == MBEDTLS_ERR_NET_CONN_RESET ? -ECONNRESET : -EIO;
 }
 

@@ -146,9 +146,7 @@ struct Runner: ~Copyable {
             backlog = Backlog(names: thing.names, device: device)
         }
         let now = System.monotonicMillis
-        var seed: UInt64 = 0
-        for b in Crypto.random(8) { seed = seed << 8 | UInt64(b) }
-        session = Session(config: config, seed: seed, now: now)
+        session = Session(config: config, now: now, random: Entropy.fill)
         json = JSONWriter(capacity: config.maxOutboundPacket - postTopic.utf8.count - 8)
         values.reserveCapacity(thing.sensors.count + device.outputs.count + 1)
         interval = UInt64(device.telemetryInterval) * 1000
@@ -195,7 +193,7 @@ struct Runner: ~Copyable {
                 if watchdogInterval != nil { deadline = min(deadline, nextWatchdog) }
                 let timeout = deadline <= now ? 0 : Int32(min(deadline - now, 3_600_000))
                 let fd: Int32 = connection?.fd ?? -1
-                let events: Int32 = fd < 0 ? 0 : 1 | (session.output.isEmpty ? 0 : 2)
+                let events: Int32 = fd < 0 ? 0 : (session.canReceive ? 1 : 0) | (session.output.isEmpty ? 0 : 2)
                 let mask = wisp_poll(fd, events, signals, timeout)
                 if mask < 0 {
                     Log.error("poll failed: " + SystemError(errno: -mask).message)
@@ -228,7 +226,7 @@ struct Runner: ~Copyable {
             if device.endpoint.isWebSocket {
                 Log.debug("WebSocket upgrade: GET " + device.endpoint.path + " HTTP/1.1, Host: " + device.endpoint.hostHeader)
             }
-            session.transportOpened(now: System.monotonicMillis, connect: connect, webSocketKey: WebSocketHandshake.randomKey())
+            session.transportOpened(now: System.monotonicMillis, connect: connect, webSocketKey: Entropy.webSocketKey())
         }
     }
 
@@ -304,18 +302,21 @@ struct Runner: ~Copyable {
                 if changed { sample(now: System.monotonicMillis) }  // report the new state now
             } else if let ntpResponse, inbound.bytes(p.topic, equal: ntpResponse) {
                 let now = System.monotonicMillis
-                let ok = inbound.withBytes { all in clock.response(UnsafeRawBufferPointer(rebasing: all[p.payload]), monotonic: now) }
-                if ok { Log.info("clock: platform time received; post timestamps follow it") }
+                let outcome = inbound.withBytes { all in clock.response(UnsafeRawBufferPointer(rebasing: all[p.payload]), monotonic: now) }
+                switch outcome {
+                case .set: Log.info("clock: platform time received; post timestamps follow it")
+                case .unsolicited: Log.debug("clock: an NTP answer without a request; ignored")
+                case .refused(let why): Log.warning("clock: NTP answer ignored: " + why + "; keeping the current clock")
+                }
             } else if inbound.bytes(p.topic, equal: replyTopic) {
                 let code = PropertyPost.replyCode(inbound, p.payload)
                 if code != 200 {
-                    let text = String(decoding: inbound.bytesView(p.payload), as: UTF8.self)
-                    Log.warning("property post refused by the platform: " + text)
+                    Log.warning("property post refused by the platform: " + LogText.escape(inbound.bytesView(p.payload)))
                 } else {
                     Log.debug("property post accepted")
                 }
             } else {
-                Log.debug("message on " + String(decoding: inbound.bytesView(p.topic), as: UTF8.self))
+                Log.debug("message on " + LogText.escape(inbound.bytesView(p.topic)) + " ignored")
             }
         case .delivered(let id):
             Log.debug("packet \(id) acknowledged")
@@ -326,7 +327,15 @@ struct Runner: ~Copyable {
                 if left > 1 { sample(now: System.monotonicMillis) } else { session.stop(now: System.monotonicMillis) }
             }
         case .subscribed(let refused):
-            if refused > 0 { Log.warning("the broker refused \(refused) subscription(s) (to " + replyTopic + ")") }
+            let subscriptions = session.config.subscriptions
+            for i in subscriptions.indices where i < 64 && refused & (1 << UInt64(i)) != 0 {
+                let topic = subscriptions[i].topic
+                let consequence = topic == setTopic ? "property sets from the platform will not arrive"
+                    : topic == replyTopic ? "post replies will not arrive" : "platform time will not arrive"
+                Log.error("the broker refused the subscription to " + topic + " (SUBACK 0x80: not authorised?): "
+                          + consequence + "; asking again at the next connect")
+            }
+            if refused == 0 { Log.debug("subscribed to \(subscriptions.count) topic(s)") }
         case .skippedOversized(let length):
             Log.warning("skipped a \(length)-byte message larger than the input buffer")
         case .offline(let reason, let retryIn):

@@ -37,15 +37,15 @@ struct EchoSession {
     var message = ByteBuffer(capacity: maxMessage)
     var binary = true
     var frames = WebSocketFrameDecoder(maxMessageSize: maxMessage)
-    var random = SplitMix64(seed: 0x5EED)
+    var masks = MaskPool(fill: Entropy.fill)
     var closeSent = false
 
     init(printOnly: Bool) { self.printOnly = printOnly }
 
-    mutating func mask() -> UInt32 { UInt32(truncatingIfNeeded: random.next()) }
+    mutating func mask() -> UInt32 { masks.next() }
 
     mutating func run(_ c: borrowing Connection) {
-        var hs = WebSocketHandshake(key: WebSocketHandshake.randomKey())
+        var hs = WebSocketHandshake(key: Entropy.webSocketKey())
         let args = System.arguments
         try? out.append(utf8: hs.request(host: "127.0.0.1:" + args[0], path: args[1]))
         flush(c)

@@ -68,14 +68,14 @@ struct Bench {
         let endpoint = Endpoint(scheme: .ws, host: "127.0.0.1", port: port)
         var config = SessionConfig(keepAlive: 60, webSocket: .init(hostHeader: endpoint.hostHeader, path: endpoint.path))
         config.inflightWindow = 16
-        var session = Session(config: config, seed: 7, now: System.monotonicMillis)
+        var session = Session(config: config, now: System.monotonicMillis, random: Entropy.fill)
         guard case .openTransport = session.poll(now: System.monotonicMillis) else { return .failure }
         guard case .success(let c) = Connection.open(endpoint, proxy: nil, caFile: nil, insecure: false, timeoutMillis: 5000) else {
             System.write("wisp-bench: cannot connect\n", to: 2)
             return .unreachable
         }
         session.transportOpened(now: System.monotonicMillis, connect: MQTTEncoder.Connect(clientId: "wisp-bench", keepAlive: 60),
-                                webSocketKey: WebSocketHandshake.randomKey())
+                                webSocketKey: Entropy.webSocketKey())
         let payload = [UInt8](repeating: 0x42, count: 64)
         var sent = 0, acked = 0
         var stopping = false

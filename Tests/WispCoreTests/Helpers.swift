@@ -85,3 +85,24 @@ func coalesced(_ items: [WSItem]) -> [WSItem] {
     }
     return out
 }
+
+/// A stand-in for the CSPRNG: distinct bytes from a counter run through SplitMix64,
+/// counting the refills and keeping what it produced, so a test can tell which bytes
+/// became which mask.
+final class CountingRandom: @unchecked Sendable {
+    var generator = SplitMix64(seed: 42)
+    var calls = 0
+    var produced: [UInt8] = []
+    func fill(_ buffer: UnsafeMutableRawBufferPointer) {
+        calls += 1
+        for i in 0..<buffer.count {
+            buffer[i] = UInt8(truncatingIfNeeded: generator.next())
+            produced.append(buffer[i])
+        }
+    }
+}
+
+func counterRandom() -> MaskPool.Fill {
+    let r = CountingRandom()
+    return { r.fill($0) }
+}

@@ -13,12 +13,14 @@ struct Harness {
     let key = "dGhlIHNhbXBsZSBub25jZQ=="
     let connect = MQTTEncoder.Connect(clientId: "c1", username: "device&pk", password: "pw", keepAlive: 60)
     var autoOpen = true
+    /// The socket takes nothing while true (a peer that stopped reading).
+    var blocked = false
 
     init(keepAlive: UInt16 = 60, webSocket: Bool = true, subscriptions: [MQTTEncoder.Subscription] = [], configure: (inout SessionConfig) -> Void = { _ in }) {
         var config = SessionConfig(keepAlive: keepAlive, webSocket: webSocket ? .init(hostHeader: "broker", path: "/mqtt") : nil)
         config.subscriptions = subscriptions
         configure(&config)
-        session = Session(config: config, seed: 42, now: 1_000_000)
+        session = Session(config: config, now: 1_000_000, random: counterRandom())
     }
 
     /// Polls until the session waits; opens the transport when asked and writes all output.
@@ -40,7 +42,7 @@ struct Harness {
             case .event(let e):
                 events.append(e)
             case .wait, .stopped:
-                if !session.output.isEmpty && transportUp {
+                if !session.output.isEmpty && transportUp && !blocked {
                     flush()  // as the loop does: write, then poll again
                     continue
                 }
@@ -53,7 +55,7 @@ struct Harness {
 
     mutating func flush() {
         let out = session.output.bytes
-        if !out.isEmpty {
+        if !out.isEmpty && !(blocked && transportUp) {
             if transportUp { written += out }
             session.didWrite(out.count, now: now)
         }

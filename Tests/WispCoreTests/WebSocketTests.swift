@@ -9,12 +9,6 @@ struct WebSocketHandshakeTests {
         #expect(WebSocketHandshake.accept(forKey: Self.key) == "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=")
     }
 
-    @Test func randomKeysAreSixteenBytesOfBase64AndDiffer() {
-        let a = WebSocketHandshake.randomKey(), b = WebSocketHandshake.randomKey()
-        #expect(a.utf8.count == 24 && a.hasSuffix("=="))
-        #expect(a != b)
-    }
-
     @Test func requestCarriesWhatTheRFCAndMQTTRequire() {
         let request = WebSocketHandshake(key: Self.key).request(host: "example.com:8443", path: "/mqtt")
         #expect(request == "GET /mqtt HTTP/1.1\r\nHost: example.com:8443\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"

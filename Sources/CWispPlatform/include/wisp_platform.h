@@ -141,8 +141,18 @@ int64_t wisp_fs_free(const char *path);
 /// Whether the kernel considers the system clock synchronised (adjtimex): 1, 0, or -errno.
 int32_t wisp_clock_synchronised(void);
 
-/// The permission bits of `path` (e.g. 0600), or -errno.
+/// The permission bits of `path` (e.g. 0600), or -errno: whether a sysfs file exists.
 int32_t wisp_file_mode(const char *path);
+
+/// Opens a file that holds a secret without following a symlink (O_NOFOLLOW: -ELOOP for
+/// one) and describes the open descriptor, not the path, so nothing can be swapped in
+/// between: info[0] = permission bits | 0x10000 for a regular file, info[1] = owner uid,
+/// info[2] = group gid, info[3] = our effective uid, info[4] = our effective gid.
+/// Returns the fd (close it with wisp_close), or -errno.
+int32_t wisp_open_secret(const char *path, uint32_t info[5]);
+
+/// Reads `fd` to its end into `buf`: the length, or -errno (-EFBIG past `cap`).
+int64_t wisp_read_fd(int32_t fd, uint8_t *buf, size_t cap);
 
 /// The value of an environment variable copied into `buf` (NUL-terminated); its length,
 /// or -1 when unset or too long.

@@ -6,15 +6,11 @@ public enum ConfigLoader {
     public static let defaultPath = "/etc/wisp/device.key"
 
     public static func load(_ path: String) -> Result<LoadedConfig, ConfigError> {
-        switch System.fileMode(path) {
-        case .failure(let e): return .failure(.unreadable(path, e))
-        case .success(let mode):
-            if mode & 0o077 != 0 { return .failure(.tooOpen(path, mode)) }
-        }
         let bytes: [UInt8]
         // 16 KiB: hundreds of sensor lines; the read buffer is the start-up heap peak.
-        switch System.readFile(path, limit: 16_384) {
-        case .failure(let e): return .failure(.unreadable(path, e))
+        switch System.readSecretFile(path, limit: 16_384) {
+        case .failure(.system(let e)): return .failure(.unreadable(path, e))
+        case .failure(.access(let problem)): return .failure(.access(path, problem))
         case .success(let b): bytes = b
         }
         let config: DeviceConfig
@@ -46,28 +42,20 @@ public struct LoadedConfig: Sendable {
 /// holds a value from the file.
 public enum ConfigError: Error, Sendable {
     case unreadable(String, SystemError)
-    case tooOpen(String, Int32)
+    case access(String, KeyFileAccess.Problem)
     case invalid(String, KeyFileError)
     case noClientId(String)
 
     public var message: String {
         switch self {
-        case .unreadable(let path, let e): "cannot read key file " + path + ": " + e.message
-        case .tooOpen(let path, let mode):
-            "key file " + path + " is readable by group or others (mode " + octal(mode) + "); it holds the device secret: run `chmod 600 " + path + "`"
+        case .unreadable(let path, let e):
+            e.errno == 40  // ELOOP: O_NOFOLLOW met a symlink
+                ? "key file " + path + " is a symbolic link; wisp does not follow links to its secret: point --config at the file itself"
+                : "cannot read key file " + path + ": " + e.message
+        case .access(let path, let problem): KeyFileAccess.message(problem, path: path)
         case .invalid(let path, let e): path + ": " + e.message
         case .noClientId(let path): path + ": no client_id, and the board has no serial number or MAC address to use: set client_id"
         }
-    }
-
-    func octal(_ mode: Int32) -> String {
-        var digits = ""
-        var m = mode
-        for _ in 0..<4 {
-            digits = String(m & 7) + digits
-            m >>= 3
-        }
-        return digits
     }
 }
 

@@ -40,6 +40,29 @@ public enum System {
         return String(decoding: bytes, as: UTF8.self)
     }
 
+    public enum SecretFileError: Error {
+        case system(SystemError)
+        case access(KeyFileAccess.Problem)
+    }
+
+    /// A file holding a secret: opened without following links, checked on the open
+    /// descriptor (KeyFileAccess), then read; at most `limit` bytes (EFBIG past it).
+    public static func readSecretFile(_ path: String, limit: Int) -> Result<[UInt8], SecretFileError> {
+        var info: (UInt32, UInt32, UInt32, UInt32, UInt32) = (0, 0, 0, 0, 0)
+        let fd = withUnsafeMutablePointer(to: &info) { p in
+            p.withMemoryRebound(to: UInt32.self, capacity: 5) { wisp_open_secret(path, $0) }
+        }
+        if fd < 0 { return .failure(.system(SystemError(errno: -fd))) }
+        defer { _ = wisp_close(fd) }
+        let facts = KeyFileAccess.Facts(mode: info.0 & 0o7777, isRegular: info.0 & 0x10000 != 0, owner: info.1,
+                                        group: info.2, user: info.3, userGroup: info.4)
+        if let problem = KeyFileAccess.check(facts) { return .failure(.access(problem)) }
+        var buf = [UInt8](repeating: 0, count: limit)
+        let n = buf.withUnsafeMutableBufferPointer { wisp_read_fd(fd, $0.baseAddress, $0.count) }
+        if n < 0 { return .failure(.system(SystemError(errno: Int32(-n)))) }
+        return .success(Array(buf[0..<Int(n)]))
+    }
+
     /// Permission bits, or the errno.
     public static func fileMode(_ path: String) -> Result<Int32, SystemError> {
         let m = wisp_file_mode(path)
@@ -88,6 +111,7 @@ public enum ExitCode: Int32, Sendable {
     case failure = 1
     case usage = 64
     case unreachable = 69
+    case osError = 71
     case refused = 77
     case configuration = 78
 }

@@ -1,11 +1,8 @@
 import WispCore
 
-/// The platform's NTP over MQTT (`/ext/ntp/{pk}/{dn}/request` → `/response`), for boards
-/// without a real-time clock: the post timestamps come from the platform's time once it
-/// has answered, from the system clock before.
-///
-/// Server time when the response arrives = (serverRecvTime + serverSendTime +
-/// deviceRecvTime − deviceSendTime) / 2, with the device times on the monotonic clock.
+/// The platform's clock over MQTT (the arithmetic and its bounds are `NTP` in WispCore):
+/// post timestamps come from the platform's time once it has answered, from the system
+/// clock before.
 public struct ClockSync {
     /// Wall-clock ms minus monotonic ms, once the platform has answered.
     public private(set) var offset: Int64?
@@ -15,7 +12,10 @@ public struct ClockSync {
 
     /// Wall-clock milliseconds now.
     public func wallClock(monotonic: UInt64) -> UInt64 {
-        if let offset { return UInt64(Int64(monotonic) + offset) }
+        if let offset, monotonic < UInt64(Int64.max / 2) {
+            let v = Int64(monotonic) + offset  // |offset| < 2^43 (NTP.offset): no overflow
+            if v > 0 { return UInt64(v) }
+        }
         return System.realtimeMillis
     }
 
@@ -28,15 +28,29 @@ public struct ClockSync {
         json.raw("\"}")
     }
 
-    /// Takes a response; true when the offset was set.
-    public mutating func response(_ payload: UnsafeRawBufferPointer, monotonic: UInt64) -> Bool {
-        guard let sent = sentAt, let json = try? JSONReader(payload),
-              let recv = millis(json, json.member("serverRecvTime")),
-              let send = millis(json, json.member("serverSendTime")) else { return false }
-        let serverNow = (recv + send + Int64(monotonic) - Int64(sent)) / 2
-        offset = serverNow - Int64(monotonic)
-        sentAt = nil
-        return true
+    public enum Outcome: Equatable {
+        case set
+        /// No request is outstanding (a repeated or unsolicited answer).
+        case unsolicited
+        case refused(String)
+    }
+
+    /// Takes a response: the offset is set only from a plausible answer to our request.
+    public mutating func response(_ payload: UnsafeRawBufferPointer, monotonic: UInt64) -> Outcome {
+        guard let sent = sentAt else { return .unsolicited }
+        let json: JSONReader
+        do { json = try JSONReader(payload) } catch { return .refused("not JSON: " + error.message) }
+        guard let recv = millis(json, json.member("serverRecvTime")),
+              let send = millis(json, json.member("serverSendTime")) else {
+            return .refused("serverRecvTime and serverSendTime must be whole milliseconds")
+        }
+        switch NTP.offset(serverRecv: recv, serverSend: send, sent: sent, received: monotonic) {
+        case .failure(let refusal): return .refused(refusal.message)
+        case .success(let value):
+            offset = value
+            sentAt = nil
+            return .set
+        }
     }
 
     /// A millisecond count given as a number or a string of digits.

@@ -23,21 +23,33 @@ public struct HTTPConnect {
             response.put(b)
             tail = tail << 8 | UInt32(b)
             if tail == 0x0D0A_0D0A {
-                // "HTTP/1.1 200 Connection established"
-                guard response.count >= 12, response.bytes(0..<5, equal: "HTTP/") else { throw .malformed }
-                var i = 0
-                while i < response.count && response[i] != 0x20 { i += 1 }
-                var code = 0
-                for j in (i + 1)..<min(i + 4, response.count) {
-                    let d = response[j]
-                    guard d >= 0x30 && d <= 0x39 else { throw .malformed }
-                    code = code * 10 + Int(d - 0x30)
-                }
+                let code = try HTTPConnect.statusCode(response)
                 if code < 200 || code > 299 { throw .refused(code) }
                 return true
             }
         }
         return false
+    }
+}
+
+extension HTTPConnect {
+    /// The status code of `HTTP/1.x SP 3DIGIT (SP reason)? CRLF` (RFC 9112 §4); anything
+    /// else is `.malformed`.
+    static func statusCode(_ r: ByteBuffer) throws(HTTPConnectError) -> Int {
+        // "HTTP/1.1 200\r\n" is the shortest: 14 bytes with the "HTTP/" prefix.
+        guard r.count >= 14, r.bytes(0..<5, equal: "HTTP/") else { throw .malformed }
+        var i = 5
+        while i < r.count && r[i] != 0x20 && r[i] != 0x0D { i += 1 }
+        // i is the space after the version; three digits and then a space or CR follow.
+        guard i + 4 < r.count, r[i] == 0x20 else { throw .malformed }
+        var code = 0
+        for j in (i + 1)...(i + 3) {
+            let d = r[j]
+            guard d >= 0x30 && d <= 0x39 else { throw .malformed }
+            code = code * 10 + Int(d - 0x30)
+        }
+        guard r[i + 4] == 0x20 || r[i + 4] == 0x0D else { throw .malformed }
+        return code
     }
 }
 

@@ -1,5 +1,6 @@
-/// A small, fast PRNG (SplitMix64) for jitter and WebSocket masking keys. The agent
-/// seeds it from the kernel CSPRNG; tests seed it with a constant and get repeatable runs.
+/// A small, fast PRNG (SplitMix64) for reconnect jitter, which needs spread, not secrecy
+/// (WebSocket masks come from the CSPRNG, MaskPool). Seeded from the CSPRNG by the
+/// session; tests seed it with a constant and get repeatable runs.
 public struct SplitMix64: Sendable {
     var state: UInt64
 

@@ -35,7 +35,10 @@ public struct Session {
     var scratch: ByteBuffer
     var inflight: InflightWindow
     var events = EventQueue()
+    /// Backoff jitter: needs spread, not secrecy; seeded from `masks`.
     var random: SplitMix64
+    /// WebSocket masking keys, from the CSPRNG the caller passes in.
+    var masks: MaskPool
     public private(set) var backoff: Backoff
 
     var lastReceived: UInt64 = 0
@@ -47,9 +50,22 @@ public struct Session {
     var closeSent = false
     var nextPacketId: UInt16 = 1
     var subscribeId: UInt16 = 0
-    var connectFailure: MQTTEncodeError?
+    /// A failure found while queuing, reported at the next `poll` (e.g. a CONNECT that
+    /// does not fit): the attempt ends with this reason.
+    var pendingFailure: DisconnectReason?
 
-    public init(config: SessionConfig, seed: UInt64, now: UInt64) {
+    /// Output bytes kept for PINGREQ, DISCONNECT and the WebSocket close (8 + 8 + 8 at
+    /// most): nothing else may take them, so a stop always says goodbye and a backed-up
+    /// link still gets its keep-alive probe.
+    static let controlReserve = 32
+    /// Room needed before parsing more input, so the answer an inbound packet needs (a
+    /// PUBACK of 10 bytes, a pong of up to 131) always fits: when output is this full the
+    /// session stops reading and lets TCP push back, instead of dropping anything.
+    static let answerReserve = controlReserve + 6 + 125 + 8
+
+    /// `random` fills a buffer with CSPRNG bytes (the agent passes getrandom; it must not
+    /// return without filling it).
+    public init(config: SessionConfig, now: UInt64, random fill: @escaping MaskPool.Fill) {
         self.config = config
         state = .waiting(until: now)
         let frameSlack = 14
@@ -59,7 +75,8 @@ public struct Session {
         mqtt = MQTTDecoder(capacity: config.maxInboundPacket)
         scratch = ByteBuffer(capacity: config.maxOutboundPacket)
         inflight = InflightWindow(slots: config.inflightWindow, capacity: config.maxOutboundPacket)
-        random = SplitMix64(seed: seed)
+        masks = MaskPool(fill: fill)
+        random = SplitMix64(seed: masks.next64())
         backoff = config.backoff
     }
 
@@ -67,6 +84,10 @@ public struct Session {
     public var inbound: ByteBuffer { mqtt.packet }
 
     public var isOnline: Bool { state == .online }
+
+    /// Whether `input` has room: false while the session holds back reading because the
+    /// output is full (backpressure), so the loop must not poll for readable then.
+    public var canReceive: Bool { input.available > 0 }
 
     /// QoS 1 messages sent and not yet acknowledged.
     public var inflightCount: Int { inflight.count }
@@ -87,12 +108,15 @@ public struct Session {
         let deadline = now + config.connectTimeout
         if let target = config.webSocket {
             let hs = WebSocketHandshake(key: webSocketKey)
-            try? output.append(utf8: hs.request(host: target.hostHeader, path: target.path))
+            let request = hs.request(host: target.hostHeader, path: target.path)
+            do { try output.append(utf8: request) } catch {
+                pendingFailure = .outputOverflow  // a Host and path of kilobytes: said, not hidden
+            }
             handshake = hs
             state = .upgrading(deadline: deadline)
         } else {
             state = .awaitingConnack(deadline: deadline)
-            if let error = sendConnect() { connectFailure = error }
+            if let error = sendConnect() { pendingFailure = .cannotEncode(error) }
         }
     }
 
@@ -132,9 +156,8 @@ public struct Session {
     public mutating func stop(now: UInt64) {
         switch state {
         case .online:
-            scratch.removeAll()
-            try? MQTTEncoder.encodeDisconnect(into: &scratch)
-            _ = try? enqueueFramed(scratch, dup: false)
+            // Two bytes, framed in eight, taken from `controlReserve`: cannot fail.
+            enqueueControl(MQTTEncoder.disconnect)
             sendClose(WebSocketCloseCode.normal)
             state = .closing(deadline: now + 2_000)
         case .upgrading, .awaitingConnack, .opening:
@@ -156,7 +179,7 @@ public struct Session {
         if qos == .atMostOnce {
             scratch.removeAll()
             do { try MQTTEncoder.encodePublish(topic: topic, payload: payload, qos: qos, retain: retain, into: &scratch) } catch { throw .encode(error) }
-            try enqueueFramed(scratch, dup: false)
+            try enqueueFramed(scratch, dup: false, keep: Session.answerReserve)
             return 0
         }
         guard let slot = inflight.freeSlot() else { throw .windowFull }
@@ -167,7 +190,7 @@ public struct Session {
             inflight.buffers[slot].removeAll()
             throw .encode(error)
         }
-        do { try enqueueFramed(inflight.buffers[slot], dup: false) } catch {
+        do { try enqueueFramed(inflight.buffers[slot], dup: false, keep: Session.answerReserve) } catch {
             inflight.buffers[slot].removeAll()
             throw error
         }
@@ -187,9 +210,9 @@ public struct Session {
     }
 
     mutating func timers(now: UInt64) -> SessionAction {
-        if let error = connectFailure {
-            connectFailure = nil
-            return fail(now: now, .cannotEncode(error))
+        if let reason = pendingFailure {
+            pendingFailure = nil
+            return fail(now: now, reason)
         }
         switch state {
         case .waiting(let until):
@@ -205,9 +228,10 @@ public struct Session {
             if let sent = pingSentAt {
                 if now >= sent + config.pingTimeout { return fail(now: now, .pingTimeout) }
             } else if now >= min(lastSent, lastReceived) + config.pingAfter {
-                scratch.removeAll()
-                try? MQTTEncoder.encodePingreq(into: &scratch)
-                if (try? enqueueFramed(scratch, dup: false)) != nil { pingSentAt = now }
+                // From `controlReserve`, which holds one PINGREQ whatever else is queued:
+                // cannot fail (a link so backed up that it stays full ends in pingTimeout).
+                enqueueControl(MQTTEncoder.pingreq)
+                pingSentAt = now
             }
             if !stableReported && now >= onlineSince + backoff.stableAfter {
                 stableReported = true
@@ -249,6 +273,9 @@ public struct Session {
                 clearInput()
                 return nil
             }
+            // Backpressure: what is read next may need an answer (PUBACK, pong); leave it
+            // unread until the output has room for one, rather than drop it or the link.
+            if output.available < Session.answerReserve { return nil }
             if case .upgrading = state, handshake != nil {
                 let done: Bool
                 do { done = try handshake!.parse(input.bytes, at: &inputPosition) } catch {
@@ -283,6 +310,7 @@ public struct Session {
                 case .data(let range): pendingData = range
                 case .messageEnd, .pong: break
                 case .ping(let range):
+                    // At most 131 bytes, and `answerReserve` was free before this frame.
                     let control = frames.control
                     do {
                         try WebSocketFrameEncoder.encode(opcode: .pong, payload: control.bytesView(range), mask: mask(), into: &output)
@@ -329,13 +357,21 @@ public struct Session {
             if !config.subscriptions.isEmpty {
                 subscribeId = takePacketId()
                 scratch.removeAll()
-                if (try? MQTTEncoder.encodeSubscribe(config.subscriptions, packetId: subscribeId, into: &scratch)) != nil {
-                    _ = try? enqueueFramed(scratch, dup: false)
+                do throws(MQTTEncodeError) {
+                    try MQTTEncoder.encodeSubscribe(config.subscriptions, packetId: subscribeId, into: &scratch)
+                } catch { return fail(now: now, .cannotSubscribe) }
+                do { try enqueueFramed(scratch, dup: false, keep: Session.answerReserve) } catch {
+                    return fail(now: now, .cannotSubscribe)
                 }
             }
+            // Output holds the whole window plus a packet and 1 KiB (init): after a CONNACK
+            // (output then holds at most the SUBSCRIBE) every unacknowledged post fits.
             var resent = 0
             for slot in inflight.inOrder() {
-                if (try? enqueueFramed(inflight.buffers[slot], dup: true)) != nil { resent += 1 }
+                do { try enqueueFramed(inflight.buffers[slot], dup: true, keep: Session.answerReserve) } catch {
+                    return fail(now: now, .outputOverflow)
+                }
+                resent += 1
             }
             events.push(.online(sessionPresent: present, resent: resent))
             return nil
@@ -345,16 +381,26 @@ public struct Session {
             return fail(now: now, .unexpectedPacket(.connack))
         case .publish(let p):
             if p.qos == .atLeastOnce {
+                // Ten bytes framed; parseInput left `answerReserve` free before this packet.
                 scratch.removeAll()
-                try? MQTTEncoder.encodePuback(packetId: p.packetId, into: &scratch)
-                if (try? enqueueFramed(scratch, dup: false)) == nil { return fail(now: now, .outputOverflow) }
+                do throws(MQTTEncodeError) { try MQTTEncoder.encodePuback(packetId: p.packetId, into: &scratch) } catch {
+                    return fail(now: now, .outputOverflow)
+                }
+                do { try enqueueFramed(scratch, dup: false, keep: Session.controlReserve) } catch {
+                    return fail(now: now, .outputOverflow)
+                }
             }
             events.push(.message(p))
         case .puback(let id):
             if inflight.release(id) { events.push(.delivered(packetId: id)) }
-        case .suback(_, let codes):
-            var refused = 0
-            for i in codes where mqtt.packet[i] == 0x80 { refused += 1 }
+        case .suback(let id, let codes):
+            // MQTT 3.1.1 §3.9.3: one code per topic filter, in order, for our SUBSCRIBE.
+            if id != subscribeId || codes.count != config.subscriptions.count {
+                return fail(now: now, .unexpectedSuback(packetId: id, codes: codes.count))
+            }
+            subscribeId = 0
+            var refused: UInt64 = 0
+            for (k, i) in codes.enumerated() where mqtt.packet[i] == 0x80 && k < 64 { refused |= 1 << UInt64(k) }
             events.push(.subscribed(refused: refused))
         case .unsuback:
             break
@@ -411,20 +457,35 @@ public struct Session {
         } catch {
             return error
         }
-        if (try? enqueueFramed(scratch, dup: false)) == nil {
-            return .bufferTooSmall(needed: scratch.count, available: output.available)
+        do { try enqueueFramed(scratch, dup: false, keep: Session.answerReserve) } catch {
+            return .bufferTooSmall(needed: scratch.count, available: output.available - Session.answerReserve)
         }
         return nil
     }
 
-    /// Queues a WebSocket close frame once per connection.
+    /// Queues a WebSocket close frame (8 bytes, no reason text) once per connection. It
+    /// may take from `controlReserve`; only a buffer with no room at all skips it, and then
+    /// the transport closes anyway.
     mutating func sendClose(_ code: UInt16) {
         guard config.webSocket != nil, !closeSent else { return }
         closeSent = true
-        try? WebSocketFrameEncoder.encodeClose(code: code, mask: mask(), into: &output)
+        do { try WebSocketFrameEncoder.encodeClose(code: code, mask: mask(), into: &output) } catch {
+            // Cannot happen while controlReserve holds (8 bytes, one close per connection).
+        }
     }
 
-    mutating func mask() -> UInt32 { UInt32(truncatingIfNeeded: random.next()) }
+    /// Queues a 2-byte control packet (PINGREQ, DISCONNECT) from `controlReserve`.
+    mutating func enqueueControl(_ packet: [UInt8]) {
+        let ws = config.webSocket != nil
+        let key = ws ? mask() : 0
+        if output.available < packet.count + (ws ? 6 : 0) { return }  // not while controlReserve holds
+        if ws { WebSocketFrameEncoder.putHeader(opcode: .binary, payloadLength: packet.count, mask: key, into: &output) }
+        let start = output.count
+        output.put(contentsOf: packet)
+        if ws { WebSocketFrameEncoder.applyMask(key, to: start..<output.count, in: &output) }
+    }
+
+    mutating func mask() -> UInt32 { masks.next() }
 
     mutating func takePacketId() -> UInt16 {
         let id = nextPacketId
@@ -433,12 +494,13 @@ public struct Session {
     }
 
     /// Copies an MQTT packet into `output`, inside a masked binary frame when over
-    /// WebSocket. `dup` sets the PUBLISH DUP flag (MQTT 3.1.1 §3.3.1.1) on the copy.
-    mutating func enqueueFramed(_ packet: ByteBuffer, dup: Bool) throws(PublishError) {
+    /// WebSocket, leaving `keep` bytes free. `dup` sets the PUBLISH DUP flag (MQTT 3.1.1
+    /// §3.3.1.1) on the copy.
+    mutating func enqueueFramed(_ packet: ByteBuffer, dup: Bool, keep: Int) throws(PublishError) {
         let n = packet.count
         let ws = config.webSocket != nil
         let header = ws ? WebSocketFrameEncoder.headerSize(payloadLength: n) : 0
-        if header + n > output.available { throw .outputFull }
+        if header + n + keep > output.available { throw .outputFull }
         let key = ws ? mask() : 0
         if ws { WebSocketFrameEncoder.putHeader(opcode: .binary, payloadLength: n, mask: key, into: &output) }
         let start = output.count

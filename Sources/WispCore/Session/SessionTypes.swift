@@ -63,8 +63,9 @@ public enum SessionEvent: Equatable, Sendable {
     case message(InboundPublish)
     /// The broker acknowledged a QoS 1 message.
     case delivered(packetId: UInt16)
-    /// SUBACK: how many of the subscriptions the broker refused (0x80).
-    case subscribed(refused: Int)
+    /// SUBACK for our SUBSCRIBE: bit i is set when the broker refused subscription i
+    /// (return code 0x80); they are asked for again at the next connect.
+    case subscribed(refused: UInt64)
     /// A PUBLISH too big for the inbound buffer was skipped unread.
     case skippedOversized(length: Int)
     /// The connection is gone; the next attempt starts in `retryIn` ms.
@@ -87,6 +88,8 @@ public enum DisconnectReason: Equatable, Sendable {
     case textMessage
     case outputOverflow
     case cannotEncode(MQTTEncodeError)
+    case cannotSubscribe
+    case unexpectedSuback(packetId: UInt16, codes: Int)
     case stopped
 
     public var message: String {
@@ -105,6 +108,9 @@ public enum DisconnectReason: Equatable, Sendable {
         case .textMessage: "the server sent a WebSocket text message (MQTT needs binary frames)"
         case .outputOverflow: "the output buffer overflowed: the network is not draining"
         case .cannotEncode(let e): "cannot encode CONNECT: " + e.message
+        case .cannotSubscribe: "the SUBSCRIBE for the thing model's topics does not fit the output buffer"
+        case .unexpectedSuback(let id, let n):
+            "protocol error from the broker: SUBACK \(id) with \(n) return code(s) does not answer our SUBSCRIBE"
         case .stopped: "stopped"
         }
     }

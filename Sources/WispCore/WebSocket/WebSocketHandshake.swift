@@ -20,9 +20,6 @@ public struct WebSocketHandshake {
         self.response = ByteBuffer(capacity: maxResponseBytes)
     }
 
-    /// A fresh key from 16 bytes of the CSPRNG.
-    public static func randomKey() -> String { Crypto.base64(Crypto.random(16)) }
-
     /// `base64(SHA-1(key + GUID))` (RFC 6455 §1.3).
     public static func accept(forKey key: String) -> String {
         Crypto.base64(Crypto.sha1(Array((key + guid).utf8)))

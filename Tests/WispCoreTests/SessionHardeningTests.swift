@@ -1,0 +1,199 @@
+import Testing
+@testable import WispCore
+
+/// A QoS 1 PUBLISH from the broker with packet identifier `id`.
+func inboundPublish(_ id: UInt16, topic: String = "t", payload: [UInt8] = [0x31]) -> [UInt8] {
+    let t = Array(topic.utf8)
+    let body = [UInt8(t.count >> 8), UInt8(t.count & 0xFF)] + t + [UInt8(id >> 8), UInt8(id & 0xFF)] + payload
+    return [0x32, UInt8(body.count)] + body
+}
+
+@Suite("Session hardening: backpressure, SUBACK, reserves, masks")
+struct SessionHardeningTests {
+    func online(_ h: inout Harness) {
+        h.run()
+        h.upgrade(then: serverFrame(connackOK))
+        #expect(h.session.isOnline)
+        _ = h.takePackets()
+    }
+
+    /// A peer that stops reading while the broker keeps sending QoS 1 messages: the session
+    /// stops taking input once its output cannot hold another PUBACK, drops nothing and
+    /// keeps the link; when the peer reads again every PUBACK goes out once, in order.
+    @Test func fullOutputHoldsInputBackInsteadOfDroppingTheLink() {
+        var h = Harness()
+        online(&h)
+        h.blocked = true
+        var stream: [UInt8] = []
+        for id in 1...2000 { stream += serverFrame(inboundPublish(UInt16(id))) }
+        var offset = 0
+        // Feed as much as the session takes while nothing can be written.
+        while offset < stream.count {
+            let n = h.session.receive(now: h.now) { buffer in
+                let n = min(buffer.count, stream.count - offset)
+                for i in 0..<n { buffer[i] = stream[offset + i] }
+                return n
+            }
+            if n <= 0 { break }
+            offset += n
+            h.run()
+        }
+        #expect(offset < stream.count, "input is held back while the output is full")
+        #expect(!h.session.canReceive)
+        #expect(h.closes.isEmpty, "no overflow, no disconnect")
+        let heldBack = h.events.count
+        #expect(heldBack < 2000)
+        // The peer reads again: everything flows.
+        h.blocked = false
+        h.run()
+        while offset < stream.count {
+            let n = h.session.receive(now: h.now) { buffer in
+                let n = min(buffer.count, stream.count - offset)
+                for i in 0..<n { buffer[i] = stream[offset + i] }
+                return n
+            }
+            offset += max(n, 0)
+            h.run()
+        }
+        h.run()
+        #expect(h.closes.isEmpty)
+        var messages = 0
+        for e in h.events { if case .message = e { messages += 1 } }
+        #expect(messages == 2000)
+        let pubacks = h.takePackets()
+        #expect(pubacks.count == 2000)
+        #expect(pubacks.enumerated().allSatisfy { i, p in p == [0x40, 0x02, UInt8((i + 1) >> 8), UInt8((i + 1) & 0xFF)] })
+    }
+
+    /// SIGTERM while the output is full of posts: DISCONNECT and the close frame still fit.
+    @Test func stopSaysGoodbyeEvenWithAFullOutput() throws {
+        var h = Harness()
+        online(&h)
+        h.blocked = true
+        let payload = [UInt8](repeating: 0x41, count: 200)
+        var published = 0
+        while true {
+            do { _ = try h.session.publish(topic: "t", payload: payload, qos: .atMostOnce) } catch { break }
+            published += 1
+        }
+        #expect(published > 10)
+        h.session.stop(now: h.now)
+        h.blocked = false
+        h.run()
+        let packets = h.takePackets()
+        #expect(packets.count == published + 2)
+        #expect(packets[published] == [0xE0, 0x00], "DISCONNECT after the queued posts")
+        #expect(packets[published + 1].prefix(2) == [0xFF, 0x88], "then the WebSocket close")
+    }
+
+    /// A link so backed up that nothing drains still gets its PINGREQ queued and is
+    /// dropped after the ping timeout: no busy loop on a ping that never fits.
+    @Test func pingIsQueuedFromTheReserveAndABackedUpLinkTimesOut() {
+        var h = Harness(keepAlive: 60)
+        online(&h)
+        h.blocked = true
+        while (try? h.session.publish(topic: "t", payload: [UInt8](repeating: 0, count: 200), qos: .atMostOnce)) != nil {}
+        let before = h.session.output.count
+        h.advance(to: h.now + h.session.config.pingAfter)
+        #expect(h.session.output.count == before + 8, "PINGREQ framed from the reserve")
+        h.advance(to: h.now + h.session.config.pingTimeout)
+        #expect(h.closes == [.pingTimeout])
+    }
+
+    @Test func subackNamesEachRefusedSubscription() {
+        let subs: [MQTTEncoder.Subscription] = [.init(topic: "a", qos: .atLeastOnce), .init(topic: "b", qos: .atLeastOnce),
+                                                .init(topic: "c", qos: .atMostOnce)]
+        var h = Harness(subscriptions: subs)
+        h.run()
+        h.upgrade(then: serverFrame(connackOK))
+        #expect(h.takePackets().count == 2)  // CONNECT, SUBSCRIBE (id 1)
+        h.deliver(serverFrame(hex("90 05 0001 01 80 00")))
+        #expect(h.events.last == .subscribed(refused: 0b010))
+        #expect(h.closes.isEmpty)
+        // Asked again after the next connect.
+        h.session.transportFailed(now: h.now, .transportClosed)
+        h.transportUp = false
+        h.written = []
+        h.advance(to: h.now + 120_000)
+        h.upgrade(then: serverFrame(connackOK))
+        let again = h.takePackets()
+        #expect(again.count == 2 && again[1].first == 0x82, "SUBSCRIBE again after reconnecting")
+    }
+
+    @Test(arguments: [
+        ("wrong packet id", "90 05 0002 01 01 00"),
+        ("too few codes", "90 04 0001 01 01"),
+        ("too many codes", "90 06 0001 01 01 00 00"),
+    ])
+    func subackThatDoesNotAnswerOurSubscribeIsAProtocolError(name: String, suback: String) {
+        let subs: [MQTTEncoder.Subscription] = [.init(topic: "a", qos: .atLeastOnce), .init(topic: "b", qos: .atLeastOnce),
+                                                .init(topic: "c", qos: .atMostOnce)]
+        var h = Harness(subscriptions: subs)
+        h.run()
+        h.upgrade(then: serverFrame(connackOK))
+        h.deliver(serverFrame(hex(suback)))
+        guard case .unexpectedSuback? = h.closes.first else {
+            Issue.record("\(name): \(h.closes)")
+            return
+        }
+    }
+
+    @Test func subscribeThatDoesNotFitEndsTheAttemptWithAReason() {
+        let long = String(repeating: "x", count: 1500)
+        var h = Harness(subscriptions: [.init(topic: long, qos: .atLeastOnce)])
+        h.run()
+        h.upgrade(then: serverFrame(connackOK))
+        #expect(h.closes == [.cannotSubscribe])
+        #expect(DisconnectReason.cannotSubscribe.message.contains("SUBSCRIBE"))
+    }
+
+    /// The event queue holds 8; the session returns after each packet that made an event,
+    /// so a burst of packets in one read never overflows it.
+    @Test func aBurstOfPacketsInOneReadLosesNoEvent() {
+        var h = Harness()
+        online(&h)
+        var ids: [UInt16] = []
+        for _ in 0..<4 { ids.append(try! h.session.publish(topic: "t", payload: [1], qos: .atLeastOnce)) }
+        h.run()
+        var burst: [UInt8] = []
+        for id in ids { burst += serverFrame([0x40, 0x02, 0x00, UInt8(id)]) }
+        for id in 1...40 { burst += serverFrame(inboundPublish(UInt16(id))) }
+        h.events = []
+        h.deliver(burst)
+        #expect(h.events.count == 44)
+        #expect(h.session.events.count == 0)
+    }
+
+    /// RFC 6455 §5.3: every mask comes from the CSPRNG pool, 4 fresh bytes per frame, and
+    /// the pool is refilled in batches, not per frame.
+    @Test func masksComeFromTheRandomSourceInBatches() {
+        let source = CountingRandom()
+        var pool = MaskPool(batch: 256, fill: { source.fill($0) })
+        var seen = Set<UInt32>()
+        for _ in 0..<128 { seen.insert(pool.next()) }
+        #expect(seen.count == 128, "no mask repeats")
+        #expect(source.calls == 2, "256 bytes = 64 masks per refill")
+        #expect(source.produced.count == 512)
+        var fresh = MaskPool(batch: 256, fill: { source.fill($0) })
+        let first = fresh.next()
+        let p = source.produced
+        #expect(first == UInt32(p[512]) << 24 | UInt32(p[513]) << 16 | UInt32(p[514]) << 8 | UInt32(p[515]))
+    }
+
+    /// The session masks its frames with the source's bytes: the upgrade's first frame
+    /// (CONNECT) carries bytes the source produced, not a PRNG's.
+    @Test func sessionFramesUseTheSourcesBytes() {
+        let source = CountingRandom()
+        var config = SessionConfig(keepAlive: 60, webSocket: .init(hostHeader: "broker", path: "/mqtt"))
+        config.subscriptions = []
+        var h = Harness()
+        h.session = Session(config: config, now: h.now, random: { source.fill($0) })
+        h.run()
+        h.upgrade()
+        // written = the CONNECT frame: 2 header bytes, then the mask.
+        let mask = Array(h.written[2..<6])
+        let p = source.produced
+        // The first 8 bytes seeded the backoff jitter; the CONNECT's mask is the next 4.
+        #expect(mask == Array(p[8..<12]))
+    }
+}
