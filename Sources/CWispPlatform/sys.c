@@ -11,7 +11,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
-#include <sys/timex.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -195,17 +194,39 @@ int64_t wisp_fs_free(const char *path) {
     return (int64_t)st.f_bavail * (int64_t)st.f_frsize;
 }
 
-int32_t wisp_clock_synchronised(void) {
-    struct timex tx = {0};
-    int state = adjtimex(&tx);
-    if (state < 0) return -errno;
-    return (state == TIME_ERROR || (tx.status & STA_UNSYNC)) ? 0 : 1;
-}
-
 int32_t wisp_open_append(const char *path) {
     int fd;
     do { fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600); } while (fd < 0 && errno == EINTR);
     return fd < 0 ? -errno : fd;
+}
+
+int32_t wisp_open_read(const char *path) {
+    int fd;
+    do { fd = open(path, O_RDONLY | O_CLOEXEC); } while (fd < 0 && errno == EINTR);
+    return fd < 0 ? -errno : fd;
+}
+
+int32_t wisp_open_new(const char *path) {
+    int fd;
+    do { fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600); } while (fd < 0 && errno == EINTR);
+    return fd < 0 ? -errno : fd;
+}
+
+int64_t wisp_read(int32_t fd, uint8_t *buf, size_t cap) {
+    ssize_t n;
+    do { n = read(fd, buf, cap); } while (n < 0 && errno == EINTR);
+    return n < 0 ? -errno : (int64_t)n;
+}
+
+int32_t wisp_unlink(const char *path) { return unlink(path) == 0 ? 0 : -errno; }
+
+int32_t wisp_sync_dir(const char *path) {
+    int fd;
+    do { fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC); } while (fd < 0 && errno == EINTR);
+    if (fd < 0) return -errno;
+    int r = fsync(fd) == 0 ? 0 : -errno;
+    close(fd);
+    return r;
 }
 
 int32_t wisp_sync(int32_t fd) { return fdatasync(fd) == 0 ? 0 : -errno; }

@@ -49,6 +49,39 @@ public enum Agent {
 
     nonisolated(unsafe) static var benchCycles: Int?
 
+    /// Said once at start-up: what an unencrypted or unverified link exposes.
+    static func warnAboutThePlainLink(_ device: DeviceConfig) {
+        guard !device.linkIsAuthenticated else { return }
+        if !device.endpoint.isTLS {
+            Log.warning("endpoint " + device.endpoint.description + " is not encrypted: telemetry and commands cross the network "
+                        + "in clear and anyone on the path can inject messages; use wss:// (securemode=2)")
+        }
+        if !device.outputs.isEmpty {
+            Log.warning(device.allowPlaintextControl
+                ? "allow_plaintext_control = true: property sets may drive outputs over this unauthenticated link"
+                : "outputs will not be set by property sets over this unauthenticated link (allow_plaintext_control = false)")
+        }
+    }
+
+    /// `wisp check --online`: one sign-in attempt, then a clean DISCONNECT. 0 when the
+    /// CONNACK accepts, 77 when the platform refuses the credentials (CONNACK 4/5, HTTP
+    /// 401/403 at the upgrade), 69 when it cannot be reached (DNS, TCP, TLS, timeouts).
+    /// Touches no output, no buffer file and publishes nothing.
+    public static func probe(_ loaded: LoadedConfig) -> ExitCode {
+        var quiet = loaded
+        quiet.device.outputs = []
+        quiet.device.bufferFile = nil
+        let signals = wisp_signals_open()
+        if signals < 0 {
+            Log.error("cannot set up signal handling: " + SystemError(errno: -signals).message)
+            return .failure
+        }
+        defer { _ = wisp_close(signals) }
+        var runner = Runner(quiet, configPath: loaded.path, backlog: nil, probing: true)
+        _ = runner.run(signals: signals)
+        return runner.probeResult ?? .unreachable
+    }
+
     /// `wisp run`: runs until SIGTERM/SIGINT; SIGHUP re-reads the key file.
     public static func run(configPath: String) -> ExitCode {
         var loaded: LoadedConfig
@@ -58,6 +91,7 @@ public enum Agent {
             Log.error(e.message)
             return .configuration
         }
+        warnAboutThePlainLink(loaded.device)
         let signals = wisp_signals_open()
         if signals < 0 {
             Log.error("cannot set up signal handling: " + SystemError(errno: -signals).message)
@@ -65,7 +99,7 @@ public enum Agent {
         }
         var backlog: Backlog?
         while true {
-            var runner = Runner(loaded, configPath: configPath, backlog: backlog)
+            var runner = Runner(loaded, configPath: configPath, backlog: backlog, probing: false)
             switch runner.run(signals: signals) {
             case .stopped:
                 Log.info("stopped")
@@ -112,8 +146,12 @@ struct Runner: ~Copyable {
     var lostConnection: DisconnectReason?
     let watchdogInterval = Systemd.watchdogInterval
     var nextWatchdog: UInt64 = 0
+    /// `wisp check --online`: stop after the first attempt; its verdict.
+    let probing: Bool
+    var probeResult: ExitCode?
 
-    init(_ loaded: LoadedConfig, configPath: String, backlog previous: Backlog?) {
+    init(_ loaded: LoadedConfig, configPath: String, backlog previous: Backlog?, probing: Bool) {
+        self.probing = probing
         self.loaded = loaded
         self.configPath = configPath
         let device = loaded.device
@@ -150,7 +188,7 @@ struct Runner: ~Copyable {
         json = JSONWriter(capacity: config.maxOutboundPacket - postTopic.utf8.count - 8)
         values.reserveCapacity(thing.sensors.count + device.outputs.count + 1)
         interval = UInt64(device.telemetryInterval) * 1000
-        nextSample = now + interval
+        nextSample = probing ? UInt64.max : now + interval
     }
 
     mutating func run(signals: Int32) -> Outcome {
@@ -278,6 +316,14 @@ struct Runner: ~Copyable {
         switch event {
         case .upgraded:
             Log.debug("WebSocket upgrade accepted; sending CONNECT")
+        case .online where probing:
+            Log.info("signed in: " + loaded.device.endpoint.description + " accepted " + loaded.clientId)
+            probeResult = .ok
+            session.stop(now: System.monotonicMillis)
+        case .offline(let reason, _) where probing:
+            Log.error("sign-in failed: " + reason.message)
+            probeResult = reason.isRefusal ? .refused : .unreachable
+            session.stop(now: System.monotonicMillis)
         case .online(_, let resent):
             if !everOnline { Systemd.notify("READY=1\nSTATUS=online") }
             everOnline = true

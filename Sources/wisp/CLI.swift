@@ -17,8 +17,10 @@ struct CLI {
               connect, sign in, publish telemetry every telemetry_interval seconds, and stay
               connected (reconnecting with backoff) until SIGTERM/SIGINT; SIGHUP re-reads the
               key file and reconnects if it changed.
-          check [--config PATH]
-              validate the key file and print the effective settings, secret redacted.
+          check [--config PATH] [--online]
+              validate the key file and print the effective settings, secret redacted; with
+              --online also sign in once and disconnect (exit 0 accepted, 77 credentials
+              refused, 69 platform unreachable), publishing nothing.
           sign [--config PATH] [--timestamp MS]
               print mqttClientId=, mqttUsername= and mqttPassword= exactly as the platform
               expects them, for debugging sign-in problems (--timestamp overrides sign_timestamp).
@@ -56,8 +58,8 @@ struct CLI {
             System.out("wisp " + version + " (" + String(cString: wisp_build_triple()) + ", git " + String(cString: wisp_build_revision()) + ")")
             return .ok
         case "check":
-            guard let options = parse(args, allowing: ["--config"]) else { return .usage }
-            return check(path: options["--config"] ?? ConfigLoader.defaultPath)
+            guard let options = parse(args, allowing: ["--config", "--online"]) else { return .usage }
+            return check(path: options["--config"] ?? ConfigLoader.defaultPath, online: options["--online"] != nil)
         case "sign":
             guard let options = parse(args, allowing: ["--config", "--timestamp"]) else { return .usage }
             return sign(path: options["--config"] ?? ConfigLoader.defaultPath, timestamp: options["--timestamp"])
@@ -80,7 +82,8 @@ struct CLI {
         }
         text += """
 
-            exit codes: 0 ok, 64 usage, 69 platform unreachable, 77 credentials refused, 78 configuration.
+            exit codes: 0 ok, 64 usage, 69 platform unreachable (check --online), 71 no system randomness,
+            77 credentials refused (check --online), 78 configuration.
 
             """
         System.write(text, to: 1)
@@ -99,7 +102,7 @@ struct CLI {
             let name = args[i]
             guard names.contains(name) else { _ = usage("unknown option '" + name + "'"); return nil }
             if options[name] != nil { _ = usage("option " + name + " given twice"); return nil }
-            if name == "--verbose" {
+            if name == "--verbose" || name == "--online" {
                 options[name] = "1"
                 i += 1
                 continue
@@ -120,11 +123,14 @@ struct CLI {
         }
     }
 
-    static func check(path: String) -> ExitCode {
+    static func check(path: String, online: Bool) -> ExitCode {
         guard let loaded = load(path) else { return .configuration }
         System.out("key file " + path + " is valid; effective settings:")
         System.write(loaded.device.describe(effectiveClientId: loaded.clientId), to: 1)
-        return .ok
+        guard online else { return .ok }
+        let code = Agent.probe(loaded)
+        System.out(code == .ok ? "online check: signed in and disconnected" : "online check failed (exit \(code.rawValue))")
+        return code
     }
 
     static func sensors(path: String?) -> ExitCode {

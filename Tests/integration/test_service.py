@@ -120,6 +120,27 @@ def test_unit_passes_systemd_analyze_verify(tmp_path):
     assert r.stderr.strip() == "", r.stderr
 
 
+HARDENING = ["SystemCallFilter=@system-service", "SystemCallErrorNumber=EPERM", "ProtectKernelLogs=yes", "ProtectClock=yes",
+             "ProtectHostname=yes", "RestrictSUIDSGID=yes", "RestrictNamespaces=yes", "LockPersonality=yes",
+             "MemoryDenyWriteExecute=yes", "UMask=0077", "ProtectProc=invisible", "NoNewPrivileges=yes"]
+
+
+def test_unit_hardening_rates_ok_or_better(tmp_path):
+    """systemd's own exposure score (0 safe … 10 unsafe): 4.1 before the hardening issue."""
+    if not shutil.which("systemd-analyze"):
+        pytest.skip("systemd-analyze not installed")
+    text = (ROOT / "packaging/wisp.service.in").read_text()
+    for line in HARDENING:
+        assert line in text.splitlines(), line
+    unit = tmp_path / "wisp.service"
+    unit.write_text(text.replace("@BINDIR@", str(ROOT / ".build/debug")))
+    r = run(["systemd-analyze", "security", "--offline=true", "--no-pager", str(unit)])
+    assert r.returncode == 0, r.stdout + r.stderr
+    score = float(r.stdout.split("Overall exposure level for wisp.service: ")[1].split()[0])
+    print(f"\nsystemd-analyze security: {score}")
+    assert score <= 2.0, r.stdout
+
+
 @pytest.mark.parametrize("target", sorted(CROSS))
 def test_debian_package(target, tmp_path):
     binary = ROOT / f".build-cross/{target}/wisp"

@@ -126,6 +126,22 @@ int32_t wisp_write_file(const char *path, const uint8_t *buf, size_t len);
 /// Opens (creating, mode 0600) `path` for appending. Returns the fd, or -errno.
 int32_t wisp_open_append(const char *path);
 
+/// Opens `path` read-only. Returns the fd, or -errno (-ENOENT when there is none).
+int32_t wisp_open_read(const char *path);
+
+/// Creates or empties `path` (mode 0600) for writing, refusing a symlink (-ELOOP).
+/// Returns the fd, or -errno.
+int32_t wisp_open_new(const char *path);
+
+/// One read(2), EINTR retried: bytes read, 0 at the end, or -errno.
+int64_t wisp_read(int32_t fd, uint8_t *buf, size_t cap);
+
+/// unlink(2). 0 or -errno.
+int32_t wisp_unlink(const char *path);
+
+/// fsync(2) of a directory, so a rename in it survives a power cut. 0 or -errno.
+int32_t wisp_sync_dir(const char *path);
+
 /// fdatasync(2): the appended record reaches the card before we go on. 0 or -errno.
 int32_t wisp_sync(int32_t fd);
 
@@ -137,9 +153,6 @@ int32_t wisp_truncate(const char *path, int64_t length);
 
 /// Free bytes for unprivileged users on the filesystem holding `path` (statvfs), or -errno.
 int64_t wisp_fs_free(const char *path);
-
-/// Whether the kernel considers the system clock synchronised (adjtimex): 1, 0, or -errno.
-int32_t wisp_clock_synchronised(void);
 
 /// The permission bits of `path` (e.g. 0600), or -errno: whether a sysfs file exists.
 int32_t wisp_file_mode(const char *path);

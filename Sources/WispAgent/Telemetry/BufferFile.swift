@@ -10,25 +10,47 @@ import WispCore
 /// at most the last frame: replay stops at the first bad checksum and cuts the file there.
 /// The file is rewritten with only the waiting samples once it passes its size bound, so
 /// an SD card sees appends, and one rewrite per bound's worth of samples.
+///
+/// Nothing read from the file is trusted: replay reads it in fixed chunks (memory does not
+/// grow with the file), and the file is cut or replaced only after it was read without an
+/// error; a compaction that fails at any step leaves the old file as it was.
 final class BufferFile {
     static let magic: UInt8 = 0xB7
     let path: String
     var fd: Int32
     var size: Int
     let limit: Int
+    /// Compaction is tried again only past this size after a failure (a full card must
+    /// not be rewritten at every sample).
+    var nextCompaction: Int
     let header: [UInt8]
     var frame: ByteBuffer
+    /// A write failure is logged once until writes succeed again.
+    var failing = false
 
     private init(path: String, fd: Int32, size: Int, limit: Int, header: [UInt8], recordSize: Int) {
         self.path = path
         self.fd = fd
         self.size = size
         self.limit = limit
+        nextCompaction = limit
         self.header = header
         frame = ByteBuffer(capacity: max(recordSize, header.count) + 16)
     }
 
     deinit { _ = wisp_close(fd) }
+
+    /// What replaying the file found.
+    enum Replay {
+        /// No file yet.
+        case missing
+        /// Read to its end: `good` bytes of valid frames out of `total`.
+        case read(good: Int, total: Int, replayed: Int)
+        /// Written for other properties.
+        case foreign
+        /// Reading failed: nothing may be cut or rewritten.
+        case failed(SystemError)
+    }
 
     /// Opens the file, replaying what it holds into `ring`.
     static func open(_ path: String, names: [String], ring: inout SampleRing) -> Result<BufferFile, SystemError> {
@@ -36,50 +58,26 @@ final class BufferFile {
         for (i, n) in names.enumerated() { header += (i > 0 ? [UInt8(ascii: ",")] : []) + Array(n.utf8) }
         let limit = 4096 + 2 * ring.capacity * (SampleRing.headerSize + ring.maxValues * SampleRing.valueSize + 8)
         var good = 0
-        if case .success(let bytes) = System.readFile(path, limit: 4 * limit) {
-            var replayed = 0, sameHeader = false
-            var pos = 0
-            while pos + 8 <= bytes.count, bytes[pos] == magic {
-                let type = bytes[pos + 1]
-                let len = Int(bytes[pos + 2]) | Int(bytes[pos + 3]) << 8
-                guard pos + 4 + len + 4 <= bytes.count else { break }
-                let body = bytes[(pos + 1)..<(pos + 4 + len)]
-                let stored = UInt32(bytes[pos + 4 + len]) | UInt32(bytes[pos + 5 + len]) << 8
-                    | UInt32(bytes[pos + 6 + len]) << 16 | UInt32(bytes[pos + 7 + len]) << 24
-                guard CRC32.checksum(body) == stored else { break }
-                let payload = Array(bytes[(pos + 4)..<(pos + 4 + len)])
-                switch type {
-                case 0:
-                    sameHeader = payload == header
-                    if !sameHeader {
-                        Log.warning("buffer file " + path + " was written for other sensors; set aside as " + path + ".old")
-                        _ = wisp_rename(path, path + ".old")
-                        good = 0
-                        pos = bytes.count
-                        continue
-                    }
-                case 1 where sameHeader && payload.count >= 17:
-                    let seq = le64(payload, 0), time = le64(payload, 8)
-                    var values: [PropertyValue] = []
-                    var at = 17
-                    for _ in 0..<Int(payload[16]) where at + 10 <= payload.count {
-                        values.append(PropertyValue(index: Int(payload[at]), scaled: Int64(bitPattern: le64(payload, at + 2)), decimals: Int(payload[at + 1])))
-                        at += 10
-                    }
-                    ring.append(time: time, values: values, seq: seq)
-                    replayed += 1
-                case 2 where sameHeader && payload.count == 8:
-                    ring.deliver(seq: le64(payload, 0))
-                default:
-                    break
-                }
-                pos += 8 + len
-                good = pos
+        switch replay(path, header: header, ring: &ring) {
+        case .missing:
+            break
+        case .failed(let e):
+            // Keep what may still be good for a person to recover; start a new file.
+            Log.error("buffer file " + path + " cannot be read (" + e.message + "); set aside as " + path + ".unreadable")
+            let r = wisp_rename(path, path + ".unreadable")
+            if r < 0 { return .failure(SystemError(errno: -r)) }
+        case .foreign:
+            Log.warning("buffer file " + path + " was written for other sensors; set aside as " + path + ".old")
+            _ = wisp_rename(path, path + ".old")
+        case .read(let g, let total, let replayed):
+            if g == 0 && total > 0 {
+                Log.warning("buffer file " + path + " holds no valid record; set aside as " + path + ".old")
+                _ = wisp_rename(path, path + ".old")
+            } else if g < total {
+                Log.warning("buffer file " + path + ": cut a torn or corrupt record at byte \(g)")
+                _ = wisp_truncate(path, Int64(g))
             }
-            if good < bytes.count && good > 0 {
-                Log.warning("buffer file " + path + ": cut a torn or corrupt record at byte \(good)")
-                _ = wisp_truncate(path, Int64(good))
-            }
+            good = g
             if replayed > 0 { Log.info("buffer file " + path + ": \(ring.count) undelivered samples from before the restart") }
         }
         ring.requeueInFlight()
@@ -87,16 +85,98 @@ final class BufferFile {
         if fd < 0 { return .failure(SystemError(errno: -fd)) }
         let file = BufferFile(path: path, fd: fd, size: good, limit: limit, header: header, recordSize: ring.recordSize)
         if good == 0 {
-            _ = wisp_truncate(path, 0)
-            file.write(type: 0, sync: true) { $0.put(contentsOf: header) }
+            _ = wisp_truncate(path, 0)  // a new (or set-aside) file: start with the header
+            _ = file.write(type: 0, sync: true) { $0.put(contentsOf: header) }
         }
         file.compactIfNeeded(ring)
         return .success(file)
     }
 
+    /// Reads the file frame by frame through a fixed buffer.
+    static func replay(_ path: String, header: [UInt8], ring: inout SampleRing) -> Replay {
+        let fd = wisp_open_read(path)
+        if fd == -2 { return .missing }  // ENOENT
+        if fd < 0 { return .failed(SystemError(errno: -fd)) }
+        defer { _ = wisp_close(fd) }
+        // The largest frame of ours: a sample with every value, or the header.
+        let maxFrame = 8 + max(header.count, 17 + ring.maxValues * 10, 8)
+        var buf = [UInt8](repeating: 0, count: max(4096, 2 * maxFrame))
+        var start = 0, end = 0       // unparsed bytes are buf[start..<end]
+        var offset = 0               // file offset of buf[start]
+        var eof = false
+        var sameHeader = false
+        var replayed = 0
+        var values: [PropertyValue] = []
+        values.reserveCapacity(ring.maxValues)
+
+        /// Makes `n` bytes available at `start` unless the file ends first.
+        func fill(_ n: Int) -> SystemError? {
+            while end - start < n && !eof {
+                if start > 0 {
+                    for i in 0..<(end - start) { buf[i] = buf[start + i] }
+                    end -= start
+                    start = 0
+                }
+                let got = buf.withUnsafeMutableBufferPointer { b in
+                    wisp_read(fd, b.baseAddress! + end, b.count - end)
+                }
+                if got < 0 { return SystemError(errno: Int32(-got)) }
+                if got == 0 { eof = true } else { end += Int(got) }
+            }
+            return nil
+        }
+
+        while true {
+            if let e = fill(4) { return .failed(e) }
+            if end - start < 4 || buf[start] != magic { break }
+            let type = buf[start + 1]
+            let len = Int(buf[start + 2]) | Int(buf[start + 3]) << 8
+            if 8 + len > buf.count {
+                if type == 0 { return .foreign }  // a header longer than ours is not ours
+                break                              // no frame of ours is this long: corrupt
+            }
+            if let e = fill(8 + len) { return .failed(e) }
+            if end - start < 8 + len { break }     // torn at the end
+            let body = buf[(start + 1)..<(start + 4 + len)]
+            let c = start + 4 + len
+            let stored = UInt32(buf[c]) | UInt32(buf[c + 1]) << 8 | UInt32(buf[c + 2]) << 16 | UInt32(buf[c + 3]) << 24
+            guard CRC32.checksum(body) == stored else { break }
+            let p = start + 4
+            switch type {
+            case 0:
+                sameHeader = len == header.count && buf[p..<(p + len)].elementsEqual(header)
+                if !sameHeader { return .foreign }
+            case 1 where sameHeader && len >= 17:
+                let seq = le64(buf, p), time = le64(buf, p + 8)
+                values.removeAll(keepingCapacity: true)
+                var at = p + 17
+                for _ in 0..<Int(buf[p + 16]) where at + 10 <= p + len && values.count < ring.maxValues {
+                    values.append(PropertyValue(index: Int(buf[at]), scaled: Int64(bitPattern: le64(buf, at + 2)), decimals: Int(buf[at + 1])))
+                    at += 10
+                }
+                ring.append(time: time, values: values, seq: seq)
+                replayed += 1
+            case 2 where sameHeader && len == 8:
+                ring.deliver(seq: le64(buf, p))
+            default:
+                break
+            }
+            start += 8 + len
+            offset += 8 + len
+        }
+        // Count the rest of the file (it is cut off after a successful read).
+        var total = offset + (end - start)
+        while !eof {
+            let got = buf.withUnsafeMutableBufferPointer { b in wisp_read(fd, b.baseAddress!, b.count) }
+            if got < 0 { return .failed(SystemError(errno: Int32(-got))) }
+            if got == 0 { eof = true } else { total += Int(got) }
+        }
+        return .read(good: offset, total: total, replayed: replayed)
+    }
+
     /// Appends the sample at ring `position` and syncs it to the card.
     func appendSample(_ ring: SampleRing, _ position: Int) {
-        write(type: 1, sync: true) { f in
+        _ = write(type: 1, sync: true) { f in
             BufferFile.putSample(ring, position, into: &f)
         }
         compactIfNeeded(ring)
@@ -104,7 +184,7 @@ final class BufferFile {
 
     /// Marks sample `seq` delivered (not synced: losing it costs one duplicate).
     func appendDelivered(_ seq: UInt64) {
-        write(type: 2, sync: false) { f in BufferFile.put64(seq, into: &f) }
+        _ = write(type: 2, sync: false) { f in BufferFile.put64(seq, into: &f) }
     }
 
     static func putSample(_ ring: SampleRing, _ position: Int, into f: inout ByteBuffer) {
@@ -122,7 +202,8 @@ final class BufferFile {
         f[countAt] = n
     }
 
-    func write(type: UInt8, sync: Bool, _ body: (inout ByteBuffer) -> Void) {
+    /// Writes one frame to the current fd; the error, or nil.
+    func write(type: UInt8, sync: Bool, _ body: (inout ByteBuffer) -> Void) -> SystemError? {
         frame.removeAll()
         frame.put(BufferFile.magic)
         frame.put(type)
@@ -134,37 +215,74 @@ final class BufferFile {
         frame[3] = UInt8(truncatingIfNeeded: len >> 8)
         let crc = CRC32.checksum(frame.bytesView(1..<frame.count))
         for k in 0..<4 { frame.put(UInt8(truncatingIfNeeded: crc >> (8 * UInt32(k)))) }
-        let r = frame.withBytes { raw in wisp_write_all(fd, raw.baseAddress!.assumingMemoryBound(to: UInt8.self), raw.count) }
-        if r < 0 {
-            Log.warning("buffer file " + path + ": write failed: " + SystemError(errno: -r).message)
-            return
+        var r = frame.withBytes { raw in wisp_write_all(fd, raw.baseAddress!.assumingMemoryBound(to: UInt8.self), raw.count) }
+        if r == 0 {
+            size += frame.count
+            if sync { r = wisp_sync(fd) }
         }
-        size += frame.count
-        if sync { _ = wisp_sync(fd) }
+        if r < 0 {
+            let e = SystemError(errno: -r)
+            if !failing { Log.warning("buffer file " + path + ": write failed: " + e.message + "; samples are kept in memory") }
+            failing = true
+            return e
+        }
+        if failing { Log.info("buffer file " + path + ": writes succeed again") }
+        failing = false
+        return nil
     }
 
     /// Rewrites the file with only the samples still waiting, once it passes its bound.
+    /// Any failure (disk full, I/O error) keeps the old file and fd as they were.
     func compactIfNeeded(_ ring: SampleRing) {
-        guard size > limit else { return }
+        guard size > nextCompaction else { return }
         let tmp = path + ".tmp"
-        _ = wisp_truncate(tmp, 0)
-        let fresh = wisp_open_append(tmp)
-        guard fresh >= 0 else { return }
-        let old = fd
+        let fresh = wisp_open_new(tmp)
+        if fresh < 0 {
+            compactionFailed(SystemError(errno: -fresh), tmp: nil)
+            return
+        }
+        let old = fd, oldSize = size, wasFailing = failing
         fd = fresh
         size = 0
-        write(type: 0, sync: false) { $0.put(contentsOf: header) }
-        for i in 0..<ring.count {
-            write(type: 1, sync: false) { f in BufferFile.putSample(ring, i, into: &f) }
+        failing = true  // no "write failed" line per frame here; one line below says it all
+        var error = write(type: 0, sync: false) { $0.put(contentsOf: header) }
+        for i in 0..<ring.count where error == nil {
+            error = write(type: 1, sync: false) { f in BufferFile.putSample(ring, i, into: &f) }
         }
-        _ = wisp_sync(fd)
-        if wisp_rename(tmp, path) != 0 {
+        if error == nil {
+            let r = wisp_sync(fd)
+            if r < 0 { error = SystemError(errno: -r) }
+        }
+        if error == nil {
+            let r = wisp_rename(tmp, path)
+            if r < 0 { error = SystemError(errno: -r) }
+        }
+        failing = wasFailing
+        if let error {
             _ = wisp_close(fd)
             fd = old
+            size = oldSize
+            compactionFailed(error, tmp: tmp)
             return
         }
         _ = wisp_close(old)
+        _ = wisp_sync_dir(BufferFile.directory(of: path))
+        nextCompaction = limit
         Log.debug("buffer file " + path + " compacted to \(ring.count) samples")
+    }
+
+    func compactionFailed(_ e: SystemError, tmp: String?) {
+        if let tmp { _ = wisp_unlink(tmp) }
+        nextCompaction = size + limit / 4
+        Log.warning("buffer file " + path + ": compaction failed (" + e.message + "); the old file is kept and grows until the next try")
+    }
+
+    static func directory(of path: String) -> String {
+        var last = -1
+        for (i, b) in path.utf8.enumerated() where b == UInt8(ascii: "/") { last = i }
+        if last < 0 { return "." }
+        if last == 0 { return "/" }
+        return String(decoding: path.utf8.prefix(last), as: UTF8.self)
     }
 
     static func put64(_ v: UInt64, into f: inout ByteBuffer) {

@@ -16,6 +16,8 @@ public struct Thing {
     var outputs: [Output] = []
     var scratch = ByteBuffer(capacity: 8192)
     var failing: [Bool] = []
+    /// False over a link anyone on the path can write to (DeviceConfig.controlAllowed).
+    let controlAllowed: Bool
 
     /// The board's health when the key file names no sensor.
     public static let defaults: [SensorSpec] = [
@@ -25,6 +27,7 @@ public struct Thing {
     ]
 
     public init(_ device: DeviceConfig) {
+        controlAllowed = device.controlAllowed
         if device.sensors.isEmpty {
             for spec in Thing.defaults {
                 let s = Sensor(spec)
@@ -107,6 +110,12 @@ public struct Thing {
                 writeReply(&reply, code: 500, id: id, json: json, message: outputs[index].spec.identifier + " is unavailable: " + (outputs[index].problem ?? ""))
                 return false
             }
+        }
+        if !controlAllowed && json.members(of: params).contains(where: { _ in true }) {
+            Log.warning("property set refused: the link is not authenticated TLS (set allow_plaintext_control = true to allow it)")
+            writeReply(&reply, code: 403, id: id, json: json,
+                       message: "outputs are not set over an unauthenticated link (ws://, mqtt:// or tls_insecure); use wss:// or allow_plaintext_control")
+            return false
         }
         var changed = false
         for (key, value) in json.members(of: params) {

@@ -26,6 +26,9 @@ public struct DeviceConfig: Sendable, Equatable {
     public var keepAlive: UInt16 = 300
     public var caFile: String?
     public var tlsInsecure = false
+    /// Lets property sets drive outputs over a link an attacker on the path could write
+    /// to (ws://, mqtt://, or TLS without certificate checks).
+    public var allowPlaintextControl = false
     public var proxy: Endpoint?
     public var telemetryInterval = 60
     public var will: Will?
@@ -37,6 +40,13 @@ public struct DeviceConfig: Sendable, Equatable {
     public var bufferSamples = 60
     /// Where the ring is kept on disk, if anywhere.
     public var bufferFile: String?
+
+    /// Whether what arrives is known to come from the broker: TLS with the certificate
+    /// verified. Otherwise anyone on the path can inject packets.
+    public var linkIsAuthenticated: Bool { endpoint.isTLS && !tlsInsecure }
+
+    /// Whether property sets may drive outputs on this link.
+    public var controlAllowed: Bool { linkIsAuthenticated || allowPlaintextControl }
 
     public static let keepAliveRange: ClosedRange<Int> = 30...1200
     public static let telemetryIntervalRange: ClosedRange<Int> = 1...86_400
@@ -84,6 +94,10 @@ public struct DeviceConfig: Sendable, Equatable {
         if let will { lines.append("will_topic = " + will.topic) }
         for s in sensors { lines.append("sensor." + s.identifier + " = " + s.describe) }
         for o in outputs { lines.append("output." + o.identifier + " = gpio:" + o.chip + ":\(o.line)") }
+        if !outputs.isEmpty && !linkIsAuthenticated {
+            lines.append("allow_plaintext_control = " + (allowPlaintextControl ? "true (outputs may be set over an unauthenticated link)"
+                                                        : "false (property sets will not drive outputs over this link)"))
+        }
         var out = ""
         for line in lines { out += line + "\n" }
         return out

@@ -15,6 +15,7 @@ public enum KeyFile {
         ("keepalive", "seconds, 30 to 1200 (default 300)"),
         ("ca_file", "path of a PEM bundle of trusted roots (default: the system bundle)"),
         ("tls_insecure", "true or false (default false; true skips certificate checks, lab use only)"),
+        ("allow_plaintext_control", "true or false (default false; true lets property sets drive outputs over ws://, mqtt:// or tls_insecure)"),
         ("proxy", "http://host:port of an HTTP CONNECT proxy"),
         ("telemetry_interval", "seconds between property posts, 1 to 86400 (default 60)"),
         ("username", "user name for brokers other than the platform"),
@@ -144,6 +145,11 @@ public enum KeyFile {
         config.bufferFile = try string("buffer_file")
         if let insecure = try string("tls_insecure") {
             if insecure == "true" { config.tlsInsecure = true } else if insecure == "false" { config.tlsInsecure = false } else { throw bad("tls_insecure") }
+        }
+        if let allow = try string("allow_plaintext_control") {
+            if allow == "true" { config.allowPlaintextControl = true } else if allow == "false" { config.allowPlaintextControl = false } else {
+                throw bad("allow_plaintext_control")
+            }
         }
         if let p = try string("proxy") {
             guard let proxy = Endpoint(parsing: p, allowing: [.http]), proxy.path == Endpoint.defaultPath else { throw bad("proxy") }

@@ -92,6 +92,16 @@ public enum DisconnectReason: Equatable, Sendable {
     case unexpectedSuback(packetId: UInt16, codes: Int)
     case stopped
 
+    /// The platform said no to this device (CONNACK refusal, HTTP 401/403 at the
+    /// upgrade): retrying will not help until the credentials or the console change.
+    public var isRefusal: Bool {
+        switch self {
+        case .refused: true
+        case .handshake(let e): e == .unauthorized || e == .forbidden
+        default: false
+        }
+    }
+
     public var message: String {
         switch self {
         case .transportClosed: "the connection was closed by the other end"
