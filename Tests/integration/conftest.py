@@ -119,7 +119,7 @@ def platform_password(secret, method="sha256", client=CLIENT, pk=PK, dn=DN, time
 class Mosquitto:
     """mosquitto on 127.0.0.1 with a plain TCP listener (for observers), ws, and wss."""
 
-    def __init__(self, directory, certs, server_cert="server", persistent=False):
+    def __init__(self, directory, certs, server_cert="server", persistent=False, extra=""):
         self.dir = directory
         self.tcp, self.ws, self.wss, self.ws6 = free_port(), free_port(), free_port(), free_port()
         self.log = directory / "mosquitto.log"
@@ -146,7 +146,7 @@ protocol websockets
 cafile {certs}/ca.pem
 certfile {certs}/{server_cert}.pem
 keyfile {certs}/{server_cert}.key
-""" + (f"persistence true\npersistence_location {directory}/\nautosave_interval 1\n" if persistent else ""))
+""" + (f"persistence true\npersistence_location {directory}/\nautosave_interval 1\n" if persistent else "") + extra)
         self.proc = None
 
     def start(self):

@@ -5,9 +5,12 @@ import shutil
 import time
 
 import paho.mqtt.client as mqtt
+import pytest
 
-from conftest import DN, PK, run
+from conftest import DN, PK, ROOT, VALGRIND, run, stripped
 from test_agent import POST, device, posts
+
+EMBEDDED_WISP = VALGRIND + [str(stripped(ROOT / ".build-embedded/release/wisp", "embedded") if VALGRIND else ROOT / ".build-embedded/release/wisp")]
 
 SET = f"/sys/{PK}/{DN}/thing/service/property/set"
 GOOD_W1 = "28-0316a2795aff"
@@ -98,9 +101,10 @@ def values(post):
     return {k: v["value"] for k, v in post["params"].items()}
 
 
-def test_thing_model_posts_sets_and_recovers(wisp, tmp_path, broker, observer, keyfile, start_wisp):
+def test_thing_model_posts_sets_and_recovers(wisp, tmp_path, broker, certs, observer, keyfile, start_wisp):
     root = board(tmp_path / "board")
-    w = start_wisp(wisp, keyfile(**device(broker), **SENSORS), env={"WISP_ROOT": str(root)})
+    # Over wss with the certificate checked: property sets may drive outputs.
+    w = start_wisp(wisp, keyfile(**device(broker, certs, "wss"), **SENSORS), env={"WISP_ROOT": str(root)})
     got = posts(observer, 3, 15)
     assert len(got) >= 3, w.log()
     for post in got:
@@ -147,6 +151,30 @@ def test_thing_model_posts_sets_and_recovers(wisp, tmp_path, broker, observer, k
     assert w.wait_log("sensor water_temp recovered", 5), w.log()
     assert w.log().count("sensor water_temp: cannot read") == 1
     assert w.proc.poll() is None
+
+
+@pytest.mark.parametrize("allow", [None, "true"])
+def test_outputs_over_plain_ws_need_allow_plaintext_control(tmp_path, broker, observer, keyfile, start_wisp, allow):
+    """Over ws:// anyone on the path can inject a property set: it drives no GPIO unless
+    the key file says allow_plaintext_control = true."""
+    root = board(tmp_path / "board")
+    extra = {"output.relay": "gpio:gpiochip0:17"}
+    if allow:
+        extra["allow_plaintext_control"] = allow
+    w = start_wisp(EMBEDDED_WISP, keyfile(**device(broker), **extra), env={"WISP_ROOT": str(root)})
+    assert w.wait_log("online", 10), w.log()
+    assert "is not encrypted" in w.log()
+    observer.publish(SET, '{"id":"7","params":{"relay":1}}')
+    replies = observer.wait_for(lambda m: m[0] == SET + "_reply", 10)
+    assert replies, w.log()
+    reply = json.loads(replies[0][1])
+    value = (root / "sys/class/gpio/gpio529/value").read_text().strip()
+    if allow:
+        assert reply["code"] == 200 and value == "1"
+    else:
+        assert reply["code"] == 403 and "unauthenticated link" in reply["message"]
+        assert value == "0", "the line was not driven"
+        assert "property set refused: the link is not authenticated TLS" in w.log()
 
 
 def test_ntp_over_mqtt_sets_post_timestamps(wisp, tmp_path, broker, observer, keyfile, start_wisp):
