@@ -64,7 +64,8 @@ let package = Package(
                 .linkedLibrary("m"),
             ]
         ),
-        .target(name: "WispCore", dependencies: ["CWispPlatform"], swiftSettings: swiftSettings),
+        // The sans-IO core depends on nothing: no C, no I/O (see ARCHITECTURE.md).
+        .target(name: "WispCore", swiftSettings: swiftSettings),
         .target(name: "WispAgent", dependencies: ["WispCore", "CWispPlatform"], swiftSettings: swiftSettings),
         .executableTarget(
             name: "wisp", dependencies: ["WispAgent", "WispCore"], swiftSettings: swiftSettings,
@@ -76,6 +77,7 @@ let package = Package(
             swiftSettings: swiftSettings, linkerSettings: embeddedLinking
         ),
         .testTarget(name: "WispCoreTests", dependencies: ["WispCore"]),
+        .testTarget(name: "WispAgentTests", dependencies: ["WispAgent", "WispCore", "CWispPlatform"]),
     ]
 )
 

@@ -1,7 +1,7 @@
 // HTTP upgrade response parser: never reads past its input, stops right after the blank
 // line, and any split gives the same verdict.
 func verdict(_ pieces: [[UInt8]]) -> String {
-    var hs = WebSocketHandshake(key: "dGhlIHNhbXBsZSBub25jZQ==", maxResponseBytes: 2048)
+    var hs = WebSocketHandshake(key: .rfcExample, maxResponseBytes: 2048)
     var consumed = 0
     for piece in pieces {
         var result = ""

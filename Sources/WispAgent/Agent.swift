@@ -22,7 +22,8 @@ public enum Agent {
     /// CONNECT fields for this attempt.
     public static func credentials(_ loaded: LoadedConfig) -> MQTTCredentials {
         if let identity = platformIdentity(loaded) {
-            return identity.credentials(secureMode: loaded.device.endpoint.secureMode, timestamp: signTimestamp(loaded.device))
+            return identity.credentials(secureMode: loaded.device.endpoint.secureMode, timestamp: signTimestamp(loaded.device),
+                                        sign: Crypto.hmacHex)
         }
         guard case .plain(let user, let password) = loaded.device.identity else {
             return MQTTCredentials(clientId: loaded.clientId, username: nil, password: nil)
@@ -30,13 +31,13 @@ public enum Agent {
         return MQTTCredentials(clientId: loaded.clientId, username: user, password: password)
     }
 
-    /// The prefix of the thing model's topics: the platform's `/sys/{pk}/{dn}`, or
-    /// `wisp/{clientId}` on other brokers.
-    static func thingTopicBase(_ loaded: LoadedConfig) -> String {
+    /// The thing model's topics: the platform's for a platform device, `wisp/{clientId}/…`
+    /// on other brokers.
+    static func topics(_ loaded: LoadedConfig) -> AlinkTopics {
         if let pk = loaded.device.productKey, let dn = loaded.device.deviceName {
-            return "/sys/" + pk + "/" + dn
+            return AlinkTopics(productKey: pk, deviceName: dn)
         }
-        return "wisp/" + loaded.clientId
+        return AlinkTopics(plainClientId: loaded.clientId)
     }
 
     /// For the benchmarks (scripts/bench, not the shipped CLI): the agent's own loop, with a
@@ -129,13 +130,7 @@ struct Runner: ~Copyable {
     var values: [PropertyValue] = []
     var json: JSONWriter
     var reply = JSONWriter(capacity: 512)
-    let postTopic: String
-    let replyTopic: String
-    let setTopic: String
-    let setReplyTopic: String
-    /// NTP over MQTT, platform devices only.
-    let ntpRequest: String?
-    let ntpResponse: String?
+    let topics: AlinkTopics
     let interval: UInt64
     var nextSample: UInt64
     let backlog: Backlog
@@ -159,23 +154,8 @@ struct Runner: ~Copyable {
         var config = SessionConfig(
             keepAlive: device.keepAlive,
             webSocket: endpoint.isWebSocket ? .init(hostHeader: endpoint.hostHeader, path: endpoint.path) : nil)
-        let base = Agent.thingTopicBase(loaded)
-        postTopic = base + "/thing/event/property/post"
-        replyTopic = postTopic + "_reply"
-        setTopic = base + "/thing/service/property/set"
-        setReplyTopic = setTopic + "_reply"
-        if let pk = device.productKey, let dn = device.deviceName {
-            ntpRequest = "/ext/ntp/" + pk + "/" + dn + "/request"
-            ntpResponse = "/ext/ntp/" + pk + "/" + dn + "/response"
-        } else {
-            ntpRequest = nil
-            ntpResponse = nil
-        }
-        config.subscriptions = [
-            MQTTEncoder.Subscription(topic: replyTopic, qos: .atLeastOnce),
-            MQTTEncoder.Subscription(topic: setTopic, qos: .atLeastOnce),
-        ]
-        if let ntpResponse { config.subscriptions.append(MQTTEncoder.Subscription(topic: ntpResponse, qos: .atMostOnce)) }
+        topics = Agent.topics(loaded)
+        config.subscriptions = topics.subscriptions
         thing = Thing(device)
         if let previous, previous.names == thing.names, previous.ring.capacity == device.bufferSamples, device.bufferFile == nil {
             previous.ring.requeueInFlight()
@@ -185,7 +165,7 @@ struct Runner: ~Copyable {
         }
         let now = System.monotonicMillis
         session = Session(config: config, now: now, random: Entropy.fill)
-        json = JSONWriter(capacity: config.maxOutboundPacket - postTopic.utf8.count - 8)
+        json = JSONWriter(capacity: config.maxOutboundPacket - topics.post.utf8.count - 8)
         values.reserveCapacity(thing.sensors.count + device.outputs.count + 1)
         interval = UInt64(device.telemetryInterval) * 1000
         nextSample = probing ? UInt64.max : now + interval
@@ -330,7 +310,7 @@ struct Runner: ~Copyable {
             let extra = resent > 0 ? ", \(resent) unacknowledged posts resent" : ""
             Log.info("online: " + loaded.device.endpoint.description + " as " + loaded.clientId
                      + " (keep-alive \(loaded.device.keepAlive) s" + extra + ")")
-            if let ntpRequest {
+            if let ntpRequest = topics.ntpRequest {
                 clock.request(monotonic: System.monotonicMillis, into: &reply)
                 publishReply(ntpRequest, qos: .atMostOnce)
             }
@@ -340,13 +320,14 @@ struct Runner: ~Copyable {
             if Agent.benchCycles != nil { sample(now: System.monotonicMillis) }
         case .message(let p):
             let inbound = session.inbound
-            if inbound.bytes(p.topic, equal: setTopic) {
+            switch topics.classify(inbound, p.topic) {
+            case .propertySet:
                 let changed = inbound.withBytes { all in
                     thing.applySet(UnsafeRawBufferPointer(rebasing: all[p.payload]), reply: &reply)
                 }
-                publishReply(setReplyTopic, qos: .atLeastOnce)
+                publishReply(topics.setReply, qos: .atLeastOnce)
                 if changed { sample(now: System.monotonicMillis) }  // report the new state now
-            } else if let ntpResponse, inbound.bytes(p.topic, equal: ntpResponse) {
+            case .ntpResponse:
                 let now = System.monotonicMillis
                 let outcome = inbound.withBytes { all in clock.response(UnsafeRawBufferPointer(rebasing: all[p.payload]), monotonic: now) }
                 switch outcome {
@@ -354,14 +335,14 @@ struct Runner: ~Copyable {
                 case .unsolicited: Log.debug("clock: an NTP answer without a request; ignored")
                 case .refused(let why): Log.warning("clock: NTP answer ignored: " + why + "; keeping the current clock")
                 }
-            } else if inbound.bytes(p.topic, equal: replyTopic) {
+            case .postReply:
                 let code = PropertyPost.replyCode(inbound, p.payload)
                 if code != 200 {
                     Log.warning("property post refused by the platform: " + LogText.escape(inbound.bytesView(p.payload)))
                 } else {
                     Log.debug("property post accepted")
                 }
-            } else {
+            case .other:
                 Log.debug("message on " + LogText.escape(inbound.bytesView(p.topic)) + " ignored")
             }
         case .delivered(let id):
@@ -376,8 +357,7 @@ struct Runner: ~Copyable {
             let subscriptions = session.config.subscriptions
             for i in subscriptions.indices where i < 64 && refused & (1 << UInt64(i)) != 0 {
                 let topic = subscriptions[i].topic
-                let consequence = topic == setTopic ? "property sets from the platform will not arrive"
-                    : topic == replyTopic ? "post replies will not arrive" : "platform time will not arrive"
+                let consequence = topics.consequenceOfRefusing(topic)
                 Log.error("the broker refused the subscription to " + topic + " (SUBACK 0x80: not authorised?): "
                           + consequence + "; asking again at the next connect")
             }
@@ -434,7 +414,7 @@ struct Runner: ~Copyable {
                 continue
             }
             do {
-                let id = try session.publish(topic: postTopic, payload: json.buffer.bytesView(0..<json.buffer.count), qos: .atLeastOnce)
+                let id = try session.publish(topic: topics.post, payload: json.buffer.bytesView(0..<json.buffer.count), qos: .atLeastOnce)
                 backlog.ring.markSent(position, packetId: id)
                 Log.debug("post \(seq) sent as packet \(id)")
             } catch {

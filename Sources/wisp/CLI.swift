@@ -162,7 +162,7 @@ struct CLI {
             return .configuration
         }
         let stamp = override ?? Agent.signTimestamp(loaded.device)
-        let credentials = identity.credentials(secureMode: loaded.device.endpoint.secureMode, timestamp: stamp)
+        let credentials = identity.credentials(secureMode: loaded.device.endpoint.secureMode, timestamp: stamp, sign: Crypto.hmacHex)
         System.out("mqttClientId=" + credentials.clientId)
         System.out("mqttUsername=" + (credentials.username ?? ""))
         System.out("mqttPassword=" + (credentials.password ?? ""))

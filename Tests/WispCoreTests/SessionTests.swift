@@ -10,7 +10,7 @@ struct Harness {
     var closes: [DisconnectReason] = []
     var opens = 0
     var transportUp = false
-    let key = "dGhlIHNhbXBsZSBub25jZQ=="
+    let key = WebSocketKey.rfcExample
     let connect = MQTTEncoder.Connect(clientId: "c1", username: "device&pk", password: "pw", keepAlive: 60)
     var autoOpen = true
     /// The socket takes nothing while true (a peer that stopped reading).

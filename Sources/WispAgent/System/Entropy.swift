@@ -21,6 +21,10 @@ public enum Entropy {
         return out
     }
 
-    /// A fresh `Sec-WebSocket-Key` (RFC 6455 §4.1: 16 random bytes in base64).
-    public static func webSocketKey() -> String { Crypto.base64(bytes(16)) }
+    /// A fresh `Sec-WebSocket-Key` (RFC 6455 §4.1: 16 random bytes in base64) and the
+    /// accept value the server must return for it.
+    public static func webSocketKey() -> WebSocketKey {
+        let key = Crypto.base64(bytes(16))
+        return WebSocketKey(key: key, accept: Crypto.webSocketAccept(forKey: key))
+    }
 }

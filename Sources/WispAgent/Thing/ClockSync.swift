@@ -22,10 +22,7 @@ public struct ClockSync {
     /// The request payload `{"deviceSendTime":"N"}`.
     public mutating func request(monotonic: UInt64, into json: inout JSONWriter) {
         sentAt = monotonic
-        json.reset()
-        json.raw("{\"deviceSendTime\":\"")
-        json.integer(Int64(monotonic))
-        json.raw("\"}")
+        NTP.writeRequest(deviceSendTime: monotonic, into: &json)
     }
 
     public enum Outcome: Equatable {

@@ -14,6 +14,8 @@ public struct Thing {
     /// Property identifiers: the sensors', then the outputs'. A value's `index` points here.
     public private(set) var names: [String] = []
     var outputs: [Output] = []
+    /// The outputs' property identifiers, in `outputs` order.
+    let outputNames: [String]
     var scratch = ByteBuffer(capacity: 8192)
     var failing: [Bool] = []
     /// False over a link anyone on the path can write to (DeviceConfig.controlAllowed).
@@ -41,7 +43,8 @@ public struct Thing {
             }
         }
         failing = sensors.map { $0.problem != nil }
-        names = sensors.map { $0.spec.identifier } + device.outputs.map { $0.identifier }
+        outputNames = device.outputs.map { $0.identifier }
+        names = sensors.map { $0.spec.identifier } + outputNames
         for spec in device.outputs {
             var output = Output(spec: spec)
             switch GPIOLine.open(chip: spec.chip, line: spec.line, output: true) {
@@ -81,90 +84,47 @@ public struct Thing {
         }
     }
 
-    /// Applies a property set (`{"id":"1","params":{"relay":1},...}`) and writes the reply
-    /// into `reply`. All or nothing: an unknown property or a bad value sets nothing.
-    /// Returns true when an output changed.
+    /// Applies a property set (PropertySet in WispCore parses and validates it) and
+    /// writes the reply into `reply`. All or nothing: an unknown property or a bad value
+    /// sets nothing. Returns true when an output changed.
     public mutating func applySet(_ payload: UnsafeRawBufferPointer, reply: inout JSONWriter) -> Bool {
         let json: JSONReader
         do { json = try JSONReader(payload) } catch {
-            writeReply(&reply, code: 460, id: nil, json: nil, message: "request parameter error: " + error.message)
+            PropertySet.writeReply(code: 460, id: nil, json: nil, message: "request parameter error: " + error.message, into: &reply)
             return false
         }
-        var id: Range<Int>?
-        if case .string(let r)? = json.member("id") { id = r }
-        guard case .object(let params)? = json.member("params") else {
-            writeReply(&reply, code: 460, id: id, json: json, message: "request parameter error: no params object")
+        let request: PropertySet.Request
+        switch PropertySet.parse(json, settable: outputNames) {
+        case .failure(let r):
+            PropertySet.writeReply(code: r.code, id: r.id, json: json, message: r.message, into: &reply)
+            return false
+        case .success(let parsed): request = parsed
+        }
+        let id = request.id
+        for change in request.changes where outputs[change.index].line == nil {
+            let o = outputs[change.index]
+            PropertySet.writeReply(code: 500, id: id, json: json, message: o.spec.identifier + " is unavailable: " + (o.problem ?? ""), into: &reply)
             return false
         }
-        // Validate every member first.
-        for (key, value) in json.members(of: params) {
-            guard let index = outputIndex(json, key) else {
-                writeReply(&reply, code: 460, id: id, json: json, message: "property not settable: " + text(json, key))
-                return false
-            }
-            guard level(value) != nil else {
-                writeReply(&reply, code: 460, id: id, json: json, message: "value of " + outputs[index].spec.identifier + " must be 0 or 1")
-                return false
-            }
-            if outputs[index].line == nil {
-                writeReply(&reply, code: 500, id: id, json: json, message: outputs[index].spec.identifier + " is unavailable: " + (outputs[index].problem ?? ""))
-                return false
-            }
-        }
-        if !controlAllowed && json.members(of: params).contains(where: { _ in true }) {
+        if !controlAllowed && !request.changes.isEmpty {
             Log.warning("property set refused: the link is not authenticated TLS (set allow_plaintext_control = true to allow it)")
-            writeReply(&reply, code: 403, id: id, json: json,
-                       message: "outputs are not set over an unauthenticated link (ws://, mqtt:// or tls_insecure); use wss:// or allow_plaintext_control")
+            PropertySet.writeReply(code: 403, id: id, json: json,
+                                   message: "outputs are not set over an unauthenticated link (ws://, mqtt:// or tls_insecure); use wss:// or allow_plaintext_control",
+                                   into: &reply)
             return false
         }
         var changed = false
-        for (key, value) in json.members(of: params) {
-            let index = outputIndex(json, key)!
-            let v = level(value)!
+        for change in request.changes {
+            let index = change.index, v = change.level
             if let e = outputs[index].line!.set(v) {
-                writeReply(&reply, code: 500, id: id, json: json, message: "cannot set " + outputs[index].spec.identifier + ": " + e.message)
+                PropertySet.writeReply(code: 500, id: id, json: json, message: "cannot set " + outputs[index].spec.identifier + ": " + e.message, into: &reply)
                 return changed
             }
             if outputs[index].state != v { changed = true }
             outputs[index].state = v
             Log.info("property set: " + outputs[index].spec.identifier + " = \(v)")
         }
-        writeReply(&reply, code: 200, id: id, json: json, message: "success")
+        PropertySet.writeReply(code: 200, id: id, json: json, message: "success", into: &reply)
         return changed
-    }
-
-    func outputIndex(_ json: JSONReader, _ key: Range<Int>) -> Int? {
-        outputs.firstIndex { json.equals(key, $0.spec.identifier) }
-    }
-
-    func level(_ value: JSONReader.Value) -> Int? {
-        switch value {
-        case .bool(let b): return b ? 1 : 0
-        case .number(let scaled, let decimals):
-            var one: Int64 = 1
-            for _ in 0..<decimals { one *= 10 }
-            if scaled == 0 { return 0 }
-            if scaled == one { return 1 }
-            return nil
-        default: return nil
-        }
-    }
-
-    func text(_ json: JSONReader, _ range: Range<Int>) -> String {
-        var bytes: [UInt8] = []
-        for i in range where bytes.count < 64 { bytes.append(json[i]) }
-        return String(decoding: bytes, as: UTF8.self)
-    }
-
-    /// The platform's reply: `{"code":200,"data":{},"id":"1","message":"success","version":"1.0"}`.
-    func writeReply(_ reply: inout JSONWriter, code: Int64, id: Range<Int>?, json: JSONReader?, message: String) {
-        reply.reset()
-        reply.raw("{\"code\":")
-        reply.integer(code)
-        reply.raw(",\"data\":{},\"id\":\"")
-        if let id, let json { for i in id { reply.byte(json[i]) } }
-        reply.raw("\",\"message\":")
-        reply.string(message)
-        reply.raw(",\"version\":\"1.0\"}")
     }
 }

@@ -27,6 +27,14 @@ public enum NTP {
         }
     }
 
+    /// The request payload `{"deviceSendTime":"T0"}`.
+    public static func writeRequest(deviceSendTime: UInt64, into json: inout JSONWriter) {
+        json.reset()
+        json.raw("{\"deviceSendTime\":\"")
+        json.integer(Int64(truncatingIfNeeded: deviceSendTime))
+        json.raw("\"}")
+    }
+
     /// Wall-clock ms minus monotonic ms, from one exchange: sent at monotonic `sent`,
     /// answered at monotonic `received`.
     public static func offset(serverRecv: Int64, serverSend: Int64, sent: UInt64, received: UInt64) -> Result<Int64, Refusal> {

@@ -45,13 +45,13 @@ public struct PlatformIdentity: Sendable, Equatable {
     }
 
     /// The CONNECT fields. `secureMode` is 2 over TLS (wss, mqtts) and 3 over plain TCP.
-    public func credentials(secureMode: Int, timestamp: String?) -> MQTTCredentials {
+    public func credentials(secureMode: Int, timestamp: String?, sign: HMACHex) -> MQTTCredentials {
         var id = clientId + "|securemode=\(secureMode),signmethod=" + signMethod.rawValue
         if let timestamp { id += ",timestamp=" + timestamp }
         id += "|"
         return MQTTCredentials(
             clientId: id,
             username: deviceName + "&" + productKey,
-            password: Crypto.hmacHex(signMethod, key: deviceSecret, message: signContent(timestamp: timestamp)))
+            password: sign(signMethod, deviceSecret, signContent(timestamp: timestamp)))
     }
 }

@@ -95,8 +95,8 @@ public struct Session {
     // MARK: inputs from the loop
 
     /// The transport is up. `connect` carries this attempt's credentials (the platform's
-    /// signature may include the time); `webSocketKey` is 16 CSPRNG bytes in base64.
-    public mutating func transportOpened(now: UInt64, connect: MQTTEncoder.Connect, webSocketKey: String) {
+    /// signature may include the time); `webSocketKey` is a fresh key and its accept value.
+    public mutating func transportOpened(now: UInt64, connect: MQTTEncoder.Connect, webSocketKey: WebSocketKey) {
         guard state == .opening else { return }
         transportOpen = true
         closeSent = false
@@ -588,6 +588,11 @@ struct InflightOrder: Sequence, IteratorProtocol {
 }
 
 /// A small fixed ring of pending events.
+///
+/// It cannot overflow: `poll` hands out every queued event before parsing more input, and
+/// parsing stops after each packet that queued one; one packet queues at most two (its own
+/// and `.offline` when it ends the connection). `aBurstOfPacketsInOneReadLosesNoEvent`
+/// feeds 44 packets in one read and checks every event comes out.
 struct EventQueue {
     var items = [SessionEvent?](repeating: nil, count: 8)
     var head = 0

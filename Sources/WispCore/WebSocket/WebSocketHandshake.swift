@@ -1,3 +1,19 @@
+/// A `Sec-WebSocket-Key` (base64 of 16 CSPRNG bytes, RFC 6455 §4.1 item 7) and the
+/// `Sec-WebSocket-Accept` the server must answer with, `base64(SHA-1(key + GUID))`
+/// (§1.3). The agent makes both (randomness and SHA-1 live outside the core).
+public struct WebSocketKey: Sendable, Equatable {
+    public var key: String
+    public var accept: String
+
+    public init(key: String, accept: String) {
+        self.key = key
+        self.accept = accept
+    }
+
+    /// RFC 6455 §1.3's example: key "the sample nonce", and its accept value.
+    public static let rfcExample = WebSocketKey(key: "dGhlIHNhbXBsZSBub25jZQ==", accept: "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=")
+}
+
 /// The client side of the WebSocket opening handshake (RFC 6455 §4.1).
 ///
 /// `writeRequest` produces the upgrade request; `parse` consumes the server's response a
@@ -13,16 +29,10 @@ public struct WebSocketHandshake {
     var response: ByteBuffer
     var tail: UInt32 = 0  // last four bytes seen, to find CRLF CRLF
 
-    /// `key` is the base64 of 16 random bytes (RFC 6455 §4.1, item 7).
-    public init(key: String, maxResponseBytes: Int = 8192) {
-        self.key = key
-        self.expectedAccept = Self.accept(forKey: key)
+    public init(key: WebSocketKey, maxResponseBytes: Int = 8192) {
+        self.key = key.key
+        self.expectedAccept = key.accept
         self.response = ByteBuffer(capacity: maxResponseBytes)
-    }
-
-    /// `base64(SHA-1(key + GUID))` (RFC 6455 §1.3).
-    public static func accept(forKey key: String) -> String {
-        Crypto.base64(Crypto.sha1(Array((key + guid).utf8)))
     }
 
     /// The GET request. `host` is what goes in the Host header (with `:port` when the

@@ -1,28 +1,8 @@
 import CWispPlatform
+import WispCore
 
-/// The hash-based MACs the IoT Platform accepts for `signmethod`.
-public enum SignMethod: String, Sendable, CaseIterable {
-    case hmacmd5, hmacsha1, hmacsha256
-
-    var platformCode: Int32 {
-        switch self {
-        case .hmacmd5: WISP_HMAC_MD5
-        case .hmacsha1: WISP_HMAC_SHA1
-        case .hmacsha256: WISP_HMAC_SHA256
-        }
-    }
-
-    public init?(name: String) {
-        switch name {
-        case "hmacmd5": self = .hmacmd5
-        case "hmacsha1": self = .hmacsha1
-        case "hmacsha256": self = .hmacsha256
-        default: return nil
-        }
-    }
-}
-
-/// Thin wrappers over CWispPlatform's mbedTLS calls. Start-up and handshake only.
+/// The crypto the core is handed (it links no C): HMAC for the sign-in, SHA-1 and base64
+/// for the WebSocket accept value, over CWispPlatform's mbedTLS. Start-up and handshake only.
 public enum Crypto {
     /// Lowercase hex of HMAC-`method`(key, message).
     public static func hmacHex(_ method: SignMethod, key: String, message: String) -> String {
@@ -32,7 +12,7 @@ public enum Crypto {
         let n = digest.withUnsafeMutableBufferPointer { out in
             messageBytes.withUnsafeBufferPointer { m in
                 keyBytes.withUnsafeBufferPointer { k in
-                    wisp_hmac(method.platformCode, k.baseAddress, k.count, m.baseAddress, m.count, out.baseAddress, out.count)
+                    wisp_hmac(code(method), k.baseAddress, k.count, m.baseAddress, m.count, out.baseAddress, out.count)
                 }
             }
         }
@@ -57,11 +37,17 @@ public enum Crypto {
         return String(decoding: out[0..<Int(max(n, 0))], as: UTF8.self)
     }
 
-    /// Bytes from the kernel CSPRNG.
-    public static func random(_ count: Int) -> [UInt8] {
-        var out = [UInt8](repeating: 0, count: count)
-        _ = out.withUnsafeMutableBufferPointer { o in wisp_random(o.baseAddress, o.count) }
-        return out
+    static func code(_ method: SignMethod) -> Int32 {
+        switch method {
+        case .hmacmd5: WISP_HMAC_MD5
+        case .hmacsha1: WISP_HMAC_SHA1
+        case .hmacsha256: WISP_HMAC_SHA256
+        }
+    }
+
+    /// `base64(SHA-1(key + GUID))` (RFC 6455 §1.3): the accept value a server must return.
+    public static func webSocketAccept(forKey key: String) -> String {
+        base64(sha1(Array((key + WebSocketHandshake.guid).utf8)))
     }
 
     public static func hex<C: Collection>(_ bytes: C) -> String where C.Element == UInt8 {

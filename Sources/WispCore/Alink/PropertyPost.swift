@@ -16,14 +16,6 @@ public struct PropertyValue: Sendable, Equatable {
 /// The Alink thing model's property post (IoT Platform, "thing.event.property.post"):
 /// `{"id":"N","version":"1.0","params":{...},"method":"thing.event.property.post"}`.
 public enum PropertyPost {
-    public static func topic(productKey: String, deviceName: String) -> String {
-        "/sys/" + productKey + "/" + deviceName + "/thing/event/property/post"
-    }
-
-    public static func replyTopic(productKey: String, deviceName: String) -> String {
-        topic(productKey: productKey, deviceName: deviceName) + "_reply"
-    }
-
     /// Writes the post for `values`; `time` (ms since the epoch) marks each value with
     /// when it was sampled, in the platform's `{"value":v,"time":t}` form, when given.
     /// Returns false when it did not fit the writer.

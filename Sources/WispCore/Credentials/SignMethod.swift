@@ -1,0 +1,17 @@
+/// The hash-based MACs the IoT Platform accepts for `signmethod`.
+public enum SignMethod: String, Sendable, CaseIterable {
+    case hmacmd5, hmacsha1, hmacsha256
+
+    public init?(name: String) {
+        switch name {
+        case "hmacmd5": self = .hmacmd5
+        case "hmacsha1": self = .hmacsha1
+        case "hmacsha256": self = .hmacsha256
+        default: return nil
+        }
+    }
+}
+
+/// Signs the platform's content: lowercase hex of HMAC-`method`(key, message). The agent
+/// passes mbedTLS's; the core has no crypto of its own.
+public typealias HMACHex = (_ method: SignMethod, _ key: String, _ message: String) -> String

@@ -1,0 +1,107 @@
+import Testing
+@testable import WispCore
+
+/// The thing model as the platform documents it: topics, the property post, the property
+/// set and its reply, NTP over MQTT.
+@Suite("Alink thing model")
+struct AlinkTests {
+    @Test func platformTopics() {
+        let t = AlinkTopics(productKey: "a1B2c3", deviceName: "boiler-7")
+        #expect(t.post == "/sys/a1B2c3/boiler-7/thing/event/property/post")
+        #expect(t.postReply == "/sys/a1B2c3/boiler-7/thing/event/property/post_reply")
+        #expect(t.set == "/sys/a1B2c3/boiler-7/thing/service/property/set")
+        #expect(t.setReply == "/sys/a1B2c3/boiler-7/thing/service/property/set_reply")
+        #expect(t.ntpRequest == "/ext/ntp/a1B2c3/boiler-7/request")
+        #expect(t.ntpResponse == "/ext/ntp/a1B2c3/boiler-7/response")
+        #expect(t.subscriptions.map(\.topic) == [t.postReply, t.set, t.ntpResponse!])
+        #expect(t.subscriptions.map(\.qos) == [.atLeastOnce, .atLeastOnce, .atMostOnce])
+    }
+
+    @Test func otherBrokersGetTheSameLayoutWithoutNTP() {
+        let t = AlinkTopics(plainClientId: "pi-1")
+        #expect(t.post == "wisp/pi-1/thing/event/property/post")
+        #expect(t.ntpRequest == nil && t.subscriptions.count == 2)
+    }
+
+    @Test(arguments: [
+        ("/sys/pk/dn/thing/service/property/set", AlinkTopics.Inbound.propertySet),
+        ("/sys/pk/dn/thing/event/property/post_reply", .postReply),
+        ("/ext/ntp/pk/dn/response", .ntpResponse),
+        ("/sys/pk/dn/thing/service/property/set_reply", .other),
+        ("/sys/pk/other/thing/service/property/set", .other),
+    ])
+    func classifiesInboundTopics(topic: String, kind: AlinkTopics.Inbound) throws {
+        var b = ByteBuffer(capacity: 128)
+        try b.append(utf8: "xx" + topic)
+        #expect(AlinkTopics(productKey: "pk", deviceName: "dn").classify(b, 2..<b.count) == kind)
+    }
+
+    /// The document's example post shape: id, version, params with value and time, method.
+    @Test func propertyPostShape() {
+        var w = JSONWriter(capacity: 256)
+        #expect(PropertyPost.write(id: 123, values: [PropertyValue(index: 0, scaled: 235, decimals: 1), PropertyValue(index: 1, scaled: 1, decimals: 0)],
+                                   names: ["Temperature", "LightSwitch"], time: 1_524_448_722_000, into: &w))
+        #expect(String(decoding: w.buffer.bytes, as: UTF8.self) ==
+            #"{"id":"123","version":"1.0","params":{"Temperature":{"value":23.5,"time":1524448722000},"LightSwitch":{"value":1,"time":1524448722000}},"method":"thing.event.property.post"}"#)
+    }
+
+    @Test(arguments: [
+        (#"{"code":200,"data":{},"id":"123","message":"success","method":"thing.event.property.post","version":"1.0"}"#, Optional(200)),
+        (#"{"code": 460,"id":"1","message":"request parameter error"}"#, 460),
+        (#"{"id":"1","message":"no code"}"#, nil),
+    ])
+    func postReplyCodes(reply: String, code: Int?) throws {
+        var b = ByteBuffer(capacity: 256)
+        try b.append(utf8: reply)
+        #expect(PropertyPost.replyCode(b, 0..<b.count) == code)
+    }
+
+    func set(_ payload: String, settable: [String] = ["LightSwitch", "Fan"]) -> (Result<PropertySet.Request, PropertySet.Refusal>, String) {
+        let bytes = Array(payload.utf8)
+        return bytes.withUnsafeBytes { raw in
+            let json = try! JSONReader(raw)
+            let r = PropertySet.parse(json, settable: settable)
+            var w = JSONWriter(capacity: 256)
+            switch r {
+            case .success(let req): PropertySet.writeReply(code: 200, id: req.id, json: json, message: "success", into: &w)
+            case .failure(let f): PropertySet.writeReply(code: f.code, id: f.id, json: json, message: f.message, into: &w)
+            }
+            return (r, String(decoding: w.buffer.bytes, as: UTF8.self))
+        }
+    }
+
+    /// The document's example request and the reply it expects.
+    @Test func propertySetAndItsReply() throws {
+        let (r, reply) = set(#"{"method":"thing.service.property.set","id":"123","params":{"LightSwitch":1,"Fan":false},"version":"1.0.0"}"#)
+        let req = try r.get()
+        #expect(req.changes.map(\.index) == [0, 1] && req.changes.map(\.level) == [1, 0])
+        #expect(reply == #"{"code":200,"data":{},"id":"123","message":"success","version":"1.0"}"#)
+    }
+
+    @Test(arguments: [
+        (#"{"id":"9","params":{"Heater":1}}"#, #"{"code":460,"data":{},"id":"9","message":"property not settable: Heater","version":"1.0"}"#),
+        (#"{"id":"9","params":{"LightSwitch":2}}"#, #"{"code":460,"data":{},"id":"9","message":"value of LightSwitch must be 0 or 1","version":"1.0"}"#),
+        (#"{"id":"9","params":[1]}"#, #"{"code":460,"data":{},"id":"9","message":"request parameter error: no params object","version":"1.0"}"#),
+        (#"{"id":"9","params":{"LightSwitch":1,"Heater":1}}"#, #"{"code":460,"data":{},"id":"9","message":"property not settable: Heater","version":"1.0"}"#),
+    ])
+    func propertySetRefusalsSetNothing(request: String, reply: String) {
+        let (r, text) = set(request)
+        guard case .failure = r else { Issue.record("accepted"); return }
+        #expect(text == reply)
+    }
+
+    /// The NTP document's example shape (its times are from 2019, before wisp's 2020 floor,
+    /// so the server times here are the same exchange in 2023): request, then server
+    /// time = (serverRecvTime + serverSendTime + deviceRecvTime − deviceSendTime) / 2.
+    @Test func ntpExample() throws {
+        var w = JSONWriter(capacity: 64)
+        NTP.writeRequest(deviceSendTime: 1_571_724_098_000, into: &w)
+        #expect(String(decoding: w.buffer.bytes, as: UTF8.self) == #"{"deviceSendTime":"1571724098000"}"#)
+        // Device clock: sent at monotonic 1000, answer at 1200 (a 200 ms round trip).
+        let offset = try NTP.offset(serverRecv: 1_700_000_000_110, serverSend: 1_700_000_000_115, sent: 1000, received: 1200).get()
+        #expect(offset + 1200 == (1_700_000_000_110 + 1_700_000_000_115 + 200) / 2)
+        #expect(throws: NTP.Refusal.self) {
+            try NTP.offset(serverRecv: 1_571_724_098_110, serverSend: 1_571_724_098_115, sent: 1000, received: 1200).get()
+        }
+    }
+}
