@@ -390,7 +390,7 @@ def buffer_file(path, delivered, waiting):
 
 
 def test_a_large_buffer_file_is_replayed_not_wiped(durable_broker, keyfile, start_wisp, tmp_path):
-    """A file bigger than the old whole-file read (4 × its bound, ~36 KB here) used to be
+    """A file bigger than the old whole-file read (4 × its old bound, 36,544 bytes here) used to be
     truncated to nothing; now it is replayed in chunks and every waiting sample is sent."""
     path = tmp_path / "wisp.buffer"
     size = buffer_file(path, delivered=4000, waiting=30)
@@ -427,7 +427,7 @@ def small_disk(tmp_path):
 
 def test_compaction_on_a_full_disk_keeps_the_old_file(small_disk, durable_broker, keyfile, start_wisp, tmp_path):
     path = small_disk / "wisp.buffer"
-    buffer_file(path, delivered=700, waiting=30)   # past the 9,136-byte bound: compacted at start
+    buffer_file(path, delivered=700, waiting=30)   # past the 8,296-byte bound: compacted at start
     before = path.read_bytes()
     filler = small_disk / "filler"
     fd = os.open(filler, os.O_WRONLY | os.O_CREAT)

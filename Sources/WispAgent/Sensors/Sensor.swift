@@ -40,20 +40,20 @@ public struct Sensor {
         switch reader! {
         case .number(let path, let multiply, let add):
             guard case .success = System.read(path, into: &scratch) else { return .failure(unreadable(path)) }
-            guard let v = NumberScan.fixed(scratch, decimals: 6) else { return .failure(garbage(path)) }
+            guard let v = DecimalScan.firstNumber(scratch.written, decimals: 6) else { return .failure(garbage(path)) }
             return .success(Double(v.value) / 1e6 * multiply + add)
         case .iioRaw(let path, let scale, let offset, let multiply):
             guard case .success = System.read(path, into: &scratch) else { return .failure(unreadable(path)) }
-            guard let v = NumberScan.fixed(scratch, decimals: 6) else { return .failure(garbage(path)) }
+            guard let v = DecimalScan.firstNumber(scratch.written, decimals: 6) else { return .failure(garbage(path)) }
             return .success((Double(v.value) / 1e6 + offset) * scale * multiply)
         case .w1Slave(let path):
             guard case .success = System.read(path, into: &scratch) else { return .failure(unreadable(path)) }
             // "72 01 4b 46 7f ff 0e 10 57 : crc=57 YES\n72 01 4b 46 7f ff 0e 10 57 t=23125\n"
-            guard let crc = NumberScan.find("crc=", in: scratch) else { return .failure(garbage(path)) }
-            guard NumberScan.find("YES", in: scratch).map({ $0 > crc }) == true else {
+            guard let crc = DecimalScan.find("crc=", in: scratch) else { return .failure(garbage(path)) }
+            guard DecimalScan.find("YES", in: scratch).map({ $0 > crc }) == true else {
                 return .failure(SensorError("1-Wire CRC check failed (NO) in " + path.text))
             }
-            guard let t = NumberScan.find("t=", in: scratch), let v = NumberScan.fixed(scratch, from: t, decimals: 0) else {
+            guard let t = DecimalScan.find("t=", in: scratch), let v = DecimalScan.firstNumber(scratch.written, from: t, decimals: 0) else {
                 return .failure(garbage(path))
             }
             return .success(Double(v.value) / 1000)
@@ -64,7 +64,7 @@ public struct Sensor {
             }
         case .memAvailable(let path):
             guard case .success = System.read(path, into: &scratch) else { return .failure(unreadable(path)) }
-            guard let at = NumberScan.find("MemAvailable:", in: scratch), let v = NumberScan.fixed(scratch, from: at, decimals: 0) else {
+            guard let at = DecimalScan.find("MemAvailable:", in: scratch), let v = DecimalScan.firstNumber(scratch.written, from: at, decimals: 0) else {
                 return .failure(garbage(path))
             }
             return .success(Double(v.value))
@@ -77,9 +77,9 @@ public struct Sensor {
             //  face | tus | link level noise |  nwid  crypt   frag  retry   misc | beacon | 22
             //  wlan0: 0000   70.  -40.  -256        0      0      0      0     12        0
             guard case .success = System.read(path, into: &scratch) else { return .failure(unreadable(path)) }
-            guard let colon = NumberScan.find(": ", in: scratch),
-                  let status = NumberScan.fixed(scratch, from: colon, decimals: 0),
-                  let link = NumberScan.fixed(scratch, from: status.end, decimals: 0) else {
+            guard let colon = DecimalScan.find(": ", in: scratch),
+                  let status = DecimalScan.firstNumber(scratch.written, from: colon, decimals: 0),
+                  let link = DecimalScan.firstNumber(scratch.written, from: status.end, decimals: 0) else {
                 return .failure(SensorError("no wireless interface in " + path.text))
             }
             return .success(Double(link.value))
@@ -87,7 +87,7 @@ public struct Sensor {
             // "0x50005" from the Raspberry Pi firmware.
             guard case .success = System.read(path, into: &scratch) else { return .failure(unreadable(path)) }
             var value: Int64 = 0
-            var i = NumberScan.find("0x", in: scratch) ?? 0
+            var i = DecimalScan.find("0x", in: scratch) ?? 0
             while i < scratch.count, let d = hexValue(scratch[i]) {
                 value = value << 4 | Int64(d)
                 i += 1

@@ -6,7 +6,8 @@ import WispCore
 ///
 /// An append-only file of checksummed frames: `B7 type len(u16) payload crc32(u32)`.
 /// Type 0 names the properties (a file written for other sensors is set aside), 1 is a
-/// sample (fdatasync'd before going on), 2 marks a sample delivered. A torn write loses
+/// sample — a `SampleRecord`, the ring's own layout — (fdatasync'd before going on), 2
+/// marks a sample delivered (its seq, u64). A torn write loses
 /// at most the last frame: replay stops at the first bad checksum and cuts the file there.
 /// The file is rewritten with only the waiting samples once it passes its size bound, so
 /// an SD card sees appends, and one rewrite per bound's worth of samples.
@@ -56,7 +57,8 @@ final class BufferFile {
     static func open(_ path: String, names: [String], ring: inout SampleRing) -> Result<BufferFile, SystemError> {
         var header: [UInt8] = []
         for (i, n) in names.enumerated() { header += (i > 0 ? [UInt8(ascii: ",")] : []) + Array(n.utf8) }
-        let limit = 4096 + 2 * ring.capacity * (SampleRing.headerSize + ring.maxValues * SampleRing.valueSize + 8)
+        // Two full rings' worth of sample frames, plus room for the header and marks.
+        let limit = 4096 + 2 * ring.capacity * (8 + SampleRecord.size(maxValues: ring.maxValues))
         var good = 0
         switch replay(path, header: header, ring: &ring) {
         case .missing:
@@ -99,15 +101,13 @@ final class BufferFile {
         if fd < 0 { return .failed(SystemError(errno: -fd)) }
         defer { _ = wisp_close(fd) }
         // The largest frame of ours: a sample with every value, or the header.
-        let maxFrame = 8 + max(header.count, 17 + ring.maxValues * 10, 8)
+        let maxFrame = 8 + max(header.count, SampleRecord.size(maxValues: ring.maxValues), 8)
         var buf = [UInt8](repeating: 0, count: max(4096, 2 * maxFrame))
         var start = 0, end = 0       // unparsed bytes are buf[start..<end]
         var offset = 0               // file offset of buf[start]
         var eof = false
         var sameHeader = false
         var replayed = 0
-        var values: [PropertyValue] = []
-        values.reserveCapacity(ring.maxValues)
 
         /// Makes `n` bytes available at `start` unless the file ends first.
         func fill(_ n: Int) -> SystemError? {
@@ -146,18 +146,11 @@ final class BufferFile {
             case 0:
                 sameHeader = len == header.count && buf[p..<(p + len)].elementsEqual(header)
                 if !sameHeader { return .foreign }
-            case 1 where sameHeader && len >= 17:
-                let seq = le64(buf, p), time = le64(buf, p + 8)
-                values.removeAll(keepingCapacity: true)
-                var at = p + 17
-                for _ in 0..<Int(buf[p + 16]) where at + 10 <= p + len && values.count < ring.maxValues {
-                    values.append(PropertyValue(index: Int(buf[at]), scaled: Int64(bitPattern: le64(buf, at + 2)), decimals: Int(buf[at + 1])))
-                    at += 10
-                }
-                ring.append(time: time, values: values, seq: seq)
+            case 1 where sameHeader && SampleRecord.validCount(buf[p..<(p + len)], maxValues: ring.maxValues) != nil:
+                ring.append(record: buf[p..<(p + len)])
                 replayed += 1
             case 2 where sameHeader && len == 8:
-                ring.deliver(seq: le64(buf, p))
+                ring.deliver(seq: SampleRecord.get64(buf, p))
             default:
                 break
             }
@@ -187,19 +180,9 @@ final class BufferFile {
         _ = write(type: 2, sync: false) { f in BufferFile.put64(seq, into: &f) }
     }
 
+    /// The ring's record, byte for byte (`SampleRecord`).
     static func putSample(_ ring: SampleRing, _ position: Int, into f: inout ByteBuffer) {
-        put64(ring.seq(position), into: &f)
-        put64(ring.time(position), into: &f)
-        let countAt = f.count
-        f.put(0)
-        var n: UInt8 = 0
-        for v in ring.values(position) {
-            f.put(UInt8(truncatingIfNeeded: v.index))
-            f.put(UInt8(truncatingIfNeeded: v.decimals))
-            put64(UInt64(bitPattern: v.scaled), into: &f)
-            n += 1
-        }
-        f[countAt] = n
+        f.put(contentsOf: ring.record(position))
     }
 
     /// Writes one frame to the current fd; the error, or nil.
@@ -289,9 +272,4 @@ final class BufferFile {
         for k in 0..<8 { f.put(UInt8(truncatingIfNeeded: v >> (8 * UInt64(k)))) }
     }
 
-    static func le64(_ b: [UInt8], _ at: Int) -> UInt64 {
-        var v: UInt64 = 0
-        for k in 0..<8 { v |= UInt64(b[at + k]) << (8 * UInt64(k)) }
-        return v
-    }
 }

@@ -55,14 +55,7 @@ public struct ClockSync {
         switch value {
         case .number(let scaled, 0)?: return scaled
         case .string(let r)?:
-            var v: Int64 = 0
-            if r.isEmpty || r.count > 18 { return nil }
-            for i in r {
-                let b = json[i]
-                guard b >= 0x30 && b <= 0x39 else { return nil }
-                v = v * 10 + Int64(b - 0x30)
-            }
-            return v
+            return json.unsignedDecimal(r)
         default: return nil
         }
     }

@@ -60,13 +60,7 @@ public enum PropertyPost {
             if match {
                 var p = i + n
                 while p < range.upperBound && (payload[p] == 0x20 || payload[p] == UInt8(ascii: ":")) { p += 1 }
-                var value = 0, digits = 0
-                while p < range.upperBound && payload[p] >= 0x30 && payload[p] <= 0x39 && digits < 9 {
-                    value = value * 10 + Int(payload[p] - 0x30)
-                    digits += 1
-                    p += 1
-                }
-                return digits > 0 ? value : nil
+                return DecimalScan.digits(payload.written[..<range.upperBound], from: p, maxDigits: 9).map { Int($0.value) }
             }
             i += 1
         }

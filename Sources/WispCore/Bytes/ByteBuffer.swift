@@ -98,6 +98,9 @@ public struct ByteBuffer {
         return storage.withUnsafeBytes { raw in body(UnsafeRawBufferPointer(rebasing: raw[0..<n])) }
     }
 
+    /// The written bytes as a collection indexed from 0, without copying (for DecimalScan).
+    public var written: ArraySlice<UInt8> { storage[0..<count] }
+
     /// A copy of the written bytes (tests and start-up only: it allocates).
     public var bytes: [UInt8] { Array(storage[0..<count]) }
 

@@ -71,15 +71,8 @@ public struct Endpoint: Sendable, Equatable {
         for b in host where b <= 0x20 || b == UInt8(ascii: "@") || b == 0x7F { return nil }
         var port = scheme.defaultPort
         if i < bytes.count && bytes[i] == UInt8(ascii: ":") {
-            i += 1
-            var value = 0
-            var digits = 0
-            while i < bytes.count && bytes[i] >= 0x30 && bytes[i] <= 0x39 && digits < 6 {
-                value = value * 10 + Int(bytes[i] - 0x30)
-                digits += 1
-                i += 1
-            }
-            if digits == 0 || value < 1 || value > 65_535 { return nil }
+            guard let (value, end) = DecimalScan.digits(bytes, from: i + 1, maxDigits: 5), value >= 1, value <= 65_535 else { return nil }
+            i = end
             port = UInt16(value)
         }
         var path = Endpoint.defaultPath

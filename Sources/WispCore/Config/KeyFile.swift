@@ -185,22 +185,10 @@ public enum KeyFile {
 
     /// A non-negative decimal without sign or spaces, at most 18 digits.
     public static func parseDecimal(_ s: String) -> Int? {
-        var n = 0
-        var digits = 0
-        for b in s.utf8 {
-            guard b >= 0x30 && b <= 0x39, digits < 18 else { return nil }
-            n = n * 10 + Int(b - 0x30)
-            digits += 1
-        }
-        return digits > 0 ? n : nil
+        DecimalScan.whole(Array(s.utf8)).map { Int($0) }
     }
 
-    static func trim(_ bytes: [UInt8]) -> [UInt8] {
-        var lo = 0, hi = bytes.count
-        while lo < hi && (bytes[lo] == 0x20 || bytes[lo] == 0x09 || bytes[lo] == 0x0D) { lo += 1 }
-        while hi > lo && (bytes[hi - 1] == 0x20 || bytes[hi - 1] == 0x09 || bytes[hi - 1] == 0x0D) { hi -= 1 }
-        return Array(bytes[lo..<hi])
-    }
+    static func trim(_ bytes: [UInt8]) -> [UInt8] { Array(DecimalScan.trimmed(bytes)) }
 }
 
 /// A key-file problem: the line (0 when the file as a whole is at fault) and what is wrong.

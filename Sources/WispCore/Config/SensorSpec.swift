@@ -121,26 +121,27 @@ public enum SensorSyntax {
         return OutputSpec(identifier: identifier, chip: chip, line: line)
     }
 
-    /// A decimal such as `-2.5` or `0.001` (no exponent).
+    /// A decimal such as `-2.5`, `0.000244140625` or `.5` (no exponent): the whole string,
+    /// through DecimalScan (at most 18 digits before and after the point).
     public static func parseNumber(_ s: String) -> Double? {
-        var negative = false
-        var value = 0.0, scale = 1.0
-        var seenDigit = false, seenDot = false
-        var first = true
-        for b in s.utf8 {
-            defer { first = false }
-            if first && b == UInt8(ascii: "-") { negative = true; continue }
-            if b == UInt8(ascii: ".") && !seenDot { seenDot = true; continue }
-            guard b >= 0x30 && b <= 0x39 else { return nil }
-            seenDigit = true
-            if seenDot {
-                scale /= 10
-                value += Double(b - 0x30) * scale
-            } else {
-                value = value * 10 + Double(b - 0x30)
-            }
+        let b = Array(s.utf8)
+        var i = 0
+        let negative = b.first == UInt8(ascii: "-")
+        if negative { i = 1 }
+        var value = 0.0
+        var any = false
+        if let (whole, end) = DecimalScan.digits(b, from: i) {
+            value = Double(whole)
+            i = end
+            any = true
         }
-        guard seenDigit else { return nil }
-        return negative ? -value : value
+        if i < b.count {
+            guard b[i] == UInt8(ascii: "."), let (fraction, end) = DecimalScan.digits(b, from: i + 1), end == b.count else { return nil }
+            var scale = 1.0
+            for _ in (i + 1)..<end { scale *= 10 }
+            value += Double(fraction) / scale
+            any = true
+        }
+        return any ? (negative ? -value : value) : nil
     }
 }

@@ -68,6 +68,13 @@ public struct JSONReader {
 
     public subscript(index: Int) -> UInt8 { bytes[index] }
 
+    /// A string's content read as an unsigned decimal of at most 18 digits (the platform
+    /// sends times as `"1700000000000"`), or nil.
+    public func unsignedDecimal(_ range: Range<Int>) -> Int64? {
+        guard range.lowerBound >= 0, range.upperBound <= bytes.count else { return nil }
+        return DecimalScan.whole(bytes[range])
+    }
+
     public struct MemberIterator: Sequence, IteratorProtocol {
         let reader: JSONReader
         var position: Int
@@ -216,10 +223,7 @@ public struct JSONReader {
         var value: Int64 = 0
         var overflow = false
         while p < bytes.count && isDigit(bytes[p]) {
-            let (m, o1) = value.multipliedReportingOverflow(by: 10)
-            let (a, o2) = m.addingReportingOverflow(Int64(bytes[p] - 0x30))
-            overflow = overflow || o1 || o2
-            value = a
+            if let v = DecimalScan.append(value, bytes[p]) { value = v } else { overflow = true }
             p += 1
         }
         var decimals = 0
@@ -228,10 +232,7 @@ public struct JSONReader {
             guard p < bytes.count, isDigit(bytes[p]) else { throw JSONError(offset: p, problem: "digit expected after '.'") }
             while p < bytes.count && isDigit(bytes[p]) {
                 if decimals < 6 {
-                    let (m, o1) = value.multipliedReportingOverflow(by: 10)
-                    let (a, o2) = m.addingReportingOverflow(Int64(bytes[p] - 0x30))
-                    overflow = overflow || o1 || o2
-                    value = a
+                    if let v = DecimalScan.append(value, bytes[p]) { value = v } else { overflow = true }
                     decimals += 1
                 }
                 p += 1
@@ -248,7 +249,7 @@ public struct JSONReader {
         return .number(scaled: negative ? -value : value, decimals: decimals)
     }
 
-    func isDigit(_ b: UInt8) -> Bool { b >= 0x30 && b <= 0x39 }
+    func isDigit(_ b: UInt8) -> Bool { DecimalScan.isDigit(b) }
     func isHex(_ b: UInt8) -> Bool { isDigit(b) || (b >= 0x41 && b <= 0x46) || (b >= 0x61 && b <= 0x66) }
 }
 

@@ -41,15 +41,10 @@ extension HTTPConnect {
         var i = 5
         while i < r.count && r[i] != 0x20 && r[i] != 0x0D { i += 1 }
         // i is the space after the version; three digits and then a space or CR follow.
-        guard i + 4 < r.count, r[i] == 0x20 else { throw .malformed }
-        var code = 0
-        for j in (i + 1)...(i + 3) {
-            let d = r[j]
-            guard d >= 0x30 && d <= 0x39 else { throw .malformed }
-            code = code * 10 + Int(d - 0x30)
-        }
-        guard r[i + 4] == 0x20 || r[i + 4] == 0x0D else { throw .malformed }
-        return code
+        guard i + 4 < r.count, r[i] == 0x20,
+              let (code, end) = DecimalScan.digits(r.written, from: i + 1, maxDigits: 3), end == i + 4,
+              r[end] == 0x20 || r[end] == 0x0D else { throw .malformed }
+        return Int(code)
     }
 }
 

@@ -4,20 +4,18 @@
 /// leaves only when its PUBACK arrives, so nothing sampled is lost across an outage or a
 /// reconnect. When the ring is full the oldest waiting sample is dropped and counted.
 ///
-/// A record is fixed-size: `seq` (u64), `time` (u64, ms since the epoch), state, value
-/// count, then up to `maxValues` × (property index u8, decimals u8, value i64).
+/// Each slot holds one `SampleRecord` (the layout the buffer file stores too) for up to
+/// `maxValues` values; its state and packet id live beside it.
 public struct SampleRing {
     public enum State: UInt8 {
         case waiting = 0, inFlight = 1, delivered = 2
     }
 
-    public static let headerSize = 24
-    public static let valueSize = 10
-
     public let capacity: Int
     public let maxValues: Int
     public let recordSize: Int
     var storage: [UInt8]
+    var states: [State]
     var packetIds: [UInt16]
     /// Index of the oldest record and the number of records held.
     var tail = 0
@@ -30,8 +28,9 @@ public struct SampleRing {
     public init(capacity: Int, maxValues: Int) {
         self.capacity = max(1, capacity)
         self.maxValues = max(1, maxValues)
-        recordSize = SampleRing.headerSize + self.maxValues * SampleRing.valueSize
+        recordSize = SampleRecord.size(maxValues: self.maxValues)
         storage = [UInt8](repeating: 0, count: self.capacity * recordSize)
+        states = [State](repeating: .delivered, count: self.capacity)
         packetIds = [UInt16](repeating: 0, count: self.capacity)
     }
 
@@ -51,21 +50,10 @@ public struct SampleRing {
             dropped += 1
         }
         let s = slot(count)
-        let base = s * recordSize
         let number = seq ?? nextSeq
         nextSeq = max(nextSeq, number + 1)
-        put64(number, at: base)
-        put64(time, at: base + 8)
-        storage[base + 16] = State.waiting.rawValue
-        var n = 0
-        for v in values where n < maxValues {
-            let at = base + SampleRing.headerSize + n * SampleRing.valueSize
-            storage[at] = UInt8(truncatingIfNeeded: v.index)
-            storage[at + 1] = UInt8(truncatingIfNeeded: v.decimals)
-            put64(UInt64(bitPattern: v.scaled), at: at + 2)
-            n += 1
-        }
-        storage[base + 17] = UInt8(n)
+        SampleRecord.write(seq: number, time: time, values: values, maxValues: maxValues, into: &storage, at: s * recordSize)
+        states[s] = .waiting
         packetIds[s] = 0
         count += 1
         return number
@@ -78,7 +66,7 @@ public struct SampleRing {
 
     public mutating func markSent(_ position: Int, packetId: UInt16) {
         let s = slot(position)
-        storage[s * recordSize + 16] = State.inFlight.rawValue
+        states[s] = .inFlight
         packetIds[s] = packetId
     }
 
@@ -87,7 +75,7 @@ public struct SampleRing {
         for i in 0..<count {
             let s = slot(i)
             if state(s) == .inFlight && packetIds[s] == packetId {
-                storage[s * recordSize + 16] = State.delivered.rawValue
+                states[s] = .delivered
                 let seq = get64(at: s * recordSize)
                 trim()
                 return seq
@@ -99,7 +87,7 @@ public struct SampleRing {
     /// Removes a record by sequence number (an acknowledgement replayed from the file).
     public mutating func deliver(seq: UInt64) {
         for i in 0..<count where get64(at: slot(i) * recordSize) == seq {
-            storage[slot(i) * recordSize + 16] = State.delivered.rawValue
+            states[slot(i)] = .delivered
         }
         trim()
     }
@@ -107,7 +95,7 @@ public struct SampleRing {
     /// After a restart nothing is in flight: those records wait to be sent again.
     public mutating func requeueInFlight() {
         for i in 0..<count where state(slot(i)) == .inFlight {
-            storage[slot(i) * recordSize + 16] = State.waiting.rawValue
+            states[slot(i)] = .waiting
         }
     }
 
@@ -118,13 +106,21 @@ public struct SampleRing {
 
     /// The record's values, for rendering.
     public func values(_ position: Int) -> RecordValues {
-        RecordValues(ring: self, base: slot(position) * recordSize, count: Int(storage[slot(position) * recordSize + 17]))
+        RecordValues(ring: self, base: slot(position) * recordSize, count: Int(storage[slot(position) * recordSize + 16]))
     }
 
-    /// The raw bytes of a record (for the buffer file).
-    public func withRecord<R>(_ position: Int, _ body: (ArraySlice<UInt8>) -> R) -> R {
+    /// The used bytes of a record, in `SampleRecord` layout (what the buffer file stores).
+    public func record(_ position: Int) -> ArraySlice<UInt8> {
         let base = slot(position) * recordSize
-        return body(storage[base..<(base + recordSize)])
+        return storage[base..<(base + SampleRecord.length(count: Int(storage[base + 16])))]
+    }
+
+    /// Appends a record read back from the buffer file (already checked with
+    /// `SampleRecord.validCount`).
+    @discardableResult
+    public mutating func append<C: RandomAccessCollection>(record bytes: C) -> UInt64? where C.Element == UInt8, C.Index == Int {
+        let n = Int(bytes[bytes.startIndex + 16])
+        return append(time: SampleRecord.time(bytes), values: (0..<n).lazy.map { SampleRecord.value(bytes, $0) }, seq: SampleRecord.seq(bytes))
     }
 
     public struct RecordValues: Sequence, IteratorProtocol {
@@ -135,15 +131,15 @@ public struct SampleRing {
 
         public mutating func next() -> PropertyValue? {
             guard i < count else { return nil }
-            let at = base + SampleRing.headerSize + i * SampleRing.valueSize
+            let v = SampleRecord.value(ring.storage[base...], i)
             i += 1
-            return PropertyValue(index: Int(ring.storage[at]), scaled: Int64(bitPattern: ring.get64(at: at + 2)), decimals: Int(ring.storage[at + 1]))
+            return v
         }
     }
 
     // MARK: internals
 
-    func state(_ s: Int) -> State { State(rawValue: storage[s * recordSize + 16]) ?? .waiting }
+    func state(_ s: Int) -> State { states[s] }
 
     /// Drops delivered records from the tail.
     mutating func trim() {
@@ -166,16 +162,9 @@ public struct SampleRing {
 
     mutating func copyRecord(from a: Int, to b: Int) {
         for k in 0..<recordSize { storage[b * recordSize + k] = storage[a * recordSize + k] }
+        states[b] = states[a]
         packetIds[b] = packetIds[a]
     }
 
-    mutating func put64(_ v: UInt64, at i: Int) {
-        for k in 0..<8 { storage[i + k] = UInt8(truncatingIfNeeded: v >> (8 * UInt64(k))) }
-    }
-
-    func get64(at i: Int) -> UInt64 {
-        var v: UInt64 = 0
-        for k in 0..<8 { v |= UInt64(storage[i + k]) << (8 * UInt64(k)) }
-        return v
-    }
+    func get64(at i: Int) -> UInt64 { SampleRecord.get64(storage, i) }
 }

@@ -100,20 +100,13 @@ public struct WebSocketHandshake {
         if !protocolOK { throw .wrongSubprotocol }
     }
 
+    /// `HTTP/1.1 101 …`: the three digits after the first space.
     func parseStatus(_ line: Range<Int>) -> Int? {
         var i = line.lowerBound
         while i < line.upperBound && response[i] != 0x20 { i += 1 }
-        i += 1
-        var code = 0
-        var digits = 0
-        while i < line.upperBound && digits < 3 {
-            let b = response[i]
-            guard b >= 0x30 && b <= 0x39 else { return nil }
-            code = code * 10 + Int(b - 0x30)
-            digits += 1
-            i += 1
-        }
-        return digits == 3 ? code : nil
+        let text = response.written[..<line.upperBound]
+        guard let (code, end) = DecimalScan.digits(text, from: i + 1, maxDigits: 3), end == i + 4 else { return nil }
+        return Int(code)
     }
 
     func firstIndex(of byte: UInt8, in range: Range<Int>) -> Int? {
