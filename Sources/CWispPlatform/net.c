@@ -10,57 +10,23 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
-static int64_t now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
+// A connection being opened: the resolved addresses, the one being tried, the last error.
+struct wisp_connect {
+    struct addrinfo *list;
+    struct addrinfo *next;
+    int fd;
+    int last;
+    char host[256];
+    uint16_t port;
+};
 
-// One non-blocking connect with a deadline. Returns the socket, or -errno.
-static int connect_one(const struct addrinfo *ai, int64_t deadline) {
-    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
-    if (fd < 0) return -errno;
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) return fd;
-    if (errno != EINPROGRESS) {
-        int err = errno;
-        close(fd);
-        return -err;
-    }
-    for (;;) {
-        int64_t left = deadline - now_ms();
-        if (left <= 0) {
-            close(fd);
-            return -ETIMEDOUT;
-        }
-        struct pollfd p = {.fd = fd, .events = POLLOUT};
-        int r = poll(&p, 1, (int)left);
-        if (r < 0 && errno == EINTR) continue;
-        if (r < 0) {
-            int err = errno;
-            close(fd);
-            return -err;
-        }
-        if (r == 0) continue;
-        int soerr = 0;
-        socklen_t len = sizeof soerr;
-        getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len);
-        if (soerr != 0) {
-            close(fd);
-            return -soerr;
-        }
-        return fd;
-    }
-}
-
-int32_t wisp_tcp_connect(const char *host, uint16_t port, int32_t timeout_ms, char *err, size_t err_cap) {
+void *wisp_connect_start(const char *host, uint16_t port, char *err, size_t err_cap) {
     char service[8];
     snprintf(service, sizeof service, "%u", (unsigned)port);
     struct addrinfo hints = {0};
@@ -68,28 +34,75 @@ int32_t wisp_tcp_connect(const char *host, uint16_t port, int32_t timeout_ms, ch
     hints.ai_socktype = SOCK_STREAM;
     hints.ai_flags = AI_ADDRCONFIG;
     struct addrinfo *list = NULL;
-    int g = getaddrinfo(host, service, &hints, &list);
+    int g = getaddrinfo(host, service, &hints, &list);  // the one blocking step (resolv.conf bounds it)
     if (g != 0) {
         snprintf(err, err_cap, "cannot resolve %s: %s", host, g == EAI_SYSTEM ? strerror(errno) : gai_strerror(g));
-        return -1;
+        return NULL;
     }
-    int64_t deadline = now_ms() + timeout_ms;
-    int last = -EHOSTUNREACH;
-    for (struct addrinfo *ai = list; ai != NULL; ai = ai->ai_next) {
-        int fd = connect_one(ai, deadline);
-        if (fd >= 0) {
-            freeaddrinfo(list);
+    struct wisp_connect *c = calloc(1, sizeof *c);
+    if (c == NULL) {
+        freeaddrinfo(list);
+        snprintf(err, err_cap, "out of memory");
+        return NULL;
+    }
+    c->list = list;
+    c->next = list;
+    c->fd = -1;
+    c->last = EHOSTUNREACH;
+    snprintf(c->host, sizeof c->host, "%s", host);
+    c->port = port;
+    return c;
+}
+
+int32_t wisp_connect_step(void *ctx, char *err, size_t err_cap) {
+    struct wisp_connect *c = ctx;
+    if (c->fd >= 0) {
+        struct pollfd p = {.fd = c->fd, .events = POLLOUT};
+        int r;
+        do { r = poll(&p, 1, 0); } while (r < 0 && errno == EINTR);
+        if (r == 0) return WISP_CONNECT_PENDING;
+        int soerr = 0;
+        socklen_t len = sizeof soerr;
+        if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &soerr, &len) != 0) soerr = errno;
+        if (soerr == 0) {
+            int fd = c->fd;
+            c->fd = -1;
             return fd;
         }
-        last = fd;
-        if (last == -ETIMEDOUT) break;
+        close(c->fd);
+        c->fd = -1;
+        c->last = soerr;
     }
-    freeaddrinfo(list);
-    if (last == -ETIMEDOUT)
-        snprintf(err, err_cap, "connect to %s port %u timed out after %d ms", host, (unsigned)port, (int)timeout_ms);
-    else
-        snprintf(err, err_cap, "connect to %s port %u failed: %s", host, (unsigned)port, strerror(-last));
+    while (c->next != NULL) {
+        struct addrinfo *ai = c->next;
+        c->next = ai->ai_next;
+        int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
+        if (fd < 0) {
+            c->last = errno;
+            continue;
+        }
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) return fd;
+        if (errno == EINPROGRESS) {
+            c->fd = fd;
+            return WISP_CONNECT_PENDING;
+        }
+        c->last = errno;
+        close(fd);
+    }
+    snprintf(err, err_cap, "connect to %s port %u failed: %s", c->host, (unsigned)c->port, strerror(c->last));
     return -1;
+}
+
+int32_t wisp_connect_fd(void *ctx) { return ((struct wisp_connect *)ctx)->fd; }
+
+void wisp_connect_free(void *ctx) {
+    struct wisp_connect *c = ctx;
+    if (c == NULL) return;
+    if (c->fd >= 0) close(c->fd);
+    freeaddrinfo(c->list);
+    free(c);
 }
 
 int64_t wisp_tcp_send(int32_t fd, const uint8_t *buf, size_t len) {

@@ -1,13 +1,13 @@
 // tls.c — the TLS client, used the way mbedTLS's own ssl_client1.c reads:
-// 1. seed the RNG, 2. load the roots, 3. configure, 4. handshake, 5. I/O; one cleanup
-// block frees in reverse order; retries only on WANT_READ/WANT_WRITE.
+// 1. seed the RNG, 2. load the roots, 3. configure (wisp_tls_start), 4. handshake one step
+// at a time (wisp_tls_handshake, the caller polls between steps), 5. I/O; one cleanup block
+// frees in reverse order; retries only on WANT_READ/WANT_WRITE.
 // Written against mbedTLS 2.28 (Debian 12); version differences stay in this file.
 #define _GNU_SOURCE
 #include "wisp_platform.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,13 +37,8 @@ struct wisp_tls {
     unsigned char ip[16];
     size_t ip_len;
     char ip_problem[200];
+    char host[256];
 };
-
-static int64_t now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void free_all(struct wisp_tls *t) {
     mbedtls_ssl_free(&t->ssl);
@@ -88,14 +83,14 @@ static void describe(int ret, const char *what, char *err, size_t cap) {
     snprintf(err, cap, "%s: %s (-0x%04x)", what, text, (unsigned)-ret);
 }
 
-void *wisp_tls_open(int32_t fd, const char *host, const char *ca_file, int32_t insecure,
-                    int32_t timeout_ms, char *err, size_t err_cap) {
+void *wisp_tls_start(int32_t fd, const char *host, const char *ca_file, int32_t insecure, char *err, size_t err_cap) {
     struct wisp_tls *t = calloc(1, sizeof *t);
     if (t == NULL) {
         snprintf(err, err_cap, "out of memory for TLS");
         return NULL;
     }
     t->net.fd = fd;
+    snprintf(t->host, sizeof t->host, "%s", host);
     mbedtls_ssl_init(&t->ssl);
     mbedtls_ssl_config_init(&t->conf);
     mbedtls_x509_crt_init(&t->roots);
@@ -153,43 +148,34 @@ void *wisp_tls_open(int32_t fd, const char *host, const char *ca_file, int32_t i
         goto fail;
     }
     mbedtls_ssl_set_bio(&t->ssl, &t->net, mbedtls_net_send, mbedtls_net_recv, NULL);
-
-    // 4. handshake, non-blocking, within the deadline
-    int64_t deadline = now_ms() + timeout_ms;
-    while ((ret = mbedtls_ssl_handshake(&t->ssl)) != 0) {
-        if (ret != MBEDTLS_ERR_SSL_WANT_READ && ret != MBEDTLS_ERR_SSL_WANT_WRITE) {
-            uint32_t flags = mbedtls_ssl_get_verify_result(&t->ssl);
-            if (ret == MBEDTLS_ERR_X509_CERT_VERIFY_FAILED && flags == MBEDTLS_X509_BADCERT_CN_MISMATCH &&
-                t->ip_problem[0] != 0) {
-                snprintf(err, err_cap, "TLS certificate of %s refused: %s", host, t->ip_problem);
-            } else if (ret == MBEDTLS_ERR_X509_CERT_VERIFY_FAILED && flags != 0) {
-                char info[256];
-                mbedtls_x509_crt_verify_info(info, sizeof info, "", flags);
-                for (char *c = info; *c; c++) if (*c == '\n') *c = (c[1] ? ';' : '\0');
-                snprintf(err, err_cap, "TLS certificate of %s refused: %s", host, info);
-            } else if (ret == MBEDTLS_ERR_NET_CONN_RESET || ret == MBEDTLS_ERR_SSL_CONN_EOF) {
-                snprintf(err, err_cap, "TLS handshake with %s: the connection was closed", host);
-            } else {
-                describe(ret, "TLS handshake failed", err, err_cap);
-            }
-            goto fail;
-        }
-        int64_t left = deadline - now_ms();
-        if (left <= 0) {
-            snprintf(err, err_cap, "TLS handshake with %s timed out after %d ms", host, (int)timeout_ms);
-            goto fail;
-        }
-        struct pollfd p = {.fd = fd, .events = ret == MBEDTLS_ERR_SSL_WANT_READ ? POLLIN : POLLOUT};
-        if (poll(&p, 1, (int)left) < 0 && errno != EINTR) {
-            snprintf(err, err_cap, "poll during TLS handshake: %s", strerror(errno));
-            goto fail;
-        }
-    }
     return t;
 
 fail:
     free_all(t);
     return NULL;
+}
+
+// 4. handshake, one step at a time: the caller polls in between, with its own deadline.
+int32_t wisp_tls_handshake(void *tls, char *err, size_t err_cap) {
+    struct wisp_tls *t = tls;
+    int ret = mbedtls_ssl_handshake(&t->ssl);
+    if (ret == 0) return 1;
+    if (ret == MBEDTLS_ERR_SSL_WANT_READ) return 0;
+    if (ret == MBEDTLS_ERR_SSL_WANT_WRITE) return 2;
+    uint32_t flags = mbedtls_ssl_get_verify_result(&t->ssl);
+    if (ret == MBEDTLS_ERR_X509_CERT_VERIFY_FAILED && flags == MBEDTLS_X509_BADCERT_CN_MISMATCH && t->ip_problem[0] != 0) {
+        snprintf(err, err_cap, "TLS certificate of %s refused: %s", t->host, t->ip_problem);
+    } else if (ret == MBEDTLS_ERR_X509_CERT_VERIFY_FAILED && flags != 0) {
+        char info[256];
+        mbedtls_x509_crt_verify_info(info, sizeof info, "", flags);
+        for (char *c = info; *c; c++) if (*c == '\n') *c = (c[1] ? ';' : '\0');
+        snprintf(err, err_cap, "TLS certificate of %s refused: %s", t->host, info);
+    } else if (ret == MBEDTLS_ERR_NET_CONN_RESET || ret == MBEDTLS_ERR_SSL_CONN_EOF) {
+        snprintf(err, err_cap, "TLS handshake with %s: the connection was closed", t->host);
+    } else {
+        describe(ret, "TLS handshake failed", err, err_cap);
+    }
+    return -1;
 }
 
 int64_t wisp_tls_send(void *tls, const uint8_t *buf, size_t len) {

@@ -20,13 +20,25 @@ struct Echo {
         }
         let printOnly = args.count > 2 && args[2] == "--print"
         let endpoint = Endpoint(scheme: .ws, host: "127.0.0.1", port: port, path: args[1])
-        switch Connection.open(endpoint, proxy: nil, caFile: nil, insecure: false, timeoutMillis: 5000) {
-        case .failure(let e):
-            System.write("wisp-echo: " + e.message + "\n", to: 2)
-            System.exit(.unreachable)
-        case .success(let connection):
-            var echo = EchoSession(printOnly: printOnly)
-            echo.run(connection)
+        // The agent's own transport, opened step by step as its driver does.
+        let transport = SocketTransport(endpoint: endpoint, proxy: nil, caFile: nil, insecure: false, stageTimeout: 5000)
+        while true {
+            let now = System.monotonicMillis
+            if now >= transport.openDeadline {
+                System.write("wisp-echo: " + transport.openTimedOut() + "\n", to: 2)
+                System.exit(.unreachable)
+            }
+            switch transport.open(now: now) {
+            case .open:
+                var echo = EchoSession(printOnly: printOnly)
+                echo.run(transport)
+                return
+            case .waitReadable: _ = wisp_poll(transport.descriptor, 1, -1, 500)
+            case .waitWritable: _ = wisp_poll(transport.descriptor, 2, -1, 500)
+            case .failed(let message):
+                System.write("wisp-echo: " + message + "\n", to: 2)
+                System.exit(.unreachable)
+            }
         }
     }
 }
@@ -44,7 +56,7 @@ struct EchoSession {
 
     mutating func mask() -> UInt32 { masks.next() }
 
-    mutating func run(_ c: borrowing Connection) {
+    mutating func run(_ c: SocketTransport) {
         var hs = WebSocketHandshake(key: Entropy.webSocketKey())
         let args = System.arguments
         try? out.append(utf8: hs.request(host: "127.0.0.1:" + args[0], path: args[1]))
@@ -55,7 +67,7 @@ struct EchoSession {
             input.removeAll()
             let n = input.append { raw in Int(c.receive(raw)) }
             if n == 0 {
-                _ = wisp_poll(c.fd, 1, -1, 10_000)
+                _ = wisp_poll(c.descriptor, 1, -1, 10_000)
                 continue
             }
             if n < 0 { return }  // closed or failed: done
@@ -109,7 +121,7 @@ struct EchoSession {
     }
 
     /// Sends a close frame once: with `code`, or empty when the peer's had none.
-    mutating func sendClose(_ code: UInt16?, _ c: borrowing Connection) {
+    mutating func sendClose(_ code: UInt16?, _ c: SocketTransport) {
         guard !closeSent else { return }
         closeSent = true
         out.removeAll()
@@ -122,23 +134,23 @@ struct EchoSession {
     }
 
     /// Waits (briefly) for the server to close the TCP connection.
-    func drain(_ c: borrowing Connection) {
+    func drain(_ c: SocketTransport) {
         let sink = InputBuffer(capacity: 4096)
         let deadline = System.monotonicMillis + 3000
         while System.monotonicMillis < deadline {
             sink.removeAll()
             let n = sink.append { raw in Int(c.receive(raw)) }
             if n < 0 { return }
-            if n == 0 { _ = wisp_poll(c.fd, 1, -1, 500) }
+            if n == 0 { _ = wisp_poll(c.descriptor, 1, -1, 500) }
         }
     }
 
-    mutating func flush(_ c: borrowing Connection) {
+    mutating func flush(_ c: SocketTransport) {
         var sent = 0
         while sent < out.count {
             let n = out.withBytes { raw in c.send(UnsafeRawBufferPointer(rebasing: raw[sent...])) }
             if n < 0 { return }
-            if n == 0 { _ = wisp_poll(c.fd, 2, -1, 5000) }
+            if n == 0 { _ = wisp_poll(c.descriptor, 2, -1, 5000) }
             sent += Int(n)
         }
         out.removeAll()

@@ -12,7 +12,7 @@ struct Bench {
         let a = System.arguments
         var code = ExitCode.usage
         if a.count == 3 && a[0] == "cycles", let n = Int(a[2]) {
-            code = Agent.runBench(configPath: a[1], cycles: n)
+            code = cycles(configPath: a[1], count: n)
         } else if a.count == 2 && a[0] == "codec", let n = Int(a[1]) {
             code = codec(n)
         } else if a.count == 4 && a[0] == "burst", let port = UInt16(a[1]), let n = Int(a[2]), let q = Int(a[3]) {
@@ -63,54 +63,66 @@ struct Bench {
         return .ok
     }
 
-    /// A burst of publishes through the session, as fast as the window and socket allow.
-    static func burst(port: UInt16, count: Int, qos: QoS) -> ExitCode {
-        let endpoint = Endpoint(scheme: .ws, host: "127.0.0.1", port: port)
-        var config = SessionConfig(keepAlive: 60, webSocket: .init(hostHeader: endpoint.hostHeader, path: endpoint.path))
-        config.inflightWindow = 16
-        var session = Session(config: config, now: System.monotonicMillis, random: Entropy.fill)
-        guard case .openTransport = session.poll(now: System.monotonicMillis) else { return .failure }
-        guard case .success(let c) = Connection.open(endpoint, proxy: nil, caFile: nil, insecure: false, timeoutMillis: 5000) else {
-            System.write("wisp-bench: cannot connect\n", to: 2)
-            return .unreachable
-        }
-        session.transportOpened(now: System.monotonicMillis, connect: MQTTEncoder.Connect(clientId: "wisp-bench", keepAlive: 60),
-                                webSocketKey: Entropy.webSocketKey())
-        let payload = [UInt8](repeating: 0x42, count: 64)
-        var sent = 0, acked = 0
-        var stopping = false
+    /// The device's own code (thing model, backlog, driver), with a new telemetry cycle as
+    /// soon as the previous post is acknowledged, `count` times, then a clean DISCONNECT.
+    static func cycles(configPath: String, count: Int) -> ExitCode {
+        guard case .success(let loaded) = ConfigLoader.load(configPath) else { return .configuration }
+        var device = Device(loaded, backlog: nil, signals: -1)
+        var left = count
         while true {
-            let now = System.monotonicMillis
-            switch session.poll(now: now) {
-            case .event(.delivered): acked += 1
-            case .event: break
-            case .stopped, .closeTransport: 
-                System.out("burst: \(sent) sent, \(acked) acknowledged")
-                return sent == count ? .ok : .failure
-            case .openTransport: return .failure
-            case .wait:
-                while session.isOnline && sent < count {
-                    if (try? session.publish(topic: "bench/wisp", payload: payload, qos: qos)) == nil { break }
-                    sent += 1
-                }
-                if !stopping && sent == count && (qos == .atMostOnce || acked == count) && session.isOnline {
-                    stopping = true
-                    session.stop(now: now)
-                    continue
-                }
-                if !session.output.isEmpty {
-                    let n = session.output.withBytes { c.send($0) }
-                    if n > 0 { session.didWrite(Int(n), now: now); continue }
-                }
-                _ = waitIO(c, wantWrite: !session.output.isEmpty)
-                let input = session.input
-                let n = input.append { raw in Int(c.receive(raw)) }
-                if n < 0 { session.transportFailed(now: now, .transportClosed) } else { session.didReceive(n, now: now) }
+            let event = device.driver.next(until: UInt64.max)
+            device.handle(event)
+            switch event {
+            case .session(.online):
+                device.sample(now: System.monotonicMillis)
+            case .session(.delivered) where device.backlog.ring.count == 0:
+                left -= 1
+                if left > 0 { device.sample(now: System.monotonicMillis) } else { device.driver.session.stop(now: System.monotonicMillis) }
+            case .stopped:
+                return .ok
+            case .pollFailed, .openFailed:
+                return .failure
+            default:
+                break
             }
         }
     }
 
-    static func waitIO(_ c: borrowing Connection, wantWrite: Bool) -> Int32 {
-        wisp_poll(c.fd, 1 | (wantWrite ? 2 : 0), -1, 1000)
+    /// A burst of publishes through the driver, as fast as the window and socket allow.
+    static func burst(port: UInt16, count: Int, qos: QoS) -> ExitCode {
+        let endpoint = Endpoint(scheme: .ws, host: "127.0.0.1", port: port)
+        var config = SessionConfig(keepAlive: 60, webSocket: .init(hostHeader: endpoint.hostHeader, path: endpoint.path))
+        config.inflightWindow = 16
+        var driver = Driver(
+            session: Session(config: config, now: System.monotonicMillis, random: Entropy.fill), signals: -1,
+            transport: { SocketTransport(endpoint: endpoint, proxy: nil, caFile: nil, insecure: false, stageTimeout: 5000) },
+            connect: { MQTTEncoder.Connect(clientId: "wisp-bench", keepAlive: 60) },
+            webSocketKey: Entropy.webSocketKey)
+        let payload = [UInt8](repeating: 0x42, count: 64)
+        var sent = 0, acked = 0
+        var stopping = false
+        while true {
+            while driver.session.isOnline && sent < count {
+                if (try? driver.session.publish(topic: "bench/wisp", payload: payload, qos: qos)) == nil { break }
+                sent += 1
+            }
+            let now = System.monotonicMillis
+            if !stopping && sent == count && (qos == .atMostOnce || acked == count) && driver.session.isOnline {
+                stopping = true
+                driver.session.stop(now: now)
+            }
+            // Back for more as soon as the socket took what it could (1 ms at most).
+            switch driver.next(until: now + 1) {
+            case .session(.delivered): acked += 1
+            case .stopped, .closed:
+                System.out("burst: \(sent) sent, \(acked) acknowledged")
+                return sent == count ? .ok : .failure
+            case .openFailed(let message):
+                System.write("wisp-bench: " + message + "\n", to: 2)
+                return .unreachable
+            case .pollFailed: return .failure
+            default: break
+            }
+        }
     }
 }

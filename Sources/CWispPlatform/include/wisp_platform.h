@@ -40,10 +40,24 @@ int wisp_random(uint8_t *buf, size_t len);
 /// Returned by the receive functions when the peer closed the connection in order.
 #define WISP_IO_CLOSED (-100000)
 
-/// Opens a TCP connection to `host`:`port` (IPv4 or IPv6, every address getaddrinfo
-/// gives, in order) within `timeout_ms`. Returns a non-blocking, close-on-exec socket,
-/// or -1 with one sentence in `err` (DNS failure, refused, unreachable, timed out).
-int32_t wisp_tcp_connect(const char *host, uint16_t port, int32_t timeout_ms, char *err, size_t err_cap);
+/// Returned by wisp_connect_step while a connect is in progress.
+#define WISP_CONNECT_PENDING (-2)
+
+/// Starts opening a TCP connection to `host`:`port`: resolves it (getaddrinfo, the one
+/// blocking step) and returns a context, or NULL with one sentence in `err`.
+void *wisp_connect_start(const char *host, uint16_t port, char *err, size_t err_cap);
+
+/// Advances the connect without blocking, trying every address in order: the connected,
+/// non-blocking, close-on-exec socket (now the caller's); WISP_CONNECT_PENDING while one
+/// is in progress (poll wisp_connect_fd for writable, then step again); or -1 with one
+/// sentence in `err` when every address failed. The caller keeps the deadline.
+int32_t wisp_connect_step(void *ctx, char *err, size_t err_cap);
+
+/// The socket being connected (for poll), or -1.
+int32_t wisp_connect_fd(void *ctx);
+
+/// Frees the context, closing a socket still connecting.
+void wisp_connect_free(void *ctx);
 
 /// Sends from a non-blocking socket: bytes sent, 0 when it would block, or -errno.
 int64_t wisp_tcp_send(int32_t fd, const uint8_t *buf, size_t len);
@@ -69,13 +83,16 @@ int32_t wisp_signal_next(int32_t fd);
 
 // MARK: TLS (tls.c)
 
-/// Starts a TLS client over the connected socket `fd`: loads `ca_file` (a PEM bundle
+/// Sets up a TLS client over the connected socket `fd`: loads `ca_file` (a PEM bundle
 /// that may hold several roots; NULL for the system bundle), sets SNI and the name to
-/// verify to `host`, and completes the handshake within `timeout_ms`. With `insecure`
-/// non-zero the certificate is not verified. Returns an opaque context, or NULL with one
-/// sentence in `err` (what failed and why, e.g. the verification flags).
-void *wisp_tls_open(int32_t fd, const char *host, const char *ca_file, int32_t insecure,
-                    int32_t timeout_ms, char *err, size_t err_cap);
+/// verify to `host` (an IP literal is checked against the certificate's iPAddress
+/// entries). With `insecure` non-zero the certificate is not verified. Returns an opaque
+/// context, or NULL with one sentence in `err`.
+void *wisp_tls_start(int32_t fd, const char *host, const char *ca_file, int32_t insecure, char *err, size_t err_cap);
+
+/// One step of the handshake, never blocking: 1 done, 0 wants the socket readable, 2
+/// wants it writable, -1 failed with one sentence in `err` (e.g. the verification flags).
+int32_t wisp_tls_handshake(void *tls, char *err, size_t err_cap);
 
 /// As wisp_tcp_send/recv, through TLS.
 int64_t wisp_tls_send(void *tls, const uint8_t *buf, size_t len);

@@ -2,9 +2,9 @@ import WispCore
 
 /// Samples not yet delivered: the ring in memory and, with `buffer_file`, on disk. It
 /// outlives a key-file reload when the properties stay the same.
-final class Backlog {
-    var ring: SampleRing
-    let names: [String]
+public final class Backlog {
+    public internal(set) var ring: SampleRing
+    public let names: [String]
     let file: BufferFile?
     var reportedDrops = 0
 

@@ -5,7 +5,9 @@
 ///    performing `.openTransport`, `.closeTransport` and handling `.event`s;
 /// 2. writes `output` when it is not empty and reports it with `didWrite`;
 /// 3. sleeps in poll(2) until the deadline, readable or writable, and feeds what it
-///    reads with `receive`.
+///    reads with `receive` — or `receiveEOF` when the stream ended; what was read before
+///    the end is parsed first (a broker that refuses credentials sends CONNACK and closes
+///    in the same breath).
 /// Keep-alive, timeouts and backoff are judged here, so they are tested with a
 /// simulated clock in microseconds.
 public struct Session {
@@ -21,8 +23,11 @@ public struct Session {
 
     public private(set) var state: State
     public let config: SessionConfig
-    /// Bytes read from the transport and not yet parsed.
-    public let input: InputBuffer
+    /// Bytes read from the transport and not yet parsed (the session's own: the loop
+    /// reads into it through `receive`).
+    let input: InputBuffer
+    /// The stream ended (or failed) after the bytes in `input`: reported once they are parsed.
+    var pendingEOF: DisconnectReason?
     /// Bytes to write to the transport.
     public private(set) var output: ByteBuffer
     var inputPosition = 0
@@ -133,16 +138,18 @@ public struct Session {
         }
     }
 
-    /// Lets `read` append transport bytes to `input`; returns what it returned.
+    /// Lets `read` append transport bytes to the session's input (no copy: `read` fills
+    /// the free space directly); returns what it returned.
     public mutating func receive(now: UInt64, _ read: (UnsafeMutableRawBufferPointer) -> Int) -> Int {
         let n = input.append(read)
         if n > 0 { lastReceived = now }
         return n
     }
 
-    /// The loop appended `n` bytes to `input` itself (through its own reference).
-    public mutating func didReceive(_ n: Int, now: UInt64) {
-        if n > 0 { lastReceived = now }
+    /// The transport's input ended: `reason` is reported (and the transport closed) once
+    /// everything received before it is parsed.
+    public mutating func receiveEOF(now: UInt64, _ reason: DisconnectReason) {
+        if pendingEOF == nil { pendingEOF = reason }
     }
 
     /// `n` bytes of `output` were written to the transport.
@@ -205,7 +212,27 @@ public struct Session {
             if let event = events.pop() { return .event(event) }
             if let action = parseInput(now: now) { return action }
             if events.count > 0 { continue }
+            if pendingEOF != nil && inputPosition >= input.count && pendingData == nil, let action = endOfStream(now: now) {
+                return action
+            }
             return timers(now: now)
+        }
+    }
+
+    /// The stream ended after everything it carried was parsed.
+    mutating func endOfStream(now: UInt64) -> SessionAction? {
+        guard let reason = pendingEOF else { return nil }
+        pendingEOF = nil
+        switch state {
+        case .closing:
+            state = .stopped
+            transportOpen = false
+            return .closeTransport(.stopped)
+        case .upgrading, .awaitingConnack, .online:
+            transportOpen = false
+            return fail(now: now, reason)
+        case .waiting, .opening, .stopped:
+            return nil
         }
     }
 
@@ -428,6 +455,7 @@ public struct Session {
         let delay = backoff.nextDelay(refused: refused, random: &random)
         state = .waiting(until: now + delay)
         pendingData = nil
+        pendingEOF = nil
         clearInput()
         events.push(.offline(reason, retryIn: delay))
     }
@@ -435,6 +463,7 @@ public struct Session {
     mutating func resetStreams() {
         output.removeAll()
         clearInput()
+        pendingEOF = nil
         pendingData = nil
         frames.reset()
         mqtt.reset()

@@ -1,0 +1,256 @@
+import CWispPlatform
+import WispCore
+
+/// The device: one key file's life. The thing model (sensors, outputs), the offline
+/// backlog, the platform's clock and the telemetry schedule, on top of a `Driver` that
+/// owns the session and its transport. It reacts to what the driver reports; it never
+/// touches a socket.
+public struct Device {
+    public enum Outcome {
+        case stopped
+        case failed
+        /// SIGHUP found a changed key file: run again with it (the backlog carries over).
+        case reload(LoadedConfig)
+    }
+
+    let loaded: LoadedConfig
+    public var driver: Driver<SocketTransport>
+    var thing: Thing
+    var clock = ClockSync()
+    var values: [PropertyValue] = []
+    var json: JSONWriter
+    var reply = JSONWriter(capacity: 512)
+    let topics: AlinkTopics
+    let interval: UInt64
+    var nextSample: UInt64
+    public let backlog: Backlog
+    var reload: LoadedConfig?
+    var everOnline = false
+    let signals: Int32
+    let watchdogInterval = Systemd.watchdogInterval
+    var nextWatchdog: UInt64 = 0
+
+    public init(_ loaded: LoadedConfig, backlog previous: Backlog?, signals: Int32) {
+        self.loaded = loaded
+        self.signals = signals
+        let device = loaded.device
+        let config = Agent.sessionConfig(loaded)
+        topics = Agent.topics(loaded)
+        thing = Thing(device)
+        if let previous, previous.names == thing.names, previous.ring.capacity == device.bufferSamples, device.bufferFile == nil {
+            previous.ring.requeueInFlight()
+            backlog = previous
+        } else {
+            backlog = Backlog(names: thing.names, device: device)
+        }
+        driver = Agent.driver(loaded, config: config, signals: signals)
+        json = JSONWriter(capacity: config.maxOutboundPacket - topics.post.utf8.count - 8)
+        values.reserveCapacity(thing.sensors.count + device.outputs.count + 1)
+        interval = UInt64(device.telemetryInterval) * 1000
+        nextSample = System.monotonicMillis + interval
+    }
+
+    /// Samples every interval and reacts to the driver until stopped.
+    public mutating func run() -> Outcome {
+        while true {
+            let now = System.monotonicMillis
+            if let period = watchdogInterval, now >= nextWatchdog {
+                Systemd.notify("WATCHDOG=1")
+                nextWatchdog = now + period
+            }
+            if now >= nextSample {
+                sample(now: now)
+                while nextSample <= now { nextSample += interval }  // drift-free: k × interval from start
+            }
+            var deadline = nextSample
+            if watchdogInterval != nil { deadline = min(deadline, nextWatchdog) }
+            let event = driver.next(until: deadline)
+            switch event {
+            case .stopped:
+                if let next = reload {
+                    Systemd.notify("RELOADING=1")
+                    return .reload(next)
+                }
+                Systemd.notify("STOPPING=1")
+                return .stopped
+            case .pollFailed(let e):
+                Log.error("poll failed: " + e.message)
+                return .failed
+            case .signal:
+                handleSignals()
+            default:
+                handle(event)
+            }
+        }
+    }
+
+    // MARK: events
+
+    /// What the driver reported, for the log and the thing model.
+    public mutating func handle(_ event: Driver<SocketTransport>.Event) {
+        switch event {
+        case .connecting:
+            let device = loaded.device
+            let via = device.proxy.map { " via proxy " + $0.hostHeader } ?? ""
+            Log.info("connecting to " + device.endpoint.description + via)
+            if device.endpoint.isTLS && device.tlsInsecure {
+                Log.warning("tls_insecure = true: the server certificate is NOT verified (lab use only)")
+            }
+        case .opened:
+            let endpoint = loaded.device.endpoint
+            if endpoint.isWebSocket { Log.debug("WebSocket upgrade: GET " + endpoint.path + " HTTP/1.1, Host: " + endpoint.hostHeader) }
+        case .openFailed(let message):
+            Log.warning("cannot connect: " + message)
+        case .closed(let reason):
+            Log.debug("connection closed: " + reason.message)
+        case .session(let e):
+            handle(e)
+        case .signal, .deadline, .stopped, .pollFailed:
+            break
+        }
+    }
+
+    mutating func handle(_ event: SessionEvent) {
+        switch event {
+        case .upgraded:
+            Log.debug("WebSocket upgrade accepted; sending CONNECT")
+        case .online(_, let resent):
+            if !everOnline { Systemd.notify("READY=1\nSTATUS=online") }
+            everOnline = true
+            let extra = resent > 0 ? ", \(resent) unacknowledged posts resent" : ""
+            Log.info("online: " + loaded.device.endpoint.description + " as " + loaded.clientId
+                     + " (keep-alive \(loaded.device.keepAlive) s" + extra + ")")
+            if let ntpRequest = topics.ntpRequest {
+                clock.request(monotonic: System.monotonicMillis, into: &reply)
+                publishReply(ntpRequest, qos: .atMostOnce)
+            }
+            let waiting = backlog.ring.waitingCount
+            if waiting > 1 { Log.info("sending \(waiting) samples buffered while offline, oldest first") }
+            drain()
+        case .message(let p):
+            let inbound = driver.session.inbound
+            switch topics.classify(inbound, p.topic) {
+            case .propertySet:
+                let changed = inbound.withBytes { all in
+                    thing.applySet(UnsafeRawBufferPointer(rebasing: all[p.payload]), reply: &reply)
+                }
+                publishReply(topics.setReply, qos: .atLeastOnce)
+                if changed { sample(now: System.monotonicMillis) }  // report the new state now
+            case .ntpResponse:
+                let now = System.monotonicMillis
+                let outcome = inbound.withBytes { all in clock.response(UnsafeRawBufferPointer(rebasing: all[p.payload]), monotonic: now) }
+                switch outcome {
+                case .set: Log.info("clock: platform time received; post timestamps follow it")
+                case .unsolicited: Log.debug("clock: an NTP answer without a request; ignored")
+                case .refused(let why): Log.warning("clock: NTP answer ignored: " + why + "; keeping the current clock")
+                }
+            case .postReply:
+                let code = PropertyPost.replyCode(inbound, p.payload)
+                if code != 200 {
+                    Log.warning("property post refused by the platform: " + LogText.escape(inbound.bytesView(p.payload)))
+                } else {
+                    Log.debug("property post accepted")
+                }
+            case .other:
+                Log.debug("message on " + LogText.escape(inbound.bytesView(p.topic)) + " ignored")
+            }
+        case .delivered(let id):
+            Log.debug("packet \(id) acknowledged")
+            backlog.delivered(packetId: id)
+            drain()
+        case .subscribed(let refused):
+            let subscriptions = driver.session.config.subscriptions
+            for i in subscriptions.indices where i < 64 && refused & (1 << UInt64(i)) != 0 {
+                let topic = subscriptions[i].topic
+                Log.error("the broker refused the subscription to " + topic + " (SUBACK 0x80: not authorised?): "
+                          + topics.consequenceOfRefusing(topic) + "; asking again at the next connect")
+            }
+            if refused == 0 { Log.debug("subscribed to \(subscriptions.count) topic(s)") }
+        case .skippedOversized(let length):
+            Log.warning("skipped a \(length)-byte message larger than the input buffer")
+        case .offline(let reason, let retryIn):
+            let line = "offline: " + reason.message + "; reconnecting in " + seconds(retryIn)
+            if case .refused = reason { Log.error(line) } else { Log.warning(line) }
+        }
+    }
+
+    func seconds(_ ms: UInt64) -> String {
+        "\(ms / 1000).\(ms % 1000 / 100) s"
+    }
+
+    // MARK: telemetry
+
+    /// Publishes what `reply` holds.
+    mutating func publishReply(_ topic: String, qos: QoS) {
+        guard reply.ok else { return }
+        do {
+            _ = try driver.session.publish(topic: topic, payload: reply.buffer.bytesView(0..<reply.buffer.count), qos: qos)
+        } catch {
+            Log.warning("reply on " + topic + " not sent: " + error.message)
+        }
+    }
+
+    /// Samples the thing into the backlog, then sends what the window allows.
+    public mutating func sample(now: UInt64) {
+        values.removeAll(keepingCapacity: true)
+        thing.sample(into: &values)
+        backlog.add(time: clock.wallClock(monotonic: now), values: values)
+        if !driver.session.isOnline { Log.debug("offline: sample kept (\(backlog.ring.count) waiting)") }
+        drain()
+    }
+
+    static func render(_ backlog: Backlog, _ position: Int, into json: inout JSONWriter) -> Bool {
+        PropertyPost.write(id: backlog.ring.seq(position), values: backlog.ring.values(position), names: backlog.names,
+                           time: backlog.ring.time(position), into: &json)
+    }
+
+    mutating func render(_ position: Int) -> Bool { Device.render(backlog, position, into: &json) }
+
+    /// Publishes waiting samples oldest first, QoS 1, while the in-flight window has room.
+    /// Each post's id is the sample's sequence number and each value carries its sample time.
+    mutating func drain() {
+        while driver.session.isOnline, let position = backlog.ring.nextWaiting() {
+            // No local copy of the ring: one alive during markSent would copy its storage.
+            let seq = backlog.ring.seq(position)
+            guard render(position) else {
+                Log.error("sample \(seq) does not fit a property post; dropped")
+                backlog.ring.deliver(seq: seq)
+                continue
+            }
+            do {
+                let id = try driver.session.publish(topic: topics.post, payload: json.buffer.bytesView(0..<json.buffer.count), qos: .atLeastOnce)
+                backlog.ring.markSent(position, packetId: id)
+                Log.debug("post \(seq) sent as packet \(id)")
+            } catch {
+                if error != .windowFull && error != .outputFull { Log.warning("post \(seq) not sent: " + error.message) }
+                return
+            }
+        }
+    }
+
+    // MARK: signals
+
+    mutating func handleSignals() {
+        while true {
+            let signal = wisp_signal_next(signals)
+            if signal == 0 { return }
+            let now = System.monotonicMillis
+            if signal == 1 {
+                switch ConfigLoader.load(loaded.path) {
+                case .failure(let e):
+                    Log.error("SIGHUP: " + e.message + "; keeping the running settings")
+                case .success(let next):
+                    if next.fingerprint == loaded.fingerprint {
+                        Log.info("SIGHUP: key file unchanged")
+                    } else {
+                        reload = next
+                        driver.session.stop(now: now)
+                    }
+                }
+            } else {
+                Log.info(signal == 15 ? "SIGTERM: disconnecting" : "SIGINT: disconnecting")
+                driver.session.stop(now: now)
+            }
+        }
+    }
+}
