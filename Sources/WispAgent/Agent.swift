@@ -131,7 +131,8 @@ public enum Agent {
         }
         var backlog: Backlog?
         while true {
-            var device = Device(loaded, backlog: backlog, signals: signals)
+            let driver = driver(loaded, config: sessionConfig(loaded), signals: signals)
+            var device = Device(loaded, backlog: backlog, signals: signals, driver: driver)
             switch device.run() {
             case .stopped:
                 Log.info("stopped")

@@ -5,7 +5,7 @@ import WispCore
 /// backlog, the platform's clock and the telemetry schedule, on top of a `Driver` that
 /// owns the session and its transport. It reacts to what the driver reports; it never
 /// touches a socket.
-public struct Device {
+public struct Device<T: Transport> {
     public enum Outcome {
         case stopped
         case failed
@@ -14,7 +14,7 @@ public struct Device {
     }
 
     let loaded: LoadedConfig
-    public var driver: Driver<SocketTransport>
+    public var driver: Driver<T>
     var thing: Thing
     var clock = ClockSync()
     var values: [PropertyValue] = []
@@ -30,11 +30,12 @@ public struct Device {
     let watchdogInterval = Systemd.watchdogInterval
     var nextWatchdog: UInt64 = 0
 
-    public init(_ loaded: LoadedConfig, backlog previous: Backlog?, signals: Int32) {
+    /// `driver` carries the session for `loaded` (`Agent.driver` makes the real one).
+    public init(_ loaded: LoadedConfig, backlog previous: Backlog?, signals: Int32, driver: Driver<T>) {
         self.loaded = loaded
         self.signals = signals
         let device = loaded.device
-        let config = Agent.sessionConfig(loaded)
+        let config = driver.session.config
         topics = Agent.topics(loaded)
         thing = Thing(device)
         if let previous, previous.names == thing.names, previous.ring.capacity == device.bufferSamples, device.bufferFile == nil {
@@ -43,7 +44,7 @@ public struct Device {
         } else {
             backlog = Backlog(names: thing.names, device: device)
         }
-        driver = Agent.driver(loaded, config: config, signals: signals)
+        self.driver = driver
         json = JSONWriter(capacity: config.maxOutboundPacket - topics.post.utf8.count - 8)
         values.reserveCapacity(thing.sensors.count + device.outputs.count + 1)
         interval = UInt64(device.telemetryInterval) * 1000
@@ -87,7 +88,7 @@ public struct Device {
     // MARK: events
 
     /// What the driver reported, for the log and the thing model.
-    public mutating func handle(_ event: Driver<SocketTransport>.Event) {
+    public mutating func handle(_ event: Driver<T>.Event) {
         switch event {
         case .connecting:
             let device = loaded.device

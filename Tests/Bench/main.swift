@@ -67,7 +67,7 @@ struct Bench {
     /// soon as the previous post is acknowledged, `count` times, then a clean DISCONNECT.
     static func cycles(configPath: String, count: Int) -> ExitCode {
         guard case .success(let loaded) = ConfigLoader.load(configPath) else { return .configuration }
-        var device = Device(loaded, backlog: nil, signals: -1)
+        var device = Device(loaded, backlog: nil, signals: -1, driver: Agent.driver(loaded, config: Agent.sessionConfig(loaded), signals: -1))
         var left = count
         while true {
             let event = device.driver.next(until: UInt64.max)

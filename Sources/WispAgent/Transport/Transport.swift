@@ -20,7 +20,7 @@ public protocol Transport: AnyObject {
     var hasBufferedInput: Bool { get }
 }
 
-public enum OpenStep: Equatable {
+public enum OpenStep: Equatable, Sendable {
     case waitReadable
     case waitWritable
     case open

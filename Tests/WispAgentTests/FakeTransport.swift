@@ -1,0 +1,79 @@
+import CWispPlatform
+import WispAgent
+import WispCore
+
+/// An in-memory transport: the test plays the broker. What the client sends lands in
+/// `sent`; what the test `deliver`s is received; `endOfStream` ends it. Opening follows
+/// `openScript`, one step per call (`.waitWritable` until the script says `.open`).
+/// There is no descriptor: tests step the driver with `next(until: 0)`, which does one
+/// pass of I/O and returns `.deadline` without sleeping.
+final class FakeTransport: Transport {
+    var openScript: [OpenStep]
+    var sent: [UInt8] = []
+    var inbound: [UInt8] = []
+    var endOfStream = false
+    var closed: Bool = false
+    var openDeadline: UInt64
+    let log: FakeLog
+
+    init(openScript: [OpenStep], openDeadline: UInt64 = UInt64.max, log: FakeLog) {
+        self.openScript = openScript
+        self.openDeadline = openDeadline
+        self.log = log
+        log.made += 1
+    }
+
+    deinit { log.closed += 1 }
+
+    var descriptor: Int32 { -1 }
+    var hasBufferedInput: Bool { !inbound.isEmpty }
+
+    func open(now: UInt64) -> OpenStep {
+        if openScript.isEmpty { return .waitWritable }
+        let step = openScript.removeFirst()
+        if step == .open { log.current = self }
+        return step
+    }
+
+    func openTimedOut() -> String { "fake open timed out" }
+
+    func send(_ bytes: UnsafeRawBufferPointer) -> Int64 {
+        sent += bytes
+        return Int64(bytes.count)
+    }
+
+    func receive(_ buffer: UnsafeMutableRawBufferPointer) -> Int64 {
+        if inbound.isEmpty { return endOfStream ? Int64(WISP_IO_CLOSED) : 0 }
+        let n = min(buffer.count, inbound.count)
+        for i in 0..<n { buffer[i] = inbound[i] }
+        inbound.removeFirst(n)
+        return Int64(n)
+    }
+
+    /// The MQTT packets sent since the last call (plain TCP framing).
+    func takePackets() -> [[UInt8]] {
+        var packets: [[UInt8]] = []
+        var i = 0
+        while i < sent.count {
+            var len = 0, shift = 0, j = i + 1
+            while true {
+                let b = sent[j]
+                len |= Int(b & 0x7F) << shift
+                shift += 7
+                j += 1
+                if b & 0x80 == 0 { break }
+            }
+            packets.append(Array(sent[i..<(j + len)]))
+            i = j + len
+        }
+        sent = []
+        return packets
+    }
+}
+
+/// What happened to the transports a driver made.
+final class FakeLog {
+    var made = 0
+    var closed = 0
+    weak var current: FakeTransport?
+}
