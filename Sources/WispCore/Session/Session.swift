@@ -33,17 +33,15 @@ public struct Session {
     var inputPosition = 0
     var pendingData: Range<Int>?      // a WebSocket data range not yet fed to MQTT
 
-    var handshake: WebSocketHandshake?
     var connectPacket: MQTTEncoder.Connect?
-    var frames = WebSocketFrameDecoder()
+    /// The layer below: WebSocket (upgrade, frames, pings, close, masks) or none.
+    var framing: Framing
     var mqtt: MQTTDecoder
     var scratch: ByteBuffer
     var inflight: InflightWindow
     var events = EventQueue()
-    /// Backoff jitter: needs spread, not secrecy; seeded from `masks`.
+    /// Backoff jitter: needs spread, not secrecy; seeded from the CSPRNG pool.
     var random: SplitMix64
-    /// WebSocket masking keys, from the CSPRNG the caller passes in.
-    var masks: MaskPool
     public private(set) var backoff: Backoff
 
     var lastReceived: UInt64 = 0
@@ -52,7 +50,6 @@ public struct Session {
     var onlineSince: UInt64 = 0
     var stableReported = false
     var transportOpen = false
-    var closeSent = false
     var nextPacketId: UInt16 = 1
     var subscribeId: UInt16 = 0
     /// A failure found while queuing, reported at the next `poll` (e.g. a CONNECT that
@@ -80,8 +77,9 @@ public struct Session {
         mqtt = MQTTDecoder(capacity: config.maxInboundPacket)
         scratch = ByteBuffer(capacity: config.maxOutboundPacket)
         inflight = InflightWindow(slots: config.inflightWindow, capacity: config.maxOutboundPacket)
-        masks = MaskPool(fill: fill)
+        var masks = MaskPool(fill: fill)
         random = SplitMix64(seed: masks.next64())
+        framing = Framing(webSocket: config.webSocket.map { WebSocketConnection(target: $0, masks: masks) })
         backoff = config.backoff
     }
 
@@ -104,20 +102,16 @@ public struct Session {
     public mutating func transportOpened(now: UInt64, connect: MQTTEncoder.Connect, webSocketKey: WebSocketKey) {
         guard state == .opening else { return }
         transportOpen = true
-        closeSent = false
         resetStreams()
         lastReceived = now
         lastSent = now
         pingSentAt = nil
         connectPacket = connect
         let deadline = now + config.connectTimeout
-        if let target = config.webSocket {
-            let hs = WebSocketHandshake(key: webSocketKey)
-            let request = hs.request(host: target.hostHeader, path: target.path)
-            do { try output.append(utf8: request) } catch {
+        if framing.upgrades {
+            if !framing.start(key: webSocketKey, into: &output) {
                 pendingFailure = .outputOverflow  // a Host and path of kilobytes: said, not hidden
             }
-            handshake = hs
             state = .upgrading(deadline: deadline)
         } else {
             state = .awaitingConnack(deadline: deadline)
@@ -303,54 +297,32 @@ public struct Session {
             // Backpressure: what is read next may need an answer (PUBACK, pong); leave it
             // unread until the output has room for one, rather than drop it or the link.
             if output.available < Session.answerReserve { return nil }
-            if case .upgrading = state, handshake != nil {
-                let done: Bool
-                do { done = try handshake!.parse(input.bytes, at: &inputPosition) } catch {
-                    return fail(now: now, .handshake(error))
+            let next: WebSocketConnection.Event?
+            do { next = try framing.next(input.bytes, at: &inputPosition, output: &output) } catch {
+                switch error {
+                case .handshake(let e): return fail(now: now, .handshake(e))
+                case .frame(let e): return fail(now: now, .webSocketProtocol(e))
+                case .textMessage: return fail(now: now, .textMessage)
+                case .outputOverflow: return fail(now: now, .outputOverflow)
                 }
-                if done {
-                    handshake = nil
-                    state = .awaitingConnack(deadline: now + config.connectTimeout)
-                    events.push(.upgraded)
-                    if let error = sendConnect() { return fail(now: now, .cannotEncode(error)) }
-                    return nil
-                }
+            }
+            switch next {
+            case nil:
                 continue
-            }
-            if config.webSocket == nil {
-                pendingData = inputPosition..<input.count
-                inputPosition = input.count
-                continue
-            }
-            let next: WebSocketEvent?
-            do { next = try frames.next(input.bytes, at: &inputPosition) } catch {
-                sendClose(error.closeCode)
-                return fail(now: now, .webSocketProtocol(error))
-            }
-            if let event = next {
-                switch event {
-                case .messageBegin(let binary):
-                    if !binary {
-                        sendClose(WebSocketCloseCode.unsupportedData)
-                        return fail(now: now, .textMessage)
-                    }
-                case .data(let range): pendingData = range
-                case .messageEnd, .pong: break
-                case .ping(let range):
-                    // At most 131 bytes, and `answerReserve` was free before this frame.
-                    let control = frames.control
-                    do {
-                        try WebSocketFrameEncoder.encode(opcode: .pong, payload: control.bytesView(range), mask: mask(), into: &output)
-                    } catch { return fail(now: now, .outputOverflow) }
-                case .close(let code, _):
-                    sendClose(code ?? WebSocketCloseCode.normal)
-                    if case .closing = state {
-                        state = .stopped
-                        transportOpen = false
-                        return .closeTransport(.stopped)
-                    }
-                    return fail(now: now, .serverClosed(code: code))
+            case .upgraded?:
+                state = .awaitingConnack(deadline: now + config.connectTimeout)
+                events.push(.upgraded)
+                if let error = sendConnect() { return fail(now: now, .cannotEncode(error)) }
+                return nil
+            case .data(let range)?:
+                pendingData = range
+            case .closed(let code)?:
+                if case .closing = state {
+                    state = .stopped
+                    transportOpen = false
+                    return .closeTransport(.stopped)
                 }
+                return fail(now: now, .serverClosed(code: code))
             }
         }
     }
@@ -465,9 +437,7 @@ public struct Session {
         clearInput()
         pendingEOF = nil
         pendingData = nil
-        frames.reset()
         mqtt.reset()
-        handshake = nil
     }
 
     mutating func clearInput() {
@@ -492,29 +462,17 @@ public struct Session {
         return nil
     }
 
-    /// Queues a WebSocket close frame (8 bytes, no reason text) once per connection. It
-    /// may take from `controlReserve`; only a buffer with no room at all skips it, and then
-    /// the transport closes anyway.
+    /// Queues a WebSocket close frame (8 bytes, no reason text) once per connection, from
+    /// `controlReserve`; nothing over plain TCP.
     mutating func sendClose(_ code: UInt16) {
-        guard config.webSocket != nil, !closeSent else { return }
-        closeSent = true
-        do { try WebSocketFrameEncoder.encodeClose(code: code, mask: mask(), into: &output) } catch {
-            // Cannot happen while controlReserve holds (8 bytes, one close per connection).
-        }
+        framing.close(code, into: &output)
     }
 
     /// Queues a 2-byte control packet (PINGREQ, DISCONNECT) from `controlReserve`.
     mutating func enqueueControl(_ packet: [UInt8]) {
-        let ws = config.webSocket != nil
-        let key = ws ? mask() : 0
-        if output.available < packet.count + (ws ? 6 : 0) { return }  // not while controlReserve holds
-        if ws { WebSocketFrameEncoder.putHeader(opcode: .binary, payloadLength: packet.count, mask: key, into: &output) }
-        let start = output.count
-        output.put(contentsOf: packet)
-        if ws { WebSocketFrameEncoder.applyMask(key, to: start..<output.count, in: &output) }
+        if output.available < framing.framedSize(packet.count) { return }  // not while controlReserve holds
+        framing.frame(packet, dup: false, into: &output)
     }
-
-    mutating func mask() -> UInt32 { masks.next() }
 
     mutating func takePacketId() -> UInt16 {
         let id = nextPacketId
@@ -526,16 +484,8 @@ public struct Session {
     /// WebSocket, leaving `keep` bytes free. `dup` sets the PUBLISH DUP flag (MQTT 3.1.1
     /// §3.3.1.1) on the copy.
     mutating func enqueueFramed(_ packet: ByteBuffer, dup: Bool, keep: Int) throws(PublishError) {
-        let n = packet.count
-        let ws = config.webSocket != nil
-        let header = ws ? WebSocketFrameEncoder.headerSize(payloadLength: n) : 0
-        if header + n + keep > output.available { throw .outputFull }
-        let key = ws ? mask() : 0
-        if ws { WebSocketFrameEncoder.putHeader(opcode: .binary, payloadLength: n, mask: key, into: &output) }
-        let start = output.count
-        for i in 0..<n { output.put(packet[i]) }
-        if dup { output[start] |= 0x08 }
-        if ws { WebSocketFrameEncoder.applyMask(key, to: start..<output.count, in: &output) }
+        if framing.framedSize(packet.count) + keep > output.available { throw .outputFull }
+        framing.frame(packet.written, dup: dup, into: &output)
     }
 
     func packetType(_ packet: MQTTInbound) -> PacketType {
