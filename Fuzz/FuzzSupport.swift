@@ -27,3 +27,32 @@ func chunks(_ bytes: [UInt8]) -> [[UInt8]] {
     }
     return out
 }
+
+/// Feeds `pieces` one after another to a resumable "until the blank line" parser (`step`
+/// returns true once it is done) and names the verdict: "done at N" (bytes consumed),
+/// "error …", or "incomplete". Checks the parser never reads past a piece.
+func splitVerdict<E: Error>(_ pieces: [[UInt8]], _ step: (UnsafeRawBufferPointer, inout Int) throws(E) -> Bool) -> String {
+    var consumed = 0
+    for piece in pieces {
+        var result = ""
+        piece.withUnsafeBytes { raw in
+            var pos = 0
+            do throws(E) {
+                let done = try step(raw, &pos)
+                check(pos <= raw.count, "position past input")
+                consumed += pos
+                if done { result = "done at \(consumed)" }
+            } catch { result = "error \(error)" }
+        }
+        if !result.isEmpty { return result }
+    }
+    return "incomplete"
+}
+
+/// For a verdict "done at N": the input ends its accepted part with CRLF CRLF.
+func endsAtBlankLine(_ verdict: String, _ bytes: [UInt8]) -> Int? {
+    guard verdict.hasPrefix("done at ") else { return nil }
+    let end = Int(verdict.dropFirst(8))!
+    check(end >= 4 && Array(bytes[(end - 4)..<end]) == [13, 10, 13, 10], "stops right after CRLF CRLF")
+    return end
+}

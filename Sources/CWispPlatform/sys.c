@@ -31,27 +31,9 @@ int64_t wisp_read_file(const char *path, uint8_t *buf, size_t cap) {
     int fd;
     do { fd = open(path, O_RDONLY | O_CLOEXEC); } while (fd < 0 && errno == EINTR);
     if (fd < 0) return -errno;
-    size_t done = 0;
-    for (;;) {
-        if (done == cap) {
-            uint8_t extra;
-            ssize_t more;
-            do { more = read(fd, &extra, 1); } while (more < 0 && errno == EINTR);
-            close(fd);
-            return more > 0 ? -EFBIG : (int64_t)done;
-        }
-        ssize_t n = read(fd, buf + done, cap - done);
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            int err = errno;
-            close(fd);
-            return -err;
-        }
-        if (n == 0) break;
-        done += (size_t)n;
-    }
+    int64_t n = wisp_read_fd(fd, buf, cap);
     close(fd);
-    return (int64_t)done;
+    return n;
 }
 
 int32_t wisp_file_mode(const char *path) {
