@@ -131,8 +131,10 @@ public enum Agent {
         }
         var backlog: Backlog?
         while true {
-            let driver = driver(loaded, config: sessionConfig(loaded), signals: signals)
-            var device = Device(loaded, backlog: backlog, signals: signals, driver: driver)
+            // The driver is made in place: a second reference alive beside the device's would
+            // make every buffer copy itself on its first write.
+            var device = Device(loaded, backlog: backlog, signals: signals,
+                                driver: driver(loaded, config: sessionConfig(loaded), signals: signals))
             switch device.run() {
             case .stopped:
                 Log.info("stopped")

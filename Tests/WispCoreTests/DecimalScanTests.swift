@@ -56,7 +56,7 @@ struct SampleRecordTests {
             + [2, 2] + [0xD2, 0xF6, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF])
         #expect(SampleRecord.validCount(record, maxValues: 3) == 1)
         var copy = SampleRing(capacity: 4, maxValues: 3)
-        copy.append(record: record)
+        copy.append(record: record[...])
         #expect(Array(copy.record(0)) == record, "a record read back is the same record")
         #expect(copy.nextSeq == 0x0103)
     }

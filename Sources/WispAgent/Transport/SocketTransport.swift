@@ -20,7 +20,7 @@ public final class SocketTransport: Transport {
     var connector: UnsafeMutableRawPointer?
     var tls: UnsafeMutableRawPointer?
     var tunnelRequest: [UInt8] = []
-    var tunnelParser = HTTPConnect(maxResponseBytes: 2048)
+    var tunnelParser: HTTPConnect?
     public private(set) var openDeadline: UInt64 = UInt64.max
     var err = [CChar](repeating: 0, count: 512)
 
@@ -67,6 +67,7 @@ public final class SocketTransport: Transport {
                     var authority = endpoint.host.utf8.contains(UInt8(ascii: ":")) ? "[" + endpoint.host + "]" : endpoint.host
                     authority += ":\(endpoint.port)"
                     tunnelRequest = Array(HTTPConnect.request(authority: authority).utf8)
+                    tunnelParser = HTTPConnect(maxResponseBytes: 2048)
                     enter(.tunnelSend(0), now)
                 } else if let step = startTLS(now) {
                     return step
@@ -88,12 +89,15 @@ public final class SocketTransport: Transport {
                 var pos = 0
                 let verdict: Result<Bool, HTTPConnectError> = chunk.withUnsafeBytes { raw in
                     do throws(HTTPConnectError) {
-                        return .success(try tunnelParser.parse(UnsafeRawBufferPointer(rebasing: raw[0..<Int(n)]), at: &pos))
+                        return .success(try tunnelParser!.parse(UnsafeRawBufferPointer(rebasing: raw[0..<Int(n)]), at: &pos))
                     } catch { return .failure(error) }
                 }
                 switch verdict {
                 case .failure(let e): return fail("proxy: " + e.message)
-                case .success(true): if let step = startTLS(now) { return step }
+                case .success(true):
+                    tunnelParser = nil
+                    tunnelRequest = []
+                    if let step = startTLS(now) { return step }
                 case .success(false): break
                 }
             case .handshaking:

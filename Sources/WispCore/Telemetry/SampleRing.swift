@@ -118,9 +118,13 @@ public struct SampleRing {
     /// Appends a record read back from the buffer file (already checked with
     /// `SampleRecord.validCount`).
     @discardableResult
-    public mutating func append<C: RandomAccessCollection>(record bytes: C) -> UInt64? where C.Element == UInt8, C.Index == Int {
-        let n = Int(bytes[bytes.startIndex + 16])
-        return append(time: SampleRecord.time(bytes), values: (0..<n).lazy.map { SampleRecord.value(bytes, $0) }, seq: SampleRecord.seq(bytes))
+    public mutating func append(record bytes: ArraySlice<UInt8>) -> UInt64? {
+        let seq = SampleRecord.seq(bytes)
+        guard append(time: 0, values: EmptyCollection(), seq: seq) != nil else { return nil }
+        // The same layout: the record goes into its slot byte for byte.
+        let base = slot(count - 1) * recordSize
+        for (k, b) in bytes.enumerated() where k < recordSize { storage[base + k] = b }
+        return seq
     }
 
     public struct RecordValues: Sequence, IteratorProtocol {
