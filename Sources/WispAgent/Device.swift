@@ -30,12 +30,13 @@ public struct Device<T: Transport> {
     let watchdogInterval = Systemd.watchdogInterval
     var nextWatchdog: UInt64 = 0
 
-    /// `driver` carries the session for `loaded` (`Agent.driver` makes the real one).
-    public init(_ loaded: LoadedConfig, backlog previous: Backlog?, signals: Int32, driver: Driver<T>) {
+    /// `driver` carries the session for `loaded` (`Agent.driver` makes the real one). It is
+    /// made after the thing model: sensor discovery's directory buffers and the session's
+    /// must not be alive at once (the start-up heap peak).
+    public init(_ loaded: LoadedConfig, backlog previous: Backlog?, signals: Int32, driver makeDriver: @autoclosure () -> Driver<T>) {
         self.loaded = loaded
         self.signals = signals
         let device = loaded.device
-        let config = driver.session.config
         topics = Agent.topics(loaded)
         thing = Thing(device)
         if let previous, previous.names == thing.names, previous.ring.capacity == device.bufferSamples, device.bufferFile == nil {
@@ -44,8 +45,8 @@ public struct Device<T: Transport> {
         } else {
             backlog = Backlog(names: thing.names, device: device)
         }
-        self.driver = driver
-        json = JSONWriter(capacity: config.maxOutboundPacket - topics.post.utf8.count - 8)
+        driver = makeDriver()
+        json = JSONWriter(capacity: driver.session.config.maxOutboundPacket - topics.post.utf8.count - 8)
         values.reserveCapacity(thing.sensors.count + device.outputs.count + 1)
         interval = UInt64(device.telemetryInterval) * 1000
         nextSample = System.monotonicMillis + interval
