@@ -28,9 +28,8 @@ int wisp_write_all(int32_t fd, const uint8_t *buf, size_t len) {
 }
 
 int64_t wisp_read_file(const char *path, uint8_t *buf, size_t cap) {
-    int fd;
-    do { fd = open(path, O_RDONLY | O_CLOEXEC); } while (fd < 0 && errno == EINTR);
-    if (fd < 0) return -errno;
+    int fd = wisp_open_read(path);
+    if (fd < 0) return fd;
     int64_t n = wisp_read_fd(fd, buf, cap);
     close(fd);
     return n;

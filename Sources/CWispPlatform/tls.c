@@ -206,11 +206,6 @@ int64_t wisp_tls_recv(void *tls, uint8_t *buf, size_t cap) {
     return -EIO;
 }
 
-size_t wisp_tls_pending(void *tls) {
-    struct wisp_tls *t = tls;
-    return mbedtls_ssl_get_bytes_avail(&t->ssl);
-}
-
 void wisp_tls_close(void *tls) {
     struct wisp_tls *t = tls;
     if (t == NULL) return;

@@ -26,7 +26,6 @@ final class FakeTransport: Transport {
     deinit { log.closed += 1 }
 
     var descriptor: Int32 { -1 }
-    var hasBufferedInput: Bool { !inbound.isEmpty }
 
     func open(now: UInt64) -> OpenStep {
         if openScript.isEmpty { return .waitWritable }

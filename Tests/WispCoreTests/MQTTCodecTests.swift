@@ -24,8 +24,8 @@ struct MQTTEncoderTests {
         ("PUBACK", "40 02 0005", { try MQTTEncoder.encodePuback(packetId: 5, into: &$0) }),
         ("SUBSCRIBE", "82 08 0001 0003 612f23 01", { try MQTTEncoder.encodeSubscribe([.init(topic: "a/#", qos: .atLeastOnce)], packetId: 1, into: &$0) }),
         ("UNSUBSCRIBE", "a2 05 0002 0001 61", { try MQTTEncoder.encodeUnsubscribe(["a"], packetId: 2, into: &$0) }),
-        ("PINGREQ", "c0 00", { try MQTTEncoder.encodePingreq(into: &$0) }),
-        ("DISCONNECT", "e0 00", { try MQTTEncoder.encodeDisconnect(into: &$0) }),
+        ("PINGREQ", "c0 00", { try $0.append(MQTTEncoder.pingreq) }),
+        ("DISCONNECT", "e0 00", { try $0.append(MQTTEncoder.disconnect) }),
     ]
 
     @Test(arguments: vectors)

@@ -98,9 +98,6 @@ int32_t wisp_tls_handshake(void *tls, char *err, size_t err_cap);
 int64_t wisp_tls_send(void *tls, const uint8_t *buf, size_t len);
 int64_t wisp_tls_recv(void *tls, uint8_t *buf, size_t cap);
 
-/// Decrypted bytes mbedTLS holds that poll() cannot see.
-size_t wisp_tls_pending(void *tls);
-
 /// Sends close_notify (best effort) and frees the context; does not close the socket.
 void wisp_tls_close(void *tls);
 

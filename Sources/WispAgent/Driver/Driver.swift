@@ -70,10 +70,10 @@ public struct Driver<T: Transport> {
             case .wait(let until):
                 if opening {
                     if let event = advanceOpen(now: now) { return event }
-                    if opening == false { continue }
                 } else if transport != nil {
                     if writeOutput(now: now) > 0 { continue }
-                    if readInput(now: now) { continue }  // TLS may hold decrypted bytes poll() cannot see
+                    // Read before every poll: TLS may hold decrypted bytes poll() cannot see.
+                    if readInput(now: now) { continue }
                 }
                 if now >= deadline { return .deadline }
                 var wake = min(until, deadline)

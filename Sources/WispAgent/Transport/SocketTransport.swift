@@ -43,11 +43,6 @@ public final class SocketTransport: Transport {
         return fd
     }
 
-    public var hasBufferedInput: Bool {
-        if let tls { return wisp_tls_pending(tls) > 0 }
-        return false
-    }
-
     public func open(now: UInt64) -> OpenStep {
         while true {
             switch stage {

@@ -16,8 +16,6 @@ public protocol Transport: AnyObject {
     func openTimedOut() -> String
     func send(_ bytes: UnsafeRawBufferPointer) -> Int64
     func receive(_ buffer: UnsafeMutableRawBufferPointer) -> Int64
-    /// Bytes already read and decrypted that poll() cannot see (TLS).
-    var hasBufferedInput: Bool { get }
 }
 
 public enum OpenStep: Equatable, Sendable {

@@ -134,19 +134,10 @@ public enum MQTTEncoder {
         for t in topics { putString(t, into: &buffer) }
     }
 
-    /// PINGREQ (MQTT 3.1.1 §3.12).
-    public static func encodePingreq(into buffer: inout ByteBuffer) throws(MQTTEncodeError) {
-        try begin(0xC0, remaining: 0, into: &buffer)
-    }
-
-    /// PINGREQ and DISCONNECT as bytes: two each, no variable part.
+    /// PINGREQ (MQTT 3.1.1 §3.12) and DISCONNECT (§3.14): two fixed bytes each, no
+    /// variable part, so they are constants the session frames from its reserve.
     public static let pingreq: [UInt8] = [0xC0, 0x00]
     public static let disconnect: [UInt8] = [0xE0, 0x00]
-
-    /// DISCONNECT (MQTT 3.1.1 §3.14).
-    public static func encodeDisconnect(into buffer: inout ByteBuffer) throws(MQTTEncodeError) {
-        try begin(0xE0, remaining: 0, into: &buffer)
-    }
 
     // MARK: pieces
 
