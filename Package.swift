@@ -9,8 +9,6 @@ import Foundation
 
 let environment = ProcessInfo.processInfo.environment
 let embedded = environment["WISP_EMBEDDED"] == "1"
-// Embedded String comparison needs the Unicode tables the toolchain ships per triple.
-let swiftRoot = environment["WISP_SWIFT_ROOT"] ?? "/opt/swift/usr"
 
 var swiftSettings: [SwiftSetting] = [
     .treatWarning("EmbeddedRestrictions", as: .error),
@@ -18,7 +16,8 @@ var swiftSettings: [SwiftSetting] = [
 if embedded {
     swiftSettings += [
         .enableExperimentalFeature("Embedded"),
-        .unsafeFlags(["-wmo", "-Osize"]),
+        // One section per function, so the release link's --gc-sections drops what nothing calls.
+        .unsafeFlags(["-wmo", "-Osize", "-Xfrontend", "-function-sections"]),
     ]
 }
 
@@ -41,9 +40,6 @@ func gitRevision() -> String {
     return String(head.prefix(12))
 }
 
-let embeddedLinking: [LinkerSetting] = embedded
-    ? [.unsafeFlags(["-L\(swiftRoot)/lib/swift/embedded/x86_64-unknown-linux-gnu"]), .linkedLibrary("swiftUnicodeDataTables")]
-    : []
 
 let package = Package(
     name: "wisp",
@@ -68,13 +64,12 @@ let package = Package(
         .target(name: "WispCore", swiftSettings: swiftSettings),
         .target(name: "WispAgent", dependencies: ["WispCore", "CWispPlatform"], swiftSettings: swiftSettings),
         .executableTarget(
-            name: "wisp", dependencies: ["WispAgent", "WispCore"], swiftSettings: swiftSettings,
-            linkerSettings: embeddedLinking
+            name: "wisp", dependencies: ["WispAgent", "WispCore"], swiftSettings: swiftSettings
         ),
         // Measurements for scripts/bench; built in both modes, not shipped.
         .executableTarget(
             name: "wisp-bench", dependencies: ["WispAgent", "WispCore", "CWispPlatform"], path: "Tests/Bench",
-            swiftSettings: swiftSettings, linkerSettings: embeddedLinking
+            swiftSettings: swiftSettings
         ),
         .testTarget(name: "WispCoreTests", dependencies: ["WispCore"]),
         .testTarget(name: "WispAgentTests", dependencies: ["WispAgent", "WispCore", "CWispPlatform"]),

@@ -39,7 +39,7 @@ public struct Device<T: Transport> {
         let device = loaded.device
         topics = Agent.topics(loaded)
         thing = Thing(device)
-        if let previous, previous.names == thing.names, previous.ring.capacity == device.bufferSamples, device.bufferFile == nil {
+        if let previous, previous.names.elementsEqual(thing.names, by: { $0.equals($1) }), previous.ring.capacity == device.bufferSamples, device.bufferFile == nil {
             previous.ring.requeueInFlight()
             backlog = previous
         } else {

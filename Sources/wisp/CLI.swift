@@ -95,14 +95,14 @@ struct CLI {
     }
 
     /// `--name VALUE` pairs (and the flag --verbose); anything else is a usage error.
-    static func parse(_ args: [String], allowing names: [String]) -> [String: String]? {
-        var options: [String: String] = [:]
+    static func parse(_ args: [String], allowing names: [String]) -> Options? {
+        var options = Options()
         var i = 0
         while i < args.count {
             let name = args[i]
-            guard names.contains(name) else { _ = usage("unknown option '" + name + "'"); return nil }
+            guard names.containsToken(name) else { _ = usage("unknown option '" + name + "'"); return nil }
             if options[name] != nil { _ = usage("option " + name + " given twice"); return nil }
-            if name == "--verbose" || name == "--online" {
+            if name.equals("--verbose") || name.equals("--online") {
                 options[name] = "1"
                 i += 1
                 continue
@@ -167,5 +167,14 @@ struct CLI {
         System.out("mqttUsername=" + (credentials.username ?? ""))
         System.out("mqttPassword=" + (credentials.password ?? ""))
         return .ok
+    }
+
+    /// The options given, by name (a handful: a list, compared by bytes; see Tokens.swift).
+    struct Options {
+        var given: [(name: String, value: String)] = []
+        subscript(name: String) -> String? {
+            get { given.first(where: { $0.name.equals(name) })?.value }
+            set { if let newValue { given.append((name, newValue)) } }
+        }
     }
 }

@@ -11,11 +11,11 @@ struct Bench {
     static func main() {
         let a = System.arguments
         var code = ExitCode.usage
-        if a.count == 3 && a[0] == "cycles", let n = Int(a[2]) {
+        if a.count == 3 && a[0].equals("cycles"), let n = Int(a[2]) {
             code = cycles(configPath: a[1], count: n)
-        } else if a.count == 2 && a[0] == "codec", let n = Int(a[1]) {
+        } else if a.count == 2 && a[0].equals("codec"), let n = Int(a[1]) {
             code = codec(n)
-        } else if a.count == 4 && a[0] == "burst", let port = UInt16(a[1]), let n = Int(a[2]), let q = Int(a[3]) {
+        } else if a.count == 4 && a[0].equals("burst"), let port = UInt16(a[1]), let n = Int(a[2]), let q = Int(a[3]) {
             code = burst(port: port, count: n, qos: q == 1 ? .atLeastOnce : .atMostOnce)
         } else {
             System.write("usage: wisp-bench cycles KEYFILE N | codec N | burst PORT N QOS\n", to: 2)
@@ -55,7 +55,7 @@ struct Bench {
                 if case .data(let r) = e {
                     var p = r.lowerBound
                     let slice = UnsafeRawBufferPointer(rebasing: inbound.bytes[0..<r.upperBound])
-                    if case .publish(let pub)?? = try? decoder.decode(slice, at: &p) { checksum &+= pub.payload.count }
+                    if case .publish(let pub)? = try? decoder.decode(slice, at: &p) { checksum &+= pub.payload.count }
                 }
             }
         }

@@ -73,9 +73,9 @@ public enum BoardIdentity {
             if !s.isEmpty && KeyFile.isClientId(s) { return s }
         }
         if let cpuinfo = System.readText(System.board("/proc/cpuinfo")) {
-            for line in cpuinfo.split(separator: "\n") where line.hasPrefix("Serial") {
-                if let colon = line.firstIndex(of: ":") {
-                    let s = clean(String(line[line.index(after: colon)...]))
+            for line in cpuinfo.pieces("\n") where line.startsWith("Serial") {
+                if let colon = line.utf8.firstIndex(of: UInt8(ascii: ":")) {
+                    let s = clean(String(decoding: line.utf8[line.utf8.index(after: colon)...], as: UTF8.self))
                     if !s.isEmpty && KeyFile.isClientId(s) && s.utf8.contains(where: { $0 != UInt8(ascii: "0") }) { return s }
                 }
             }
@@ -85,10 +85,10 @@ public enum BoardIdentity {
 
     static func macAddress() -> String? {
         let base = System.board("/sys/class/net")
-        for name in System.listDirectory(base) where name != "lo" {
+        for name in System.listDirectory(base) where !name.equals("lo") {
             guard let text = System.readText(base + "/" + name + "/address") else { continue }
             let mac = clean(text)
-            if mac.utf8.count == 17 && mac != "00:00:00:00:00:00" { return mac }
+            if mac.utf8.count == 17 && !mac.equals("00:00:00:00:00:00") { return mac }
         }
         return nil
     }

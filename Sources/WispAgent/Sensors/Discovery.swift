@@ -6,7 +6,7 @@ public enum Discovery {
     public static func sources() -> [SensorSource] {
         var found: [SensorSource] = []
         let thermal = System.board("/sys/class/thermal")
-        for name in System.listDirectory(thermal) where name.hasPrefix("thermal_zone") {
+        for name in System.listDirectory(thermal) where name.startsWith("thermal_zone") {
             let type = Sensor.trimmed(System.readText(thermal + "/" + name + "/type", limit: 128) ?? "")
             found.append(.thermal(zone: type.isEmpty ? name : type))
         }
@@ -14,26 +14,26 @@ public enum Discovery {
         for name in System.listDirectory(hwmon) {
             let dir = hwmon + "/" + name
             let chip = Sensor.trimmed(System.readText(dir + "/name", limit: 128) ?? name)
-            for file in System.listDirectory(dir) where file.hasSuffix("_input") {
+            for file in System.listDirectory(dir) where file.endsWith("_input") {
                 let stem = String(file.utf8.dropLast(6))!
                 let label = Sensor.trimmed(System.readText(dir + "/" + stem + "_label", limit: 128) ?? "")
                 found.append(.hwmon(chip: chip, input: label.isEmpty || label.utf8.contains(UInt8(ascii: " ")) ? stem : label))
             }
         }
         let iio = System.board("/sys/bus/iio/devices")
-        for name in System.listDirectory(iio) where name.hasPrefix("iio:device") {
+        for name in System.listDirectory(iio) where name.startsWith("iio:device") {
             let dir = iio + "/" + name
             let device = Sensor.trimmed(System.readText(dir + "/name", limit: 128) ?? name)
             var channels: [String] = []
-            for file in System.listDirectory(dir) where file.hasPrefix("in_") && (file.hasSuffix("_input") || file.hasSuffix("_raw")) {
+            for file in System.listDirectory(dir) where file.startsWith("in_") && (file.endsWith("_input") || file.endsWith("_raw")) {
                 var bytes = Array(file.utf8.dropFirst(3))
-                bytes.removeLast(file.hasSuffix("_raw") ? 4 : 6)
+                bytes.removeLast(file.endsWith("_raw") ? 4 : 6)
                 let channel = String(decoding: bytes, as: UTF8.self)
-                if !channels.contains(channel) { channels.append(channel) }
+                if !channels.containsToken(channel) { channels.append(channel) }
             }
             for c in channels { found.append(.iio(device: device, channel: c)) }
         }
-        for name in System.listDirectory(System.board("/sys/bus/w1/devices")) where name.hasPrefix("28-") {
+        for name in System.listDirectory(System.board("/sys/bus/w1/devices")) where name.startsWith("28-") {
             found.append(.w1(id: name))
         }
         for metric in SystemMetric.allCases { found.append(.system(metric)) }
@@ -43,8 +43,8 @@ public enum Discovery {
     /// GPIO chips (/dev/gpiochipN) with their line counts when sysfs tells.
     public static func gpioChips() -> [String] {
         var chips: [String] = []
-        for name in System.listDirectory(System.board("/dev")) where name.hasPrefix("gpiochip") { chips.append(name) }
-        for name in System.listDirectory(System.board("/sys/bus/gpio/devices")) where name.hasPrefix("gpiochip") && !chips.contains(name) {
+        for name in System.listDirectory(System.board("/dev")) where name.startsWith("gpiochip") { chips.append(name) }
+        for name in System.listDirectory(System.board("/sys/bus/gpio/devices")) where name.startsWith("gpiochip") && !chips.containsToken(name) {
             chips.append(name)
         }
         return chips

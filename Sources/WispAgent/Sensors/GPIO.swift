@@ -26,7 +26,7 @@ public final class GPIOLine {
     /// plus the line offset; exported on demand.
     static func openSysfs(chip: String, line: Int, output: Bool, chardevError: Int32) -> Result<GPIOLine, SystemError> {
         let dir = System.board("/sys/bus/gpio/devices/" + chip + "/gpio")
-        guard let entry = System.listDirectory(dir).first(where: { $0.hasPrefix("gpiochip") }),
+        guard let entry = System.listDirectory(dir).first(where: { $0.startsWith("gpiochip") }),
               let base = Int(String(entry.utf8.dropFirst(8))!) else {
             return .failure(SystemError(errno: chardevError))
         }

@@ -142,13 +142,13 @@ public struct Sensor {
         case .thermal(let zone):
             let base = System.board("/sys/class/thermal")
             var fallback: String?
-            for name in System.listDirectory(base) where name.hasPrefix("thermal_zone") {
+            for name in System.listDirectory(base) where name.startsWith("thermal_zone") {
                 let dir = base + "/" + name
                 let type = trimmed(System.readText(dir + "/type", limit: 128) ?? "")
                 if zone.isEmpty {  // automatic: the CPU/SoC zone, else the first
                     if fallback == nil { fallback = dir }
-                    if type.hasPrefix("cpu") || type.hasPrefix("soc") || type.hasPrefix("x86_pkg") { return .success(.number(path: CPath(dir + "/temp"), multiply: 0.001, add: 0)) }
-                } else if name == zone || type == zone {
+                    if type.startsWith("cpu") || type.startsWith("soc") || type.startsWith("x86_pkg") { return .success(.number(path: CPath(dir + "/temp"), multiply: 0.001, add: 0)) }
+                } else if name.equals(zone) || type.equals(zone) {
                     return .success(.number(path: CPath(dir + "/temp"), multiply: 0.001, add: 0))
                 }
             }
@@ -158,27 +158,27 @@ public struct Sensor {
             let base = System.board("/sys/class/hwmon")
             for name in System.listDirectory(base) {
                 let dir = base + "/" + name
-                guard trimmed(System.readText(dir + "/name", limit: 128) ?? "") == chip else { continue }
+                guard trimmed(System.readText(dir + "/name", limit: 128) ?? "").equals(chip) else { continue }
                 var stem: String?
                 if System.fileMode(dir + "/" + input + "_input").isSuccess { stem = input }
-                for file in System.listDirectory(dir) where stem == nil && file.hasSuffix("_label") {
-                    if trimmed(System.readText(dir + "/" + file, limit: 128) ?? "") == input {
+                for file in System.listDirectory(dir) where stem == nil && file.endsWith("_label") {
+                    if trimmed(System.readText(dir + "/" + file, limit: 128) ?? "").equals(input) {
                         stem = String(file.utf8.dropLast(6))!
                     }
                 }
                 guard let stem else { return .failure(SensorError("hwmon chip " + chip + " has no input or label " + input)) }
                 // Units (Documentation/hwmon/sysfs-interface): m°C, mV, RPM, µW, mA.
-                let multiply = stem.hasPrefix("power") ? 0.000001 : stem.hasPrefix("fan") ? 1 : 0.001
+                let multiply = stem.startsWith("power") ? 0.000001 : stem.startsWith("fan") ? 1 : 0.001
                 return .success(.number(path: CPath(dir + "/" + stem + "_input"), multiply: multiply, add: 0))
             }
             return .failure(SensorError("no hwmon chip named " + chip + " in " + base))
         case .iio(let device, let channel):
             let base = System.board("/sys/bus/iio/devices")
-            for name in System.listDirectory(base) where name.hasPrefix("iio:device") {
+            for name in System.listDirectory(base) where name.startsWith("iio:device") {
                 let dir = base + "/" + name
-                guard trimmed(System.readText(dir + "/name", limit: 128) ?? "") == device else { continue }
+                guard trimmed(System.readText(dir + "/name", limit: 128) ?? "").equals(device) else { continue }
                 // IIO ABI units: temp m°C, humidityrelative m%, voltage mV, pressure kPa, illuminance lux.
-                let multiply = channel.hasPrefix("temp") || channel.hasPrefix("humidityrelative") || channel.hasPrefix("voltage") ? 0.001 : 1
+                let multiply = channel.startsWith("temp") || channel.startsWith("humidityrelative") || channel.startsWith("voltage") ? 0.001 : 1
                 let input = dir + "/in_" + channel + "_input"
                 if System.fileMode(input).isSuccess { return .success(.number(path: CPath(input), multiply: multiply, add: 0)) }
                 let raw = dir + "/in_" + channel + "_raw"
@@ -212,7 +212,7 @@ public struct Sensor {
                 return .failure(SensorError("the firmware does not expose throttling flags (" + path + ")"))
             }
         case .file(let path, let scale, let offset):
-            let p = path.hasPrefix("/sys/") || path.hasPrefix("/proc/") || path.hasPrefix("/dev/") ? System.board(path) : path
+            let p = path.startsWith("/sys/") || path.startsWith("/proc/") || path.startsWith("/dev/") ? System.board(path) : path
             return .success(.number(path: CPath(p), multiply: scale, add: offset))
         }
     }

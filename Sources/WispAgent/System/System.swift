@@ -75,7 +75,7 @@ public enum System {
         if n <= 0 { return [] }
         var names: [String] = []
         for part in buf[0..<Int(n)].split(separator: 0) { names.append(String(decoding: part, as: UTF8.self)) }
-        return names.sorted()
+        return names.sorted { $0.precedes($1) }
     }
 
     public static var monotonicMillis: UInt64 { wisp_monotonic_ms() }

@@ -55,9 +55,9 @@ public struct AlinkTopics: Sendable, Equatable {
 
     /// What a refused subscription costs the device, for the log.
     public func consequenceOfRefusing(_ topic: String) -> String {
-        if topic == set { return "property sets from the platform will not arrive" }
-        if topic == postReply { return "post replies will not arrive" }
-        if topic == ntpResponse { return "platform time will not arrive" }
+        if topic.equals(set) { return "property sets from the platform will not arrive" }
+        if topic.equals(postReply) { return "post replies will not arrive" }
+        if let ntpResponse, topic.equals(ntpResponse) { return "platform time will not arrive" }
         return "its messages will not arrive"
     }
 }

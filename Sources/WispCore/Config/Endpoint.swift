@@ -1,7 +1,7 @@
 /// Where the broker is: `ws://`, `wss://` (MQTT in WebSocket frames, the platform's way),
 /// or `mqtt://`, `mqtts://` (the same session over plain TCP or TLS).
 public struct Endpoint: Sendable, Equatable {
-    public enum Scheme: String, Sendable {
+    public enum Scheme: String, Sendable, CaseIterable {
         case ws, wss, mqtt, mqtts, http
 
         var defaultPort: UInt16 {
@@ -54,7 +54,8 @@ public struct Endpoint: Sendable, Equatable {
     public init?(parsing text: String, allowing schemes: [Scheme] = [.ws, .wss, .mqtt, .mqtts]) {
         let bytes = Array(text.utf8)
         guard let sep = Self.find(bytes, "://") else { return nil }
-        guard let scheme = Scheme(rawValue: String(decoding: bytes[0..<sep], as: UTF8.self).lowercased()),
+        let name = String(decoding: bytes[0..<sep], as: UTF8.self).asciiLowercased()
+        guard let scheme = Scheme.allCases.first(where: { $0.rawValue.equals(name) }),
               schemes.contains(scheme) else { return nil }
         var i = sep + 3
         var host: [UInt8]

@@ -30,7 +30,7 @@ public enum KeyFile {
 
     /// Parses the text of a key file.
     public static func parse(_ text: String) throws(KeyFileError) -> DeviceConfig {
-        var values: [String: (value: String, line: Int)] = [:]
+        var values = Entries()
         var sensors: [SensorSpec] = []
         var outputs: [OutputSpec] = []
         var things: [(name: String, line: Int)] = []
@@ -47,13 +47,13 @@ public enum KeyFile {
             if value.count >= 2 && value.first == UInt8(ascii: "\"") && value.last == UInt8(ascii: "\"") {
                 value = Array(value[1..<(value.count - 1)])
             }
-            if key.hasPrefix("sensor.") || key.hasPrefix("output.") {
-                let isSensor = key.hasPrefix("sensor.")
+            if key.startsWith("sensor.") || key.startsWith("output.") {
+                let isSensor = key.startsWith("sensor.")
                 let name = String(key.utf8.dropFirst(7))!
                 guard SensorSyntax.isIdentifier(name) else {
                     throw KeyFileError(line: lineNumber, problem: .badValue(key, allowed: "a property identifier after the dot: a letter, then letters, digits or _"))
                 }
-                if let first = things.first(where: { $0.name == name }) {
+                if let first = things.first(where: { $0.name.equals(name) }) {
                     throw KeyFileError(line: lineNumber, problem: .duplicate(name, firstLine: first.line))
                 }
                 let text = String(decoding: value, as: UTF8.self)
@@ -71,17 +71,17 @@ public enum KeyFile {
                 things.append((name, lineNumber))
                 continue
             }
-            guard keys.contains(where: { $0.name == key }) else {
+            guard keys.contains(where: { $0.name.equals(key) }) else {
                 throw KeyFileError(line: lineNumber, problem: .unknownKey(key))
             }
             if let first = values[key] {
                 throw KeyFileError(line: lineNumber, problem: .duplicate(key, firstLine: first.line))
             }
-            values[key] = (String(decoding: value, as: UTF8.self), lineNumber)
+            values.items.append((key, String(decoding: value, as: UTF8.self), lineNumber))
         }
 
         func bad(_ key: String) -> KeyFileError {
-            let allowed = keys.first(where: { $0.name == key })?.allowed ?? ""
+            let allowed = keys.first(where: { $0.name.equals(key) })?.allowed ?? ""
             return KeyFileError(line: values[key]?.line ?? 0, problem: .badValue(key, allowed: allowed))
         }
         func missing(_ key: String, _ why: String) -> KeyFileError {
@@ -118,7 +118,7 @@ public enum KeyFile {
             }
             var stamp = DeviceConfig.SignTimestamp.now
             if let t = try string("sign_timestamp") {
-                if t == "now" { stamp = .now } else if t == "off" { stamp = .off } else {
+                if t.equals("now") { stamp = .now } else if t.equals("off") { stamp = .off } else {
                     guard parseDecimal(t) != nil, t.utf8.count <= 15 else { throw bad("sign_timestamp") }
                     stamp = .fixed(t)
                 }
@@ -144,15 +144,15 @@ public enum KeyFile {
         config.bufferSamples = try integer("buffer_samples", in: 1...100_000) ?? max(60, min(100_000, 3600 / config.telemetryInterval))
         config.bufferFile = try string("buffer_file")
         if let insecure = try string("tls_insecure") {
-            if insecure == "true" { config.tlsInsecure = true } else if insecure == "false" { config.tlsInsecure = false } else { throw bad("tls_insecure") }
+            if insecure.equals("true") { config.tlsInsecure = true } else if insecure.equals("false") { config.tlsInsecure = false } else { throw bad("tls_insecure") }
         }
         if let allow = try string("allow_plaintext_control") {
-            if allow == "true" { config.allowPlaintextControl = true } else if allow == "false" { config.allowPlaintextControl = false } else {
+            if allow.equals("true") { config.allowPlaintextControl = true } else if allow.equals("false") { config.allowPlaintextControl = false } else {
                 throw bad("allow_plaintext_control")
             }
         }
         if let p = try string("proxy") {
-            guard let proxy = Endpoint(parsing: p, allowing: [.http]), proxy.path == Endpoint.defaultPath else { throw bad("proxy") }
+            guard let proxy = Endpoint(parsing: p, allowing: [.http]), proxy.path.equals(Endpoint.defaultPath) else { throw bad("proxy") }
             config.proxy = proxy
         }
         if let topic = try string("will_topic") {
@@ -189,6 +189,16 @@ public enum KeyFile {
     }
 
     static func trim(_ bytes: [UInt8]) -> [UInt8] { Array(DecimalScan.trimmed(bytes)) }
+
+    /// The file's `key = value` lines in order: a few dozen at most, so a list searched by
+    /// bytes (a `Dictionary<String, _>` would hash with Unicode normalisation; see Tokens.swift).
+    struct Entries {
+        var items: [(key: String, value: String, line: Int)] = []
+        subscript(key: String) -> (value: String, line: Int)? {
+            guard let e = items.first(where: { $0.key.equals(key) }) else { return nil }
+            return (e.value, e.line)
+        }
+    }
 }
 
 /// A key-file problem: the line (0 when the file as a whole is at fault) and what is wrong.

@@ -78,33 +78,33 @@ public enum SensorSyntax {
 
     /// Parses the value of a `sensor.NAME` line; nil when it is not of the syntax above.
     public static func parseSensor(identifier: String, _ text: String) -> SensorSpec? {
-        var words = text.split(separator: " ", omittingEmptySubsequences: true).map(String.init)
+        var words = text.pieces(" ", omittingEmpty: true)
         guard !words.isEmpty else { return nil }
         let main = words.removeFirst()
         var spec = SensorSpec(identifier: identifier, source: .system(.load))
         for word in words {
-            let kv = word.split(separator: "=", maxSplits: 1).map(String.init)
+            let kv = word.pieces("=", maxSplits: 1)
             guard kv.count == 2 else { return nil }
-            if kv[0] == "deadband", let d = parseNumber(kv[1]), d >= 0 { spec.deadband = d }
-            else if kv[0] == "every", let n = KeyFile.parseDecimal(kv[1]), n >= 1, n <= 10_000 { spec.every = n }
+            if kv[0].equals("deadband"), let d = parseNumber(kv[1]), d >= 0 { spec.deadband = d }
+            else if kv[0].equals("every"), let n = KeyFile.parseDecimal(kv[1]), n >= 1, n <= 10_000 { spec.every = n }
             else { return nil }
         }
-        let parts = main.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
+        let parts = main.pieces(":", maxSplits: 1)
         guard parts.count == 2, !parts[1].isEmpty else { return nil }
-        let args = parts[1].split(separator: ":", omittingEmptySubsequences: false).map(String.init)
+        let args = parts[1].pieces(":")
         switch parts[0] {
         case "thermal" where args.count == 1: spec.source = .thermal(zone: args[0])
         case "hwmon" where args.count == 2 && !args[0].isEmpty && !args[1].isEmpty: spec.source = .hwmon(chip: args[0], input: args[1])
         case "iio" where args.count == 2 && !args[0].isEmpty && !args[1].isEmpty: spec.source = .iio(device: args[0], channel: args[1])
-        case "w1" where args.count == 1 && args[0].hasPrefix("28-"): spec.source = .w1(id: args[0])
+        case "w1" where args.count == 1 && args[0].startsWith("28-"): spec.source = .w1(id: args[0])
         case "gpio":
-            guard args.count == 2, args[0].hasPrefix("gpiochip"), let line = KeyFile.parseDecimal(args[1]), line < 1024 else { return nil }
+            guard args.count == 2, args[0].startsWith("gpiochip"), let line = KeyFile.parseDecimal(args[1]), line < 1024 else { return nil }
             spec.source = .gpio(chip: args[0], line: line)
         case "system":
-            guard args.count == 1, let metric = SystemMetric(rawValue: args[0]) else { return nil }
+            guard args.count == 1, let metric = SystemMetric.allCases.first(where: { $0.rawValue.equals(args[0]) }) else { return nil }
             spec.source = .system(metric)
         case "file":
-            guard args[0].hasPrefix("/"), args.count <= 3 else { return nil }
+            guard args[0].startsWith("/"), args.count <= 3 else { return nil }
             var scale = 1.0, offset = 0.0
             if args.count >= 2 { guard let s = parseNumber(args[1]) else { return nil }; scale = s }
             if args.count == 3 { guard let o = parseNumber(args[2]) else { return nil }; offset = o }

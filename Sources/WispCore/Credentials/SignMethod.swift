@@ -3,12 +3,8 @@ public enum SignMethod: String, Sendable, CaseIterable {
     case hmacmd5, hmacsha1, hmacsha256
 
     public init?(name: String) {
-        switch name {
-        case "hmacmd5": self = .hmacmd5
-        case "hmacsha1": self = .hmacsha1
-        case "hmacsha256": self = .hmacsha256
-        default: return nil
-        }
+        guard let method = Self.allCases.first(where: { $0.rawValue.equals(name) }) else { return nil }
+        self = method
     }
 }
 
