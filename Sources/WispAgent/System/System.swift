@@ -5,7 +5,8 @@ import WispCore
 /// turned into one sentence here, at the edge.
 public enum System {
     /// `WISP_ROOT` moves /sys, /proc and /dev under a folder (tests, copies of a board).
-    public static let root: String = environment("WISP_ROOT") ?? ""
+    /// Set once at start; unit tests that build a fake tree point it there (serialised).
+    nonisolated(unsafe) public static var root: String = environment("WISP_ROOT") ?? ""
 
     /// `path` under `WISP_ROOT` when it starts with /sys, /proc or /dev.
     public static func board(_ path: String) -> String {

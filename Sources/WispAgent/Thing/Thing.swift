@@ -16,7 +16,9 @@ public struct Thing {
     var outputs: [Output] = []
     /// The outputs' property identifiers, in `outputs` order.
     let outputNames: [String]
-    var scratch = ByteBuffer(capacity: 8192)
+    /// One page: a sysfs attribute is at most PAGE_SIZE (4 KiB on the boards wisp runs on),
+    /// and the procfs lines wisp reads (MemAvailable, /proc/net/wireless) are near the top.
+    var scratch = ByteBuffer(capacity: 4096)
     var failing: [Bool] = []
     /// False over a link anyone on the path can write to (DeviceConfig.controlAllowed).
     let controlAllowed: Bool
