@@ -43,20 +43,25 @@ int wisp_random(uint8_t *buf, size_t len);
 /// Returned by wisp_connect_step while a connect is in progress.
 #define WISP_CONNECT_PENDING (-2)
 
-/// Starts opening a TCP connection to `host`:`port`: resolves it (getaddrinfo, the one
-/// blocking step) and returns a context, or NULL with one sentence in `err`.
+/// Starts opening a TCP connection to `host`:`port` without blocking: an address literal
+/// is parsed here; a name is resolved by a forked child (getaddrinfo), whose answer comes
+/// through a pipe. Returns a context, or NULL with one sentence in `err`.
 void *wisp_connect_start(const char *host, uint16_t port, char *err, size_t err_cap);
 
 /// Advances the connect without blocking, trying every address in order: the connected,
-/// non-blocking, close-on-exec socket (now the caller's); WISP_CONNECT_PENDING while one
-/// is in progress (poll wisp_connect_fd for writable, then step again); or -1 with one
-/// sentence in `err` when every address failed. The caller keeps the deadline.
+/// non-blocking, close-on-exec socket (now the caller's); WISP_CONNECT_PENDING while the
+/// name resolves (poll wisp_connect_fd for readable) or a connect is in progress (poll it
+/// for writable), then step again; or -1 with one sentence in `err` when the name did not
+/// resolve or every address failed. The caller keeps the deadline.
 int32_t wisp_connect_step(void *ctx, char *err, size_t err_cap);
 
-/// The socket being connected (for poll), or -1.
+/// The resolver's pipe or the socket being connected (for poll), or -1.
 int32_t wisp_connect_fd(void *ctx);
 
-/// Frees the context, closing a socket still connecting.
+/// 1 while the host name resolves (wisp_connect_fd is the pipe: poll it for readable).
+int32_t wisp_connect_resolving(void *ctx);
+
+/// Frees the context, closing a socket still connecting and ending a resolver child.
 void wisp_connect_free(void *ctx);
 
 /// Sends from a non-blocking socket: bytes sent, 0 when it would block, or -errno.

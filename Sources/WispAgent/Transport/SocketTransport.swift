@@ -53,7 +53,7 @@ public final class SocketTransport: Transport {
                 enter(.connecting, now)
             case .connecting:
                 let r = err.withUnsafeMutableBufferPointer { e in wisp_connect_step(connector, e.baseAddress, e.count) }
-                if r == WISP_CONNECT_PENDING { return .waitWritable }
+                if r == WISP_CONNECT_PENDING { return wisp_connect_resolving(connector) != 0 ? .waitReadable : .waitWritable }
                 wisp_connect_free(connector)
                 connector = nil
                 if r < 0 { return fail((proxy != nil ? "proxy: " : "") + errorText()) }
