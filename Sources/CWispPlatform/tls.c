@@ -1,7 +1,16 @@
 // tls.c — the TLS client, used the way mbedTLS's own ssl_client1.c reads:
-// 1. seed the RNG, 2. load the roots, 3. configure (wisp_tls_start), 4. handshake one step
-// at a time (wisp_tls_handshake, the caller polls between steps), 5. I/O; one cleanup block
-// frees in reverse order; retries only on WANT_READ/WANT_WRITE.
+// 1. seed the RNG, 2. configure (wisp_tls_start), 3. handshake one step at a time
+// (wisp_tls_handshake, the caller polls between steps), 4. verify the server's chain
+// against the roots it names, 5. I/O; one cleanup block frees in reverse order; retries
+// only on WANT_READ/WANT_WRITE.
+//
+// Trust anchors on demand: the system bundle holds ~140 roots, ~600 KB once parsed, more
+// than everything else wisp holds. So the handshake runs with verification OPTIONAL and no
+// roots loaded; when it completes, before a byte of application data, the bundle is read
+// one certificate at a time, only the roots whose subject is the issuer of a certificate
+// the server sent are parsed, and the chain is verified against them with the same
+// profile, host name and IP check mbedTLS's handshake applies. They are freed at once.
+// Any failure closes the connection as the REQUIRED mode would.
 // Written against mbedTLS 2.28 (Debian 12); version differences stay in this file.
 #define _GNU_SOURCE
 #include "wisp_platform.h"
@@ -17,6 +26,8 @@
 #include <mbedtls/entropy.h>
 #include <mbedtls/error.h>
 #include <mbedtls/net_sockets.h>
+#include <mbedtls/asn1.h>
+#include <mbedtls/base64.h>
 #include <mbedtls/ssl.h>
 #include <mbedtls/x509_crt.h>
 
@@ -26,7 +37,8 @@ struct wisp_tls {
     mbedtls_net_context net;
     mbedtls_entropy_context entropy;
     mbedtls_ctr_drbg_context drbg;
-    mbedtls_x509_crt roots;
+    const char *bundle;       // NULL: insecure, nothing verified
+    char bundle_path[256];
     mbedtls_ssl_config conf;
     mbedtls_ssl_context ssl;
     // A write that returned WANT_WRITE: mbedTLS holds its record and must be called
@@ -43,7 +55,6 @@ struct wisp_tls {
 static void free_all(struct wisp_tls *t) {
     mbedtls_ssl_free(&t->ssl);
     mbedtls_ssl_config_free(&t->conf);
-    mbedtls_x509_crt_free(&t->roots);
     mbedtls_ctr_drbg_free(&t->drbg);
     mbedtls_entropy_free(&t->entropy);
     free(t);
@@ -93,7 +104,6 @@ void *wisp_tls_start(int32_t fd, const char *host, const char *ca_file, int32_t 
     snprintf(t->host, sizeof t->host, "%s", host);
     mbedtls_ssl_init(&t->ssl);
     mbedtls_ssl_config_init(&t->conf);
-    mbedtls_x509_crt_init(&t->roots);
     mbedtls_ctr_drbg_init(&t->drbg);
     mbedtls_entropy_init(&t->entropy);
     int ret;
@@ -105,20 +115,18 @@ void *wisp_tls_start(int32_t fd, const char *host, const char *ca_file, int32_t 
         goto fail;
     }
 
-    // 2. trusted roots (a bundle may hold several: a root rotation needs no new binary)
+    // The roots are read after the handshake (verify_chain); a bundle that cannot be
+    // opened fails here, before anything is sent.
     if (!insecure) {
         const char *bundle = ca_file != NULL ? ca_file : SYSTEM_BUNDLE;
-        ret = mbedtls_x509_crt_parse_file(&t->roots, bundle);
-        if (ret < 0) {
-            char what[300];
-            snprintf(what, sizeof what, "cannot load CA bundle %s", bundle);
-            describe(ret, what, err, err_cap);
+        FILE *f = fopen(bundle, "re");
+        if (f == NULL) {
+            snprintf(err, err_cap, "cannot load CA bundle %s: %s", bundle, strerror(errno));
             goto fail;
         }
-        if (t->roots.version == 0) {
-            snprintf(err, err_cap, "CA bundle %s holds no usable certificate", bundle);
-            goto fail;
-        }
+        fclose(f);
+        snprintf(t->bundle_path, sizeof t->bundle_path, "%s", bundle);
+        t->bundle = t->bundle_path;
     }
 
     // 3. configuration
@@ -128,8 +136,8 @@ void *wisp_tls_start(int32_t fd, const char *host, const char *ca_file, int32_t 
         goto fail;
     }
     mbedtls_ssl_conf_min_version(&t->conf, MBEDTLS_SSL_MAJOR_VERSION_3, MBEDTLS_SSL_MINOR_VERSION_3);  // TLS 1.2+
-    mbedtls_ssl_conf_authmode(&t->conf, insecure ? MBEDTLS_SSL_VERIFY_NONE : MBEDTLS_SSL_VERIFY_REQUIRED);
-    mbedtls_ssl_conf_ca_chain(&t->conf, &t->roots, NULL);
+    // OPTIONAL: the handshake records what it found and goes on; verify_chain decides.
+    mbedtls_ssl_conf_authmode(&t->conf, insecure ? MBEDTLS_SSL_VERIFY_NONE : MBEDTLS_SSL_VERIFY_OPTIONAL);
     mbedtls_ssl_conf_rng(&t->conf, mbedtls_ctr_drbg_random, &t->drbg);
     if ((ret = mbedtls_ssl_setup(&t->ssl, &t->conf)) != 0) {
         describe(ret, "TLS setup", err, err_cap);
@@ -155,11 +163,139 @@ fail:
     return NULL;
 }
 
-// 4. handshake, one step at a time: the caller polls in between, with its own deadline.
+// The subject Name (tag, length and value) of a DER certificate, found by walking
+// Certificate → TBSCertificate → [0] version, serial, signature, issuer, validity, subject
+// without parsing the rest (RFC 5280 §4.1). 0, or -1 when the DER is not of that shape.
+static int der_subject(unsigned char *der, size_t len, const unsigned char **subject, size_t *subject_len) {
+    unsigned char *p = der, *end = der + len;
+    size_t n;
+    int c = MBEDTLS_ASN1_CONSTRUCTED | MBEDTLS_ASN1_SEQUENCE;
+    if (mbedtls_asn1_get_tag(&p, end, &n, c) != 0) return -1;
+    end = p + n;
+    if (mbedtls_asn1_get_tag(&p, end, &n, c) != 0) return -1;  // tbsCertificate
+    end = p + n;
+    if (mbedtls_asn1_get_tag(&p, end, &n, MBEDTLS_ASN1_CONTEXT_SPECIFIC | MBEDTLS_ASN1_CONSTRUCTED | 0) == 0) p += n;
+    const int skip[] = {MBEDTLS_ASN1_INTEGER, c, c, c};  // serial, signature, issuer, validity
+    for (size_t i = 0; i < sizeof skip / sizeof skip[0]; i++) {
+        if (mbedtls_asn1_get_tag(&p, end, &n, skip[i]) != 0) return -1;
+        p += n;
+    }
+    unsigned char *start = p;
+    if (mbedtls_asn1_get_tag(&p, end, &n, c) != 0) return -1;
+    *subject = start;
+    *subject_len = (size_t)(p + n - start);
+    return 0;
+}
+
+static int issued_by(const unsigned char *subject, size_t len, const mbedtls_x509_crt *chain) {
+    for (const mbedtls_x509_crt *c = chain; c != NULL && c->raw.p != NULL; c = c->next) {
+        if (c->issuer_raw.len == len && memcmp(c->issuer_raw.p, subject, len) == 0) return 1;
+    }
+    return 0;
+}
+
+// Appends to `roots` every certificate of the PEM bundle that issued one in `chain`,
+// reading one certificate at a time. Returns how many, or -1 with `err`.
+static int load_issuers(const char *bundle, const mbedtls_x509_crt *chain, mbedtls_x509_crt *roots,
+                        char *err, size_t err_cap) {
+    FILE *f = fopen(bundle, "re");
+    if (f == NULL) {
+        snprintf(err, err_cap, "cannot load CA bundle %s: %s", bundle, strerror(errno));
+        return -1;
+    }
+    enum { DER_CAP = 6144 };  // Debian's largest root is 2 KB of DER
+    unsigned char *der = malloc(DER_CAP);
+    char line[128];
+    size_t len = 0;
+    int inside = 0, found = 0, certificates = 0, lost = 0;
+    while (der != NULL && fgets(line, sizeof line, f) != NULL) {
+        size_t n = strcspn(line, "\r\n");
+        if (line[n] == '\0' && !feof(f)) lost = 1;  // a line longer than PEM's 64 columns
+        line[n] = '\0';
+        if (strcmp(line, "-----BEGIN CERTIFICATE-----") == 0) {
+            inside = 1;
+            len = 0;
+            lost = 0;
+        } else if (inside && strcmp(line, "-----END CERTIFICATE-----") == 0) {
+            inside = 0;
+            size_t subject_len = 0;
+            const unsigned char *subject = NULL;
+            if (!lost && der_subject(der, len, &subject, &subject_len) == 0) {
+                certificates++;
+                if (issued_by(subject, subject_len, chain) && mbedtls_x509_crt_parse_der(roots, der, len) == 0) found++;
+            }
+        } else if (inside && !lost) {
+            // PEM lines hold whole base64 quanta (64 characters, the last one padded), so
+            // each decodes on its own, straight after the DER decoded so far.
+            size_t got = 0;
+            if (mbedtls_base64_decode(der + len, DER_CAP - len, &got, (unsigned char *)line, n) != 0) lost = 1;
+            len += got;
+        }
+    }
+    int ok = der != NULL;
+    free(der);
+    fclose(f);
+    if (!ok) {
+        snprintf(err, err_cap, "out of memory reading CA bundle %s", bundle);
+        return -1;
+    }
+    if (certificates == 0) {
+        snprintf(err, err_cap, "CA bundle %s holds no usable certificate", bundle);
+        return -1;
+    }
+    return found;
+}
+
+static void refused(struct wisp_tls *t, uint32_t flags, char *err, size_t err_cap) {
+    if (flags == MBEDTLS_X509_BADCERT_CN_MISMATCH && t->ip_problem[0] != 0) {
+        snprintf(err, err_cap, "TLS certificate of %s refused: %s", t->host, t->ip_problem);
+        return;
+    }
+    char info[256];
+    mbedtls_x509_crt_verify_info(info, sizeof info, "", flags);
+    for (char *c = info; *c; c++) if (*c == '\n') *c = (c[1] ? ';' : '\0');
+    snprintf(err, err_cap, "TLS certificate of %s refused: %s", t->host, info);
+}
+
+// 4. The server's chain against the roots that issued it: 0, or -1 with `err`.
+static int verify_chain(struct wisp_tls *t, char *err, size_t err_cap) {
+    const mbedtls_x509_crt *peer = mbedtls_ssl_get_peer_cert(&t->ssl);
+    if (peer == NULL) {
+        snprintf(err, err_cap, "TLS certificate of %s refused: the server sent none", t->host);
+        return -1;
+    }
+    // What the handshake checked beyond the chain (key usage for the cipher suite, the
+    // extended key usage serverAuth) still counts; "not trusted" is ours to decide.
+    uint32_t usage = mbedtls_ssl_get_verify_result(&t->ssl) &
+                     (MBEDTLS_X509_BADCERT_KEY_USAGE | MBEDTLS_X509_BADCERT_EXT_KEY_USAGE | MBEDTLS_X509_BADCERT_NS_CERT_TYPE);
+    mbedtls_x509_crt roots;
+    mbedtls_x509_crt_init(&roots);
+    int found = load_issuers(t->bundle, peer, &roots, err, err_cap);
+    if (found < 0) {
+        mbedtls_x509_crt_free(&roots);
+        return -1;
+    }
+    uint32_t flags = 0;
+    t->ip_problem[0] = '\0';
+    int ret = mbedtls_x509_crt_verify_with_profile((mbedtls_x509_crt *)peer, found > 0 ? &roots : NULL, NULL,
+                                                   &mbedtls_x509_crt_profile_default, t->ip_len ? NULL : t->host, &flags,
+                                                   t->ip_len ? verify_ip : NULL, t);
+    mbedtls_x509_crt_free(&roots);
+    flags |= usage;
+    if (ret == 0 && flags == 0) return 0;
+    if (flags == 0) flags = MBEDTLS_X509_BADCERT_NOT_TRUSTED;
+    refused(t, flags, err, err_cap);
+    return -1;
+}
+
+// 3. handshake, one step at a time: the caller polls in between, with its own deadline.
 int32_t wisp_tls_handshake(void *tls, char *err, size_t err_cap) {
     struct wisp_tls *t = tls;
     int ret = mbedtls_ssl_handshake(&t->ssl);
-    if (ret == 0) return 1;
+    if (ret == 0) {
+        if (t->bundle != NULL && verify_chain(t, err, err_cap) != 0) return -1;
+        return 1;
+    }
     if (ret == MBEDTLS_ERR_SSL_WANT_READ) return 0;
     if (ret == MBEDTLS_ERR_SSL_WANT_WRITE) return 2;
     uint32_t flags = mbedtls_ssl_get_verify_result(&t->ssl);

@@ -92,6 +92,31 @@ def test_wss_refuses_a_bad_certificate(wisp, tmp_path, certs, keyfile, start_wis
         m.stop()
 
 
+SYSTEM_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
+
+
+@pytest.mark.parametrize("ours", [True, False])
+def test_wss_finds_its_root_in_a_system_sized_bundle(wisp, broker, certs, tmp_path, keyfile, start_wisp, observer, ours):
+    """wisp reads the bundle one certificate at a time after the handshake and parses only
+    the roots that issued the server's chain: our CA in the middle of the system's ~140
+    roots is found; the system roots alone do not vouch for our broker."""
+    import os
+    if not os.path.exists(SYSTEM_BUNDLE):
+        pytest.skip("no system CA bundle (ca-certificates)")
+    system = open(SYSTEM_BUNDLE).read()
+    cut = system.index("-----BEGIN CERTIFICATE-----", len(system) // 2)
+    bundle = tmp_path / "bundle.pem"
+    bundle.write_text(system[:cut] + ((certs / "ca.pem").read_text() if ours else "") + system[cut:])
+    assert bundle.read_text().count("BEGIN CERTIFICATE") > 100
+    w = start_wisp(wisp, keyfile(**device(broker, certs, "wss", ca_file=str(bundle))))
+    if ours:
+        assert len(posts(observer, 1, 20)) >= 1, w.log()
+    else:
+        assert w.wait_log("TLS certificate of localhost refused", 10), w.log()
+        assert "signed by the trusted CA" in w.log()
+        assert "online" not in w.log()
+
+
 def test_reconnects_after_the_broker_restarts(wisp, broker, keyfile, start_wisp, observer):
     w = start_wisp(wisp, keyfile(**device(broker)))
     assert w.wait_log("online", 10), w.log()
