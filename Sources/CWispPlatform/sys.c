@@ -35,6 +35,25 @@ int64_t wisp_read_file(const char *path, uint8_t *buf, size_t cap) {
     return n;
 }
 
+int64_t wisp_read_head(const char *path, uint8_t *buf, size_t cap) {
+    int fd = wisp_open_read(path);
+    if (fd < 0) return fd;
+    size_t done = 0;
+    int64_t result = 0;
+    while (done < cap) {
+        ssize_t n = read(fd, buf + done, cap - done);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) {
+            result = -errno;
+            break;
+        }
+        if (n == 0) break;
+        done += (size_t)n;
+    }
+    close(fd);
+    return result < 0 ? result : (int64_t)done;
+}
+
 int32_t wisp_file_mode(const char *path) {
     struct stat st;
     if (stat(path, &st) != 0) return -errno;

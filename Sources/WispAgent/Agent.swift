@@ -46,7 +46,15 @@ public enum Agent {
         let endpoint = loaded.device.endpoint
         var config = SessionConfig(keepAlive: loaded.device.keepAlive,
                                    webSocket: endpoint.isWebSocket ? .init(hostHeader: endpoint.hostHeader, path: endpoint.path) : nil)
-        config.subscriptions = topics(loaded).subscriptions
+        let topics = topics(loaded)
+        config.subscriptions = topics.subscriptions
+        // Outbound buffers from what this key file can send: its largest post or a reply
+        // (PUBLISH overhead: fixed header ≤ 5, topic length 2, packet id 2).
+        let device = loaded.device
+        let names = (device.sensors.isEmpty ? Thing.defaults : device.sensors).map { $0.identifier } + device.outputs.map { $0.identifier }
+        let post = PropertyPost.maximumSize(names: names) + topics.post.utf8.count
+        let reply = Device<SocketTransport>.replyCapacity + max(topics.setReply.utf8.count, topics.ntpRequest?.utf8.count ?? 0)
+        config.maxOutboundPacket = max(post, reply) + 9
         return config
     }
 

@@ -19,7 +19,9 @@ public struct Device<T: Transport> {
     var clock = ClockSync()
     var values: [PropertyValue] = []
     var json: JSONWriter
-    var reply = JSONWriter(capacity: 512)
+    var reply = JSONWriter(capacity: Device.replyCapacity)
+    /// Set replies and NTP requests: a code, an id of at most 64 bytes and one sentence.
+    static var replyCapacity: Int { 512 }
     let topics: AlinkTopics
     let interval: UInt64
     var nextSample: UInt64
@@ -184,7 +186,10 @@ public struct Device<T: Transport> {
 
     /// Publishes what `reply` holds.
     mutating func publishReply(_ topic: String, qos: QoS) {
-        guard reply.ok else { return }
+        guard reply.ok else {
+            Log.warning("reply on " + topic + " not sent: longer than \(Device.replyCapacity) bytes")
+            return
+        }
         do {
             _ = try driver.session.publish(topic: topic, payload: reply.buffer.bytesView(0..<reply.buffer.count), qos: qos)
         } catch {

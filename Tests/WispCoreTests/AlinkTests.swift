@@ -105,3 +105,27 @@ struct AlinkTests {
         }
     }
 }
+
+@Suite("Property post size bound")
+struct PropertyPostSizeTests {
+    /// The bound the session's outbound buffers are sized from is reached exactly by the
+    /// widest numbers, and never exceeded.
+    @Test func widestPostFillsTheBoundExactly() {
+        let names = ["cpu_temp", "load_avg", "mem_available_kb", "relay"]
+        let bound = PropertyPost.maximumSize(names: names)
+        var json = JSONWriter(capacity: bound)
+        let widest = names.indices.map { PropertyValue(index: $0, scaled: Int64.min, decimals: 3) }
+        #expect(PropertyPost.write(id: UInt64(bitPattern: Int64.min), values: widest, names: names, time: UInt64(bitPattern: Int64.min), into: &json))
+        #expect(json.buffer.count == bound)
+        var small = JSONWriter(capacity: bound - 1)
+        #expect(!PropertyPost.write(id: UInt64(bitPattern: Int64.min), values: widest, names: names, time: UInt64(bitPattern: Int64.min), into: &small))
+    }
+
+    @Test func aTypicalPostIsWellInside() {
+        let names = ["t"]
+        var json = JSONWriter(capacity: PropertyPost.maximumSize(names: names))
+        #expect(PropertyPost.write(id: 7, values: [PropertyValue(index: 0, scaled: 2345, decimals: 2)], names: names, time: 1_700_000_000_000, into: &json))
+        #expect(String(decoding: json.buffer.written, as: UTF8.self)
+                == #"{"id":"7","version":"1.0","params":{"t":{"value":23.45,"time":1700000000000}},"method":"thing.event.property.post"}"#)
+    }
+}

@@ -234,3 +234,17 @@ def test_deadband_posts_a_steady_value_only_every_n_intervals(wisp, tmp_path, br
             break
         time.sleep(0.05)
     assert later and later[0].get("steady") == 30
+
+
+def test_a_value_scaled_out_of_range_is_left_out_not_a_crash(wisp, tmp_path, broker, observer, keyfile, start_wisp):
+    """A file's number times a large scale no longer fits the post's fixed-point Int64:
+    that sensor is left out with a warning; wisp and the other sensors go on."""
+    root = board(tmp_path / "board")
+    write(root, "/sys/fake/huge", "123456789\n")
+    values_ = {"sensor.huge": "file:/sys/fake/huge:999999999999999999", "sensor.load": "system:load"}
+    w = start_wisp(wisp, keyfile(**device(broker), **values_), env={"WISP_ROOT": str(root)})
+    got = posts(observer, 2, 15)
+    assert len(got) >= 2, w.log()
+    assert all("huge" not in values(p) and "load" in values(p) for p in got), got
+    assert "sensor huge: the value after scale and offset is out of range" in w.log()
+    assert w.proc.poll() is None, w.log()

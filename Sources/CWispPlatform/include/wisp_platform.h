@@ -139,6 +139,9 @@ int wisp_write_all(int32_t fd, const uint8_t *buf, size_t len);
 /// -errno (-EFBIG when the file is larger than `cap`).
 int64_t wisp_read_file(const char *path, uint8_t *buf, size_t cap);
 
+/// Reads the first `cap` bytes (or fewer) of the file at `path`: the length, or -errno.
+int64_t wisp_read_head(const char *path, uint8_t *buf, size_t cap);
+
 /// Writes `len` bytes to an existing file (sysfs attributes). Returns 0 or -errno.
 int32_t wisp_write_file(const char *path, const uint8_t *buf, size_t len);
 

@@ -138,12 +138,13 @@ public struct CPath: Sendable {
 }
 
 extension System {
-    /// `read(_:into:)` for a path prepared at start-up: allocation-free.
+    /// The first `buffer.capacity` bytes of a file (a sensor's), for a path prepared at
+    /// start-up: allocation-free. A longer file is read as far as the buffer goes.
     public static func read(_ path: CPath, into buffer: inout ByteBuffer) -> Result<Int, SystemError> {
         buffer.removeAll()
         var code: Int64 = 0
         let n = buffer.appendInPlace(upTo: buffer.capacity) { raw in
-            code = path.withCString { wisp_read_file($0, raw.baseAddress!.assumingMemoryBound(to: UInt8.self), raw.count) }
+            code = path.withCString { wisp_read_head($0, raw.baseAddress!.assumingMemoryBound(to: UInt8.self), raw.count) }
             return Int(code)
         }
         if code < 0 { return .failure(SystemError(errno: Int32(-code))) }

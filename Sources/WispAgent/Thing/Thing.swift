@@ -16,9 +16,10 @@ public struct Thing {
     var outputs: [Output] = []
     /// The outputs' property identifiers, in `outputs` order.
     let outputNames: [String]
-    /// One page: a sysfs attribute is at most PAGE_SIZE (4 KiB on the boards wisp runs on),
-    /// and the procfs lines wisp reads (MemAvailable, /proc/net/wireless) are near the top.
-    var scratch = ByteBuffer(capacity: 4096)
+    /// The first KiB of a sensor's file: a sysfs number is a few bytes, the procfs lines
+    /// wisp reads (MemAvailable, /proc/net/wireless' link quality) are within the first few
+    /// hundred, and a `file:` sensor reads the first number in the file.
+    var scratch = ByteBuffer(capacity: 1024)
     var failing: [Bool] = []
     /// False over a link anyone on the path can write to (DeviceConfig.controlAllowed).
     let controlAllowed: Bool
@@ -65,7 +66,13 @@ public struct Thing {
     /// out and logged once until it recovers), and every output's state.
     public mutating func sample(into values: inout [PropertyValue]) {
         for i in sensors.indices {
-            switch sensors[i].read(scratch: &scratch) {
+            var reading = sensors[i].read(scratch: &scratch)
+            // Posted with 3 decimals as an Int64: a scale or offset may push a file's number
+            // beyond what that holds (or to infinity).
+            if case .success(let v) = reading, !(v.magnitude < 9e15) {
+                reading = .failure(SensorError("the value after scale and offset is out of range (±9e15)"))
+            }
+            switch reading {
             case .success(let value):
                 if failing[i] {
                     failing[i] = false

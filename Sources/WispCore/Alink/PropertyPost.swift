@@ -45,6 +45,20 @@ public enum PropertyPost {
         return json.ok
     }
 
+    /// The longest post `write` can produce for these property identifiers (letters, digits
+    /// and `_`, so nothing to escape): every number at its widest (20 characters for the id
+    /// and the time, 21 for a value with its sign and point). The session's outbound packets
+    /// are sized from it, not from a fixed maximum.
+    public static func maximumSize(names: [String]) -> Int {
+        // {"id":"…","version":"1.0","params":{…},"method":"thing.event.property.post"}
+        var n = 7 + 20 + 28 + 39
+        for (i, name) in names.enumerated() {
+            // ,"NAME":{"value":…,"time":…}
+            n += (i > 0 ? 1 : 0) + name.utf8.count + 3 + 9 + 21 + 8 + 20 + 1
+        }
+        return n
+    }
+
     /// The `"code"` of a reply such as `{"code":200,"data":{},"id":"1","message":"success"}`,
     /// or nil when there is none. A scan, not a JSON parser: it finds the top-level-looking
     /// `"code":` key and reads the integer after it.

@@ -22,7 +22,11 @@ public enum PropertySet {
     /// Validates `json` against `settable` (the output names). `changes` indexes `settable`.
     public static func parse(_ json: JSONReader, settable: [String]) -> Result<Request, Refusal> {
         var id: Range<Int>?
-        if case .string(let r)? = json.member("id") { id = r }
+        if case .string(let r)? = json.member("id") {
+            // The platform's ids are decimal strings; a longer one is not echoed.
+            guard r.count <= 64 else { return .failure(Refusal(code: 460, id: nil, message: "request parameter error: id longer than 64 bytes")) }
+            id = r
+        }
         guard case .object(let params)? = json.member("params") else {
             return .failure(Refusal(code: 460, id: id, message: "request parameter error: no params object"))
         }

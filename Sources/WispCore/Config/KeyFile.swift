@@ -3,8 +3,9 @@
 /// Unknown keys, duplicates and bad values are errors that name the line and the allowed
 /// values. Values are never echoed in errors, so a mistyped line cannot leak the secret.
 public enum KeyFile {
-    /// Every key the file may hold, with what it accepts (for errors and `--help`).
-    public static let keys: [(name: String, allowed: String)] = [
+    /// Every key the file may hold, with what it accepts (for errors and `--help`). Made
+    /// when asked (parsing, errors, help), not kept for the life of the process.
+    public static var keys: [(name: String, allowed: String)] { [
         ("endpoint", "ws://, wss://, mqtt:// or mqtts:// then host[:port][/path], e.g. wss://host:443/mqtt"),
         ("product_key", "the product's key from the platform"),
         ("device_name", "the device's name from the platform"),
@@ -26,11 +27,12 @@ public enum KeyFile {
         ("buffer_file", "path of a file that keeps unsent samples across restarts and power loss (default: none)"),
         ("sensor.NAME", "a sensor posted as property NAME: " + SensorSyntax.help),
         ("output.NAME", "a GPIO output the platform may set as property NAME: gpio:gpiochipN:LINE"),
-    ]
+    ] }
 
     /// Parses the text of a key file.
     public static func parse(_ text: String) throws(KeyFileError) -> DeviceConfig {
         var values = Entries()
+        let keys = Self.keys  // once per parse
         var sensors: [SensorSpec] = []
         var outputs: [OutputSpec] = []
         var things: [(name: String, line: Int)] = []

@@ -48,7 +48,12 @@ public struct JSONWriter {
 
     public mutating func integer(_ value: Int64) {
         if value < 0 { byte(UInt8(ascii: "-")) }
-        var magnitude = value.magnitude
+        unsigned(value.magnitude)
+    }
+
+    /// The decimal digits of `value` (no sign).
+    mutating func unsigned(_ value: UInt64) {
+        var magnitude = value
         var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
                      UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
             (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
@@ -71,21 +76,22 @@ public struct JSONWriter {
 
     /// A decimal from a value scaled by 10^decimals (no floats: `fixed(2345, decimals: 2)`
     /// writes 23.45). Trailing zeros of the fraction are dropped (23.50 → 23.5, 23.00 → 23).
+    /// Every Int64 is written, Int64.min included; at most 19 decimals.
     public mutating func fixed(_ scaled: Int64, decimals: Int) {
-        var divisor: Int64 = 1
-        for _ in 0..<decimals { divisor *= 10 }
-        let m = Int64(scaled.magnitude)
+        var divisor: UInt64 = 1
+        for _ in 0..<min(max(decimals, 0), 19) { divisor *= 10 }
+        let m = scaled.magnitude
         var fraction = m % divisor
-        var places = decimals
+        var places = min(max(decimals, 0), 19)
         while places > 0 && fraction % 10 == 0 && fraction != 0 {
             fraction /= 10
             places -= 1
         }
         if scaled < 0 && m != 0 { byte(UInt8(ascii: "-")) }
-        integer(m / divisor)
+        unsigned(m / divisor)
         if fraction == 0 { return }
         byte(UInt8(ascii: "."))
-        var d: Int64 = 1
+        var d: UInt64 = 1
         for _ in 1..<places { d *= 10 }
         while d > 0 {
             byte(UInt8(ascii: "0") + UInt8(fraction / d))

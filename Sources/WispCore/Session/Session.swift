@@ -72,7 +72,7 @@ public struct Session {
         state = .waiting(until: now)
         let frameSlack = 14
         let out = config.inflightWindow * (config.maxOutboundPacket + frameSlack) + config.maxOutboundPacket + 1024
-        input = InputBuffer(capacity: config.maxInboundPacket + 1024)
+        input = InputBuffer(capacity: config.maxInboundPacket + 512)  // a largest packet, its frame header, the next ones' start
         output = ByteBuffer(capacity: out)
         mqtt = MQTTDecoder(capacity: config.maxInboundPacket)
         scratch = ByteBuffer(capacity: config.maxOutboundPacket)

@@ -14,9 +14,12 @@ public struct SessionConfig: Sendable {
     public var webSocket: WebSocketTarget?
     /// Subscribed again after every CONNACK (wisp always asks for a clean session).
     public var subscriptions: [MQTTEncoder.Subscription] = []
-    /// Largest packet the broker may send us; larger PUBLISHes are skipped.
-    public var maxInboundPacket = 4096
-    /// Largest packet we send (a property post with its topic).
+    /// Largest packet the broker may send us; larger PUBLISHes are skipped (and said so).
+    /// The platform's messages to a device — property sets, replies, NTP answers — are a
+    /// few hundred bytes.
+    public var maxInboundPacket = 2048
+    /// Largest packet we send; the agent sizes it from the key file (the largest property
+    /// post with its topic, or a reply).
     public var maxOutboundPacket = 1024
     /// QoS 1 messages awaiting PUBACK at once.
     public var inflightWindow = 4
