@@ -62,3 +62,18 @@ struct SampleRingTests {
         #expect(CRC32.checksum(Array("123456789".utf8)) == 0xCBF4_3926)
     }
 }
+
+@Suite("SampleRing with records from the disk")
+struct SampleRingDiskTests {
+    /// Found by the bufferfile fuzzer: a checksum-valid record with seq UInt64.max trapped
+    /// in `nextSeq = seq + 1`, so one bad file made wisp crash at every start.
+    @Test func aRecordWithTheLargestSeqIsKeptNotATrap() {
+        var ring = SampleRing(capacity: 4, maxValues: 2)
+        var storage = [UInt8](repeating: 0, count: SampleRecord.size(maxValues: 2))
+        let n = SampleRecord.write(seq: UInt64.max, time: 1, values: [PropertyValue(index: 0, scaled: 5, decimals: 0)], maxValues: 2,
+                                   into: &storage, at: 0)
+        #expect(ring.append(record: storage[0..<SampleRecord.length(count: n)]) == UInt64.max)
+        #expect(ring.append(time: 2, values: [PropertyValue(index: 0, scaled: 6, decimals: 0)]) != nil)
+        #expect(ring.count == 2)
+    }
+}

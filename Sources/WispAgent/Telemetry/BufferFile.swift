@@ -4,11 +4,9 @@ import WispCore
 /// The sample ring on disk (`buffer_file = PATH`), so samples survive a restart or a
 /// power cut.
 ///
-/// An append-only file of checksummed frames: `B7 type len(u16) payload crc32(u32)`.
-/// Type 0 names the properties (a file written for other sensors is set aside), 1 is a
-/// sample — a `SampleRecord`, the ring's own layout — (fdatasync'd before going on), 2
-/// marks a sample delivered (its seq, u64). A torn write loses
-/// at most the last frame: replay stops at the first bad checksum and cuts the file there.
+/// An append-only file of checksummed frames (the format and its parser: `BufferReplay` in
+/// WispCore). Samples are fdatasync'd before going on. A torn write loses at most the last
+/// frame: replay stops at the first bad checksum and cuts the file there.
 /// The file is rewritten with only the waiting samples once it passes its size bound, so
 /// an SD card sees appends, and one rewrite per bound's worth of samples.
 ///
@@ -16,7 +14,7 @@ import WispCore
 /// grow with the file), and the file is cut or replaced only after it was read without an
 /// error; a compaction that fails at any step leaves the old file as it was.
 final class BufferFile {
-    static let magic: UInt8 = 0xB7
+    static let magic = BufferReplay.magic
     let path: String
     var fd: Int32
     var size: Int
@@ -94,77 +92,24 @@ final class BufferFile {
         return .success(file)
     }
 
-    /// Reads the file frame by frame through a fixed buffer.
+    /// Reads the file through one fixed buffer into `BufferReplay` (WispCore), the parser.
     static func replay(_ path: String, header: [UInt8], ring: inout SampleRing) -> Replay {
         let fd = wisp_open_read(path)
         if fd == -2 { return .missing }  // ENOENT
         if fd < 0 { return .failed(SystemError(errno: -fd)) }
         defer { _ = wisp_close(fd) }
-        // The largest frame of ours: a sample with every value, or the header.
-        let maxFrame = 8 + max(header.count, SampleRecord.size(maxValues: ring.maxValues), 8)
-        var buf = [UInt8](repeating: 0, count: max(4096, 2 * maxFrame))
-        var start = 0, end = 0       // unparsed bytes are buf[start..<end]
-        var offset = 0               // file offset of buf[start]
-        var eof = false
-        var sameHeader = false
-        var replayed = 0
-
-        /// Makes `n` bytes available at `start` unless the file ends first.
-        func fill(_ n: Int) -> SystemError? {
-            while end - start < n && !eof {
-                if start > 0 {
-                    for i in 0..<(end - start) { buf[i] = buf[start + i] }
-                    end -= start
-                    start = 0
-                }
-                let got = buf.withUnsafeMutableBufferPointer { b in
-                    wisp_read(fd, b.baseAddress! + end, b.count - end)
-                }
-                if got < 0 { return SystemError(errno: Int32(-got)) }
-                if got == 0 { eof = true } else { end += Int(got) }
-            }
-            return nil
-        }
-
+        var parser = BufferReplay(header: header, maxValues: ring.maxValues)
+        var buf = [UInt8](repeating: 0, count: 4096)
+        var total = 0  // the whole file is read (and counted) before anything is cut
         while true {
-            if let e = fill(4) { return .failed(e) }
-            if end - start < 4 || buf[start] != magic { break }
-            let type = buf[start + 1]
-            let len = Int(buf[start + 2]) | Int(buf[start + 3]) << 8
-            if 8 + len > buf.count {
-                if type == 0 { return .foreign }  // a header longer than ours is not ours
-                break                              // no frame of ours is this long: corrupt
-            }
-            if let e = fill(8 + len) { return .failed(e) }
-            if end - start < 8 + len { break }     // torn at the end
-            let body = buf[(start + 1)..<(start + 4 + len)]
-            let c = start + 4 + len
-            let stored = UInt32(buf[c]) | UInt32(buf[c + 1]) << 8 | UInt32(buf[c + 2]) << 16 | UInt32(buf[c + 3]) << 24
-            guard CRC32.checksum(body) == stored else { break }
-            let p = start + 4
-            switch type {
-            case 0:
-                sameHeader = len == header.count && buf[p..<(p + len)].elementsEqual(header)
-                if !sameHeader { return .foreign }
-            case 1 where sameHeader && SampleRecord.validCount(buf[p..<(p + len)], maxValues: ring.maxValues) != nil:
-                ring.append(record: buf[p..<(p + len)])
-                replayed += 1
-            case 2 where sameHeader && len == 8:
-                ring.deliver(seq: SampleRecord.get64(buf, p))
-            default:
-                break
-            }
-            start += 8 + len
-            offset += 8 + len
-        }
-        // Count the rest of the file (it is cut off after a successful read).
-        var total = offset + (end - start)
-        while !eof {
             let got = buf.withUnsafeMutableBufferPointer { b in wisp_read(fd, b.baseAddress!, b.count) }
             if got < 0 { return .failed(SystemError(errno: Int32(-got))) }
-            if got == 0 { eof = true } else { total += Int(got) }
+            if got == 0 { break }
+            total += Int(got)
+            if parser.outcome == .reading { parser.feed(buf[0..<Int(got)], into: &ring) }
         }
-        return .read(good: offset, total: total, replayed: replayed)
+        if parser.outcome == .foreign { return .foreign }
+        return .read(good: parser.good, total: total, replayed: parser.replayed)
     }
 
     /// Appends the sample at ring `position` and syncs it to the card.

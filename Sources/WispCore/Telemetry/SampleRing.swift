@@ -51,7 +51,8 @@ public struct SampleRing {
         }
         let s = slot(count)
         let number = seq ?? nextSeq
-        nextSeq = max(nextSeq, number + 1)
+        // Saturating: a record read back from the disk may carry any seq, UInt64.max included.
+        nextSeq = max(nextSeq, number < UInt64.max ? number + 1 : number)
         SampleRecord.write(seq: number, time: time, values: values, maxValues: maxValues, into: &storage, at: s * recordSize)
         states[s] = .waiting
         packetIds[s] = 0
