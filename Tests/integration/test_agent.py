@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from conftest import CLIENT, DN, PK, SECRET, Mosquitto, platform_password, run
+from conftest import CLIENT, DN, PK, SECRET, Mosquitto, Observer, platform_password, run
 
 POST = f"/sys/{PK}/{DN}/thing/event/property/post"
 
@@ -115,6 +115,47 @@ def test_wss_finds_its_root_in_a_system_sized_bundle(wisp, broker, certs, tmp_pa
         assert w.wait_log("TLS certificate of localhost refused", 10), w.log()
         assert "signed by the trusted CA" in w.log()
         assert "online" not in w.log()
+
+
+def test_wss_verifies_a_chain_through_an_intermediate(wisp, tmp_path, certs, keyfile, start_wisp):
+    """The broker sends its certificate and an intermediate CA's; the trusted root sits among
+    the system's roots. wisp loads the root that issued the intermediate and verifies the
+    whole chain; without the root in the bundle it refuses."""
+    import os
+    import shutil
+    from conftest import make_server_cert, openssl
+    if not os.path.exists(SYSTEM_BUNDLE):
+        pytest.skip("no system CA bundle (ca-certificates)")
+    d = tmp_path / "chain"
+    d.mkdir()
+    for f in ("ca.pem", "ca.key"):
+        shutil.copy(certs / f, d / f)
+    (d / "inter.ext").write_text("basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n")
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=wisp test intermediate", "-keyout", "inter.key",
+            "-out", "inter.csr", cwd=d)
+    openssl("x509", "-req", "-in", "inter.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-days", "2",
+            "-extfile", "inter.ext", "-out", "inter.pem", cwd=d)
+    make_server_cert(d, "inter", "leaf", "localhost", "127.0.0.1")
+    (d / "chained.pem").write_text((d / "leaf.pem").read_text() + (d / "inter.pem").read_text())
+    shutil.copy(d / "leaf.key", d / "chained.key")
+    system = open(SYSTEM_BUNDLE).read()
+    cut = system.index("-----BEGIN CERTIFICATE-----", len(system) // 2)
+    with_root, without = tmp_path / "with-root.pem", tmp_path / "without.pem"
+    with_root.write_text(system[:cut] + (certs / "ca.pem").read_text() + system[cut:])
+    without.write_text(system)
+    m = Mosquitto(tmp_path, d, server_cert="chained")
+    m.start()
+    try:
+        o = Observer(m)
+        try:
+            w = start_wisp(wisp, keyfile(**device(m, certs, "wss", ca_file=str(with_root))))
+            assert len(posts(o, 1, 20)) >= 1, w.log()
+        finally:
+            o.close()
+        w2 = start_wisp(wisp, keyfile(**device(m, certs, "wss", ca_file=str(without), client_id="12346")))
+        assert w2.wait_log("TLS certificate of localhost refused", 10), w2.log()
+    finally:
+        m.stop()
 
 
 def test_reconnects_after_the_broker_restarts(wisp, broker, keyfile, start_wisp, observer):
