@@ -167,7 +167,8 @@ static int on_basic_auth(int event, void *event_data, void *userdata) {
     return MOSQ_ERR_SUCCESS;
 }
 
-// A device's own topics: /sys/{pk}/{dn}/..., /ext/ntp/{pk}/{dn}/..., /{pk}/{dn}/user/...
+// A device's own topics: /sys/{pk}/{dn}/..., /ext/ntp/{pk}/{dn}/..., /{pk}/{dn}/user/...,
+// and its OTA topics.
 static int own_topic(const char *topic, const char *pk, const char *dn) {
     char prefix[3][200];
     snprintf(prefix[0], sizeof prefix[0], "/sys/%s/%s/", pk, dn);
@@ -175,6 +176,13 @@ static int own_topic(const char *topic, const char *pk, const char *dn) {
     snprintf(prefix[2], sizeof prefix[2], "/%s/%s/user/", pk, dn);
     for (int i = 0; i < 3; i++)
         if (strncmp(topic, prefix[i], strlen(prefix[i])) == 0) return 1;
+    // OTA: /ota/device/{inform,upgrade,progress}/{pk}/{dn}, exactly.
+    static const char *const ota[] = {"inform", "upgrade", "progress"};
+    for (size_t i = 0; i < sizeof ota / sizeof ota[0]; i++) {
+        char exact[200];
+        snprintf(exact, sizeof exact, "/ota/device/%s/%s/%s", ota[i], pk, dn);
+        if (strcmp(topic, exact) == 0) return 1;
+    }
     return 0;
 }
 

@@ -4,6 +4,9 @@ import WispCore
 /// The agent's entry points: `wisp run` (a `Device` per key-file version), `wisp check
 /// --online` (a bare `Driver`), and what both need from the key file.
 public enum Agent {
+    /// wisp's version: `wisp version`, the package, and the OTA version report.
+    public static let version = "0.1.0"
+
     /// The platform identity, when the key file holds the triplet.
     public static func platformIdentity(_ loaded: LoadedConfig) -> PlatformIdentity? {
         guard case .platform(let pk, let dn, let ds, let method, _) = loaded.device.identity else { return nil }

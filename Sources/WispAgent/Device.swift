@@ -20,6 +20,8 @@ public struct Device<T: Transport> {
     var values: [PropertyValue] = []
     var json: JSONWriter
     var reply = JSONWriter(capacity: Device.replyCapacity)
+    /// Version reports sent (their ids).
+    var informs: UInt64 = 0
     /// Set replies and NTP requests: a code, an id of at most 64 bytes and one sentence.
     static var replyCapacity: Int { 512 }
     let topics: AlinkTopics
@@ -120,6 +122,11 @@ public struct Device<T: Transport> {
             Log.debug("WebSocket upgrade accepted; sending CONNECT")
         case .online(_, let resent):
             if !everOnline { Systemd.notify("READY=1\nSTATUS=online") }
+            if let inform = topics.otaInform {
+                informs &+= 1
+                OTAInform.write(id: informs, version: Agent.version, module: loaded.device.otaModule, into: &reply)
+                publishReply(inform, qos: .atMostOnce)  // as the platform's SDK does; takes no in-flight slot
+            }
             everOnline = true
             let extra = resent > 0 ? ", \(resent) unacknowledged posts resent" : ""
             Log.info("online: " + loaded.device.endpoint.description + " as " + loaded.clientId

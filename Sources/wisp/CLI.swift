@@ -5,7 +5,7 @@ import WispCore
 /// `wisp COMMAND [options]`: the whole command line.
 @main
 struct CLI {
-    static let version = "0.1.0"
+    static let version = Agent.version
 
     static let help = """
         wisp \(version): publishes a board's sensors as IoT Platform telemetry over MQTT in WebSocket frames.

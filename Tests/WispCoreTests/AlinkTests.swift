@@ -129,3 +129,21 @@ struct PropertyPostSizeTests {
                 == #"{"id":"7","version":"1.0","params":{"t":{"value":23.45,"time":1700000000000}},"method":"thing.event.property.post"}"#)
     }
 }
+
+@Suite("OTA version report")
+struct OTAInformTests {
+    @Test func theReportIsThePlatformsForm() {
+        var json = JSONWriter(capacity: 256)
+        OTAInform.write(id: 3, version: "0.2.0", module: "wisp", into: &json)
+        #expect(String(decoding: json.buffer.written, as: UTF8.self) == #"{"id":"3","params":{"version":"0.2.0","module":"wisp"}}"#)
+        #expect(OTAInform.topic(productKey: "a1B2", deviceName: "boiler-7") == "/ota/device/inform/a1B2/boiler-7")
+        #expect(AlinkTopics(productKey: "a1B2", deviceName: "boiler-7").otaInform == "/ota/device/inform/a1B2/boiler-7")
+        #expect(AlinkTopics(plainClientId: "x").otaInform == nil, "no OTA on other brokers")
+    }
+
+    @Test(arguments: [("wisp", true), ("default", true), ("fw-2.main_x", true), ("", false), ("a b", false),
+                      ("a/b", false), (String(repeating: "m", count: 33), false)])
+    func moduleNames(name: String, ok: Bool) {
+        #expect(OTAInform.isModuleName(name) == ok)
+    }
+}

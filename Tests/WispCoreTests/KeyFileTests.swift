@@ -36,6 +36,14 @@ struct KeyFileTests {
         #expect(c.keepAlive == 300 && c.telemetryInterval == 60 && c.clientId == nil && !c.tlsInsecure)
     }
 
+    @Test func otaModule() throws {
+        let base = "endpoint = wss://h\nproduct_key = p\ndevice_name = d\ndevice_secret = s\n"
+        #expect(try KeyFile.parse(base).otaModule == "wisp")
+        #expect(try KeyFile.parse(base + "ota_module = default\n").otaModule == "default")
+        #expect(try KeyFile.parse(base + "ota_module = default\n").describe(effectiveClientId: "x").contains("ota_module = default"))
+        #expect(throws: KeyFileError.self) { try KeyFile.parse(base + "ota_module = two words\n") }
+    }
+
     @Test func plainBrokerWithWillAndProxy() throws {
         let c = try KeyFile.parse("endpoint = mqtt://[::1]:1884\nusername = u\npassword = p\nwill_topic = dev/status\nproxy = http://10.0.0.1:3128\n")
         #expect(c.endpoint == Endpoint(scheme: .mqtt, host: "::1", port: 1884))

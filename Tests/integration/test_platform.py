@@ -138,3 +138,36 @@ def test_wisp_is_accepted_and_gets_platform_replies(wisp, platform, scheme, keyf
     assert w.wait_log("clock: platform time received", 10), w.log()
     assert w.wait_log("property post accepted", 10), w.log()
     assert "refused" not in w.log()
+
+
+@pytest.mark.parametrize("module", [None, "default"])
+def test_wisp_reports_its_version_to_ota_after_each_connect(wisp, platform, module, keyfile, start_wisp):
+    """OTA: after every CONNACK wisp publishes {"id","params":{"version","module"}} on
+    /ota/device/inform/{pk}/{dn}; the stand-in platform lets the device use that topic. The
+    module is `wisp` unless the key file's ota_module says otherwise."""
+    informs = []
+    observer = mqtt.Client(client_id=f"observer-ota-{module}")
+    observer.on_message = lambda c, u, m: informs.append((m.topic, json.loads(m.payload)))
+    observer.connect("127.0.0.1", platform["ports"]["tcp"])
+    observer.subscribe("/ota/device/inform/#", qos=1)
+    observer.loop_start()
+    time.sleep(0.3)
+    values = dict(endpoint=platform["wss"], product_key=PK, device_name=DN, device_secret=SECRET,
+                  client_id=f"wisp-ota-{module}", keepalive="60", telemetry_interval="60", ca_file=platform["ca_file"])
+    if module:
+        values["ota_module"] = module
+    mark = log_mark(platform)
+    w = start_wisp(wisp, keyfile(**values))
+    try:
+        deadline = time.time() + 15
+        while time.time() < deadline and not informs:
+            time.sleep(0.05)
+        assert informs, w.log()
+        topic, body = informs[0]
+        assert topic == f"/ota/device/inform/{PK}/{DN}"
+        assert body["params"] == {"version": "0.1.0", "module": module or "wisp"}
+        assert body["id"].isdigit()
+        assert not log_after(platform, mark, "which is not this device's", timeout=0.5)
+    finally:
+        observer.loop_stop()
+        observer.disconnect()

@@ -13,18 +13,22 @@ public struct AlinkTopics: Sendable, Equatable {
     /// NTP over MQTT, platform devices only.
     public let ntpRequest: String?
     public let ntpResponse: String?
+    /// Where the module's version is reported after every CONNACK (OTA), platform devices only.
+    public let otaInform: String?
 
     /// A platform device.
     public init(productKey pk: String, deviceName dn: String) {
-        self.init(base: "/sys/" + pk + "/" + dn, ntp: "/ext/ntp/" + pk + "/" + dn)
+        self.init(base: "/sys/" + pk + "/" + dn, ntp: "/ext/ntp/" + pk + "/" + dn,
+                  otaInform: OTAInform.topic(productKey: pk, deviceName: dn))
     }
 
     /// Another broker: the thing model under `wisp/{clientId}`, no NTP.
     public init(plainClientId clientId: String) {
-        self.init(base: "wisp/" + clientId, ntp: nil)
+        self.init(base: "wisp/" + clientId, ntp: nil, otaInform: nil)
     }
 
-    init(base: String, ntp: String?) {
+    init(base: String, ntp: String?, otaInform: String?) {
+        self.otaInform = otaInform
         post = base + "/thing/event/property/post"
         postReply = post + "_reply"
         set = base + "/thing/service/property/set"

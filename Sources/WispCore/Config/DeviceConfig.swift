@@ -40,6 +40,8 @@ public struct DeviceConfig: Sendable, Equatable {
     public var bufferSamples = 60
     /// Where the ring is kept on disk, if anywhere.
     public var bufferFile: String?
+    /// The OTA module whose version is reported after every CONNACK (platform devices).
+    public var otaModule = "wisp"
 
     /// Whether what arrives is known to come from the broker: TLS with the certificate
     /// verified. Otherwise anyone on the path can inject packets.
@@ -72,6 +74,7 @@ public struct DeviceConfig: Sendable, Equatable {
             lines.append("device_name = " + dn)
             lines.append("device_secret = (set, redacted)")
             lines.append("sign_method = " + method.rawValue)
+            lines.append("ota_module = " + otaModule)
             switch ts {
             case .now: lines.append("sign_timestamp = now")
             case .off: lines.append("sign_timestamp = off")

@@ -25,6 +25,7 @@ public enum KeyFile {
         ("will_payload", "payload of the Last Will (default: offline)"),
         ("buffer_samples", "samples kept while offline, 1 to 100000 (default: an hour's worth, at least 60)"),
         ("buffer_file", "path of a file that keeps unsent samples across restarts and power loss (default: none)"),
+        ("ota_module", "the OTA module whose version wisp reports after each connect, 1 to 32 of A-Z a-z 0-9 _ - . (default wisp; default = the device's firmware)"),
         ("sensor.NAME", "a sensor posted as property NAME: " + SensorSyntax.help),
         ("output.NAME", "a GPIO output the platform may set as property NAME: gpio:gpiochipN:LINE"),
     ] }
@@ -145,6 +146,10 @@ public enum KeyFile {
         config.caFile = try string("ca_file")
         config.bufferSamples = try integer("buffer_samples", in: 1...100_000) ?? max(60, min(100_000, 3600 / config.telemetryInterval))
         config.bufferFile = try string("buffer_file")
+        if let module = try string("ota_module") {
+            guard OTAInform.isModuleName(module) else { throw bad("ota_module") }
+            config.otaModule = module
+        }
         if let insecure = try string("tls_insecure") {
             if insecure.equals("true") { config.tlsInsecure = true } else if insecure.equals("false") { config.tlsInsecure = false } else { throw bad("tls_insecure") }
         }
