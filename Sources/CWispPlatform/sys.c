@@ -35,23 +35,25 @@ int64_t wisp_read_file(const char *path, uint8_t *buf, size_t cap) {
     return n;
 }
 
-int64_t wisp_read_head(const char *path, uint8_t *buf, size_t cap) {
-    int fd = wisp_open_read(path);
-    if (fd < 0) return fd;
+// Up to `cap` bytes from `fd`, fewer only at the end of the file: the length, or -errno.
+static int64_t read_up_to(int fd, uint8_t *buf, size_t cap) {
     size_t done = 0;
-    int64_t result = 0;
     while (done < cap) {
         ssize_t n = read(fd, buf + done, cap - done);
         if (n < 0 && errno == EINTR) continue;
-        if (n < 0) {
-            result = -errno;
-            break;
-        }
+        if (n < 0) return -errno;
         if (n == 0) break;
         done += (size_t)n;
     }
+    return (int64_t)done;
+}
+
+int64_t wisp_read_head(const char *path, uint8_t *buf, size_t cap) {
+    int fd = wisp_open_read(path);
+    if (fd < 0) return fd;
+    int64_t n = read_up_to(fd, buf, cap);
     close(fd);
-    return result < 0 ? result : (int64_t)done;
+    return n;
 }
 
 int32_t wisp_file_mode(const char *path) {
@@ -79,22 +81,12 @@ int32_t wisp_open_secret(const char *path, uint32_t info[5]) {
 }
 
 int64_t wisp_read_fd(int32_t fd, uint8_t *buf, size_t cap) {
-    size_t done = 0;
-    for (;;) {
-        if (done == cap) {
-            uint8_t extra;
-            ssize_t more;
-            do { more = read(fd, &extra, 1); } while (more < 0 && errno == EINTR);
-            return more > 0 ? -EFBIG : (int64_t)done;
-        }
-        ssize_t n = read(fd, buf + done, cap - done);
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            return -errno;
-        }
-        if (n == 0) return (int64_t)done;
-        done += (size_t)n;
-    }
+    int64_t done = read_up_to(fd, buf, cap);
+    if (done < 0 || (size_t)done < cap) return done;
+    uint8_t extra;  // full: one more byte says whether the file is larger
+    ssize_t more;
+    do { more = read(fd, &extra, 1); } while (more < 0 && errno == EINTR);
+    return more > 0 ? -EFBIG : done;
 }
 
 int32_t wisp_getenv(const char *name, char *buf, size_t cap) {

@@ -303,13 +303,8 @@ int32_t wisp_tls_handshake(void *tls, char *err, size_t err_cap) {
     if (ret == MBEDTLS_ERR_SSL_WANT_READ) return 0;
     if (ret == MBEDTLS_ERR_SSL_WANT_WRITE) return 2;
     uint32_t flags = mbedtls_ssl_get_verify_result(&t->ssl);
-    if (ret == MBEDTLS_ERR_X509_CERT_VERIFY_FAILED && flags == MBEDTLS_X509_BADCERT_CN_MISMATCH && t->ip_problem[0] != 0) {
-        snprintf(err, err_cap, "TLS certificate of %s refused: %s", t->host, t->ip_problem);
-    } else if (ret == MBEDTLS_ERR_X509_CERT_VERIFY_FAILED && flags != 0) {
-        char info[256];
-        mbedtls_x509_crt_verify_info(info, sizeof info, "", flags);
-        for (char *c = info; *c; c++) if (*c == '\n') *c = (c[1] ? ';' : '\0');
-        snprintf(err, err_cap, "TLS certificate of %s refused: %s", t->host, info);
+    if (ret == MBEDTLS_ERR_X509_CERT_VERIFY_FAILED && flags != 0) {
+        refused(t, flags, err, err_cap);
     } else if (ret == MBEDTLS_ERR_NET_CONN_RESET || ret == MBEDTLS_ERR_SSL_CONN_EOF) {
         snprintf(err, err_cap, "TLS handshake with %s: the connection was closed", t->host);
     } else {
