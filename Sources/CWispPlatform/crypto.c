@@ -3,6 +3,7 @@
 #include "wisp_platform.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <sys/random.h>
 
 #include <mbedtls/base64.h>
@@ -53,4 +54,49 @@ int wisp_random(uint8_t *buf, size_t len) {
         done += (size_t)n;
     }
     return 0;
+}
+
+// A streaming digest: the context and its size (2.28 has no mbedtls_md_info_from_ctx).
+struct digest {
+    mbedtls_md_context_t md;
+    size_t size;
+};
+
+void *wisp_digest_new(int32_t method) {
+    mbedtls_md_type_t type;
+    switch (method) {
+    case WISP_HMAC_MD5: type = MBEDTLS_MD_MD5; break;
+    case WISP_HMAC_SHA256: type = MBEDTLS_MD_SHA256; break;
+    default: return NULL;
+    }
+    const mbedtls_md_info_t *info = mbedtls_md_info_from_type(type);
+    if (info == NULL) return NULL;
+    struct digest *d = calloc(1, sizeof *d);
+    if (d == NULL) return NULL;
+    mbedtls_md_init(&d->md);
+    d->size = mbedtls_md_get_size(info);
+    if (mbedtls_md_setup(&d->md, info, 0) != 0 || mbedtls_md_starts(&d->md) != 0) {
+        wisp_digest_free(d);
+        return NULL;
+    }
+    return d;
+}
+
+int wisp_digest_update(void *digest, const uint8_t *buf, size_t len) {
+    struct digest *d = digest;
+    return mbedtls_md_update(&d->md, buf, len) == 0 ? 0 : -1;
+}
+
+int wisp_digest_finish(void *digest, uint8_t *out, size_t out_cap) {
+    struct digest *d = digest;
+    int r = (out_cap >= d->size && mbedtls_md_finish(&d->md, out) == 0) ? (int)d->size : -1;
+    wisp_digest_free(d);
+    return r;
+}
+
+void wisp_digest_free(void *digest) {
+    struct digest *d = digest;
+    if (d == NULL) return;
+    mbedtls_md_free(&d->md);
+    free(d);
 }

@@ -274,15 +274,21 @@ int64_t wisp_tcp_recv(int32_t fd, uint8_t *buf, size_t cap) {
     }
 }
 
-int32_t wisp_poll(int32_t fd, int32_t events, int32_t signal_fd, int32_t timeout_ms) {
-    struct pollfd p[2];
+int32_t wisp_poll(int32_t fd, int32_t events, int32_t other_fd, int32_t other_events, int32_t signal_fd, int32_t timeout_ms) {
+    struct pollfd p[3];
     int n = 0;
-    int sock = -1, sig = -1;
+    int sock = -1, other = -1, sig = -1;
     if (fd >= 0) {
         p[n].fd = fd;
         p[n].events = (short)(((events & 1) ? POLLIN : 0) | ((events & 2) ? POLLOUT : 0));
         p[n].revents = 0;
         sock = n++;
+    }
+    if (other_fd >= 0) {
+        p[n].fd = other_fd;
+        p[n].events = (short)(((other_events & 1) ? POLLIN : 0) | ((other_events & 2) ? POLLOUT : 0));
+        p[n].revents = 0;
+        other = n++;
     }
     if (signal_fd >= 0) {
         p[n].fd = signal_fd;
@@ -299,6 +305,7 @@ int32_t wisp_poll(int32_t fd, int32_t events, int32_t signal_fd, int32_t timeout
         if (p[sock].revents & (POLLERR | POLLHUP | POLLNVAL)) mask |= 4;
     }
     if (sig >= 0 && (p[sig].revents & POLLIN)) mask |= 8;
+    if (other >= 0 && p[other].revents != 0) mask |= 16;
     return mask;
 }
 

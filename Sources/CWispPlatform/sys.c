@@ -9,7 +9,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
@@ -139,6 +142,13 @@ int64_t wisp_list_dir(const char *path, uint8_t *buf, size_t cap) {
 #define WISP_GIT_REV "unknown"
 #endif
 
+// wisp's version, once, behind a marker: `strings wisp | grep wisp-version=` finds it in a
+// binary, scripts/package reads it here, and the OTA tests make a "newer" build by
+// rewriting it in a copy of the binary.
+static const char version_marker[] = "wisp-version=0.1.0";
+
+const char *wisp_version(void) { return version_marker + sizeof "wisp-version=" - 1; }
+
 const char *wisp_build_revision(void) { return WISP_GIT_REV; }
 
 const char *wisp_build_triple(void) {
@@ -226,3 +236,83 @@ int32_t wisp_sync(int32_t fd) { return fdatasync(fd) == 0 ? 0 : -errno; }
 int32_t wisp_rename(const char *from, const char *to) { return rename(from, to) == 0 ? 0 : -errno; }
 
 int32_t wisp_truncate(const char *path, int64_t length) { return truncate(path, (off_t)length) == 0 ? 0 : -errno; }
+
+int32_t wisp_run(const char *path, const char *arg1, const char *arg2, const char *arg3,
+                 uint8_t *out, size_t out_cap, int64_t *out_len, int32_t timeout_ms) {
+    *out_len = 0;
+    int pipefd[2];
+    if (pipe2(pipefd, O_CLOEXEC) != 0) return -errno;
+    pid_t pid = fork();
+    if (pid < 0) {
+        int e = errno;
+        close(pipefd[0]);
+        close(pipefd[1]);
+        return -e;
+    }
+    if (pid == 0) {
+        // The child: only async-signal-safe calls until execve.
+        int null = open("/dev/null", O_RDONLY);
+        if (null >= 0) dup2(null, 0);
+        dup2(pipefd[1], 1);
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        char *argv[5] = {(char *)path, (char *)arg1, arg1 ? (char *)arg2 : NULL, arg1 && arg2 ? (char *)arg3 : NULL, NULL};
+        char *envp[] = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C", NULL};
+        execve(path, argv, envp);
+        _exit(127);
+    }
+    close(pipefd[1]);
+    uint64_t deadline = wisp_monotonic_ms() + (uint64_t)(timeout_ms < 0 ? 0 : timeout_ms);
+    int timed_out = 0;
+    for (;;) {
+        uint64_t now = wisp_monotonic_ms();
+        if (now >= deadline) { timed_out = 1; break; }
+        struct pollfd p = {.fd = pipefd[0], .events = POLLIN};
+        int r = poll(&p, 1, (int)(deadline - now));
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) { timed_out = r == 0; break; }
+        uint8_t sink[256];
+        size_t room = out_cap - (size_t)*out_len;
+        ssize_t n = room > 0 ? read(pipefd[0], out + *out_len, room) : read(pipefd[0], sink, sizeof sink);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        if (room > 0) *out_len += n;
+    }
+    close(pipefd[0]);
+    if (timed_out) kill(pid, SIGKILL);
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0) {
+        if (errno != EINTR) return -errno;
+    }
+    if (timed_out) return -ETIMEDOUT;
+    if (WIFEXITED(status)) return WEXITSTATUS(status);
+    if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+    return -ECHILD;
+}
+
+int32_t wisp_chmod(const char *path, uint32_t mode) { return chmod(path, (mode_t)mode) == 0 ? 0 : -errno; }
+
+int32_t wisp_mkdir(const char *path, uint32_t mode) {
+    if (mkdir(path, (mode_t)mode) == 0) return 0;
+    int e = errno;
+    struct stat st;
+    if (e == EEXIST && stat(path, &st) == 0 && S_ISDIR(st.st_mode)) return 0;
+    return -e;
+}
+
+int64_t wisp_file_size(const char *path) {
+    struct stat st;
+    if (lstat(path, &st) != 0) return -errno;
+    if (S_ISLNK(st.st_mode)) return -ELOOP;
+    return (int64_t)st.st_size;
+}
+
+int32_t wisp_self_path(char *buf, size_t cap) {
+    if (cap == 0) return -ENAMETOOLONG;
+    ssize_t n = readlink("/proc/self/exe", buf, cap - 1);
+    if (n < 0) return -errno;
+    if ((size_t)n >= cap - 1) return -ENAMETOOLONG;
+    buf[n] = 0;
+    return (int32_t)n;
+}

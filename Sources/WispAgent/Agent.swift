@@ -4,8 +4,9 @@ import WispCore
 /// The agent's entry points: `wisp run` (a `Device` per key-file version), `wisp check
 /// --online` (a bare `Driver`), and what both need from the key file.
 public enum Agent {
-    /// wisp's version: `wisp version`, the package, and the OTA version report.
-    public static let version = "0.1.0"
+    /// wisp's version: `wisp version`, the package, and the OTA version report. Kept in
+    /// the C layer (sys.c) behind a marker a build can be found by.
+    public static var version: String { String(cString: wisp_version()) }
 
     /// The platform identity, when the key file holds the triplet.
     public static func platformIdentity(_ loaded: LoadedConfig) -> PlatformIdentity? {
@@ -119,7 +120,7 @@ public enum Agent {
             case .pollFailed(let e):
                 Log.error("poll failed: " + e.message)
                 return .failure
-            case .opened, .session, .closed, .signal, .deadline:
+            case .opened, .session, .closed, .signal, .other, .deadline:
                 break
             }
         }

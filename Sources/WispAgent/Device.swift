@@ -20,8 +20,10 @@ public struct Device<T: Transport> {
     var values: [PropertyValue] = []
     var json: JSONWriter
     var reply = JSONWriter(capacity: Device.replyCapacity)
-    /// Version reports sent (their ids).
-    var informs: UInt64 = 0
+    /// Ids of OTA messages (version reports, firmware.get, progress).
+    var otaIds: UInt64 = 0
+    /// OTA upgrades (platform devices only).
+    let updater: Updater?
     /// Set replies and NTP requests: a code, an id of at most 64 bytes and one sentence.
     static var replyCapacity: Int { 512 }
     let topics: AlinkTopics
@@ -49,6 +51,7 @@ public struct Device<T: Transport> {
         } else {
             backlog = Backlog(names: thing.names, device: device)
         }
+        updater = topics.otaUpgrade != nil ? Updater(device) : nil
         driver = makeDriver()
         json = JSONWriter(capacity: driver.session.config.maxOutboundPacket - topics.post.utf8.count - 8)
         values.reserveCapacity(thing.sensors.count + device.outputs.count + 1)
@@ -70,6 +73,12 @@ public struct Device<T: Transport> {
             }
             var deadline = nextSample
             if watchdogInterval != nil { deadline = min(deadline, nextWatchdog) }
+            if let updater {
+                updater.advance(now: now)
+                sendReports()
+                driver.other = updater.poll
+                deadline = min(deadline, updater.deadline)
+            }
             let event = driver.next(until: deadline)
             switch event {
             case .stopped:
@@ -111,7 +120,7 @@ public struct Device<T: Transport> {
             Log.debug("connection closed: " + reason.message)
         case .session(let e):
             handle(e)
-        case .signal, .deadline, .stopped, .pollFailed:
+        case .signal, .other, .deadline, .stopped, .pollFailed:
             break
         }
     }
@@ -123,9 +132,16 @@ public struct Device<T: Transport> {
         case .online(_, let resent):
             if !everOnline { Systemd.notify("READY=1\nSTATUS=online") }
             if let inform = topics.otaInform {
-                informs &+= 1
-                OTAInform.write(id: informs, version: Agent.version, module: loaded.device.otaModule, into: &reply)
+                otaIds &+= 1
+                OTAInform.write(id: otaIds, version: Agent.version, module: loaded.device.otaModule, into: &reply)
                 publishReply(inform, qos: .atMostOnce)  // as the platform's SDK does; takes no in-flight slot
+            }
+            if let updater, let get = topics.firmwareGet {
+                updater.online()
+                otaIds &+= 1
+                FirmwareGet.write(id: otaIds, module: loaded.device.otaModule, into: &reply)
+                publishReply(get, qos: .atMostOnce)
+                sendReports()
             }
             everOnline = true
             let extra = resent > 0 ? ", \(resent) unacknowledged posts resent" : ""
@@ -162,6 +178,8 @@ public struct Device<T: Transport> {
                 } else {
                     Log.debug("property post accepted")
                 }
+            case .otaOffer:
+                inbound.withBytes { all in updater?.offer(UnsafeRawBufferPointer(rebasing: all[p.payload])) }
             case .other:
                 Log.debug("message on " + LogText.escape(inbound.bytesView(p.topic)) + " ignored")
             }
@@ -187,6 +205,17 @@ public struct Device<T: Transport> {
 
     func seconds(_ ms: UInt64) -> String {
         "\(ms / 1000).\(ms % 1000 / 100) s"
+    }
+
+    /// Publishes the updater's progress reports while online (QoS 0, as the SDK does).
+    mutating func sendReports() {
+        guard let updater, let topic = topics.otaProgress, driver.session.isOnline else { return }
+        while !updater.reports.isEmpty {
+            let r = updater.reports.removeFirst()
+            otaIds &+= 1
+            OTAProgress.write(id: otaIds, step: r.step, desc: r.desc, module: loaded.device.otaModule, into: &reply)
+            publishReply(topic, qos: .atMostOnce)
+        }
     }
 
     // MARK: telemetry

@@ -28,6 +28,16 @@ struct CLI {
               list the sensors this board has (as key-file lines, each with a reading now)
               and the sensors and outputs the key file configures. WISP_ROOT=DIR reads /sys,
               /proc and /dev under DIR (a copy of a board's tree).
+          ota status [--config PATH]
+              what the over-the-air update files say: this version, a download in
+              progress, a staged package, a trial being confirmed, the last result.
+          apply-update [--config PATH] [--systemctl PATH]
+              the root step of an OTA upgrade (run by wisp-update.service, which
+              wisp-update.path starts when a verified package is staged): install the
+              staged binary over this one, keeping it as BINARY.previous, restart wisp and
+              roll back unless the new version reaches the platform within
+              ota_confirm_seconds. --systemctl names the program that restarts the service
+              (default /usr/bin/systemctl; called as `--no-block restart wisp.service`).
           version
               print the version, the target triple and the git revision.
           help
@@ -66,6 +76,15 @@ struct CLI {
         case "sensors":
             guard let options = parse(args, allowing: ["--config"]) else { return .usage }
             return sensors(path: options["--config"])
+        case "ota":
+            guard let sub = args.first, sub.equals("status") else { return usage("ota needs a subcommand: ota status") }
+            args.removeFirst()
+            guard let options = parse(args, allowing: ["--config"]) else { return .usage }
+            return ApplyUpdate.status(configPath: options["--config"] ?? ConfigLoader.defaultPath)
+        case "apply-update":
+            guard let options = parse(args, allowing: ["--config", "--systemctl"]) else { return .usage }
+            return ApplyUpdate.run(configPath: options["--config"] ?? ConfigLoader.defaultPath,
+                                   systemctl: options["--systemctl"] ?? "/usr/bin/systemctl")
         case "run":
             guard let options = parse(args, allowing: ["--config", "--verbose"]) else { return .usage }
             if options["--verbose"] != nil { Log.threshold = .debug }

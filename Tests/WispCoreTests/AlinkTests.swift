@@ -13,14 +13,17 @@ struct AlinkTests {
         #expect(t.setReply == "/sys/a1B2c3/boiler-7/thing/service/property/set_reply")
         #expect(t.ntpRequest == "/ext/ntp/a1B2c3/boiler-7/request")
         #expect(t.ntpResponse == "/ext/ntp/a1B2c3/boiler-7/response")
-        #expect(t.subscriptions.map(\.topic) == [t.postReply, t.set, t.ntpResponse!])
-        #expect(t.subscriptions.map(\.qos) == [.atLeastOnce, .atLeastOnce, .atMostOnce])
+        #expect(t.otaUpgrade == "/ota/device/upgrade/a1B2c3/boiler-7")
+        #expect(t.otaProgress == "/ota/device/progress/a1B2c3/boiler-7")
+        #expect(t.firmwareGet == "/sys/a1B2c3/boiler-7/thing/ota/firmware/get")
+        #expect(t.subscriptions.map(\.topic) == [t.postReply, t.set, t.ntpResponse!, t.otaUpgrade!, "/sys/a1B2c3/boiler-7/thing/ota/firmware/get_reply"])
+        #expect(t.subscriptions.map(\.qos) == [.atLeastOnce, .atLeastOnce, .atMostOnce, .atLeastOnce, .atMostOnce])
     }
 
     @Test func otherBrokersGetTheSameLayoutWithoutNTP() {
         let t = AlinkTopics(plainClientId: "pi-1")
         #expect(t.post == "wisp/pi-1/thing/event/property/post")
-        #expect(t.ntpRequest == nil && t.subscriptions.count == 2)
+        #expect(t.ntpRequest == nil && t.otaUpgrade == nil && t.subscriptions.count == 2)
     }
 
     @Test(arguments: [

@@ -44,6 +44,17 @@ struct KeyFileTests {
         #expect(throws: KeyFileError.self) { try KeyFile.parse(base + "ota_module = two words\n") }
     }
 
+    @Test func otaLimitsAndStateDir() throws {
+        let base = "endpoint = wss://h\nproduct_key = p\ndevice_name = d\ndevice_secret = s\n"
+        let d = try KeyFile.parse(base)
+        #expect(d.stateDir == "/var/lib/wisp" && d.otaMaxBytes == 16 << 20 && d.otaConfirmSeconds == 300)
+        let c = try KeyFile.parse(base + "state_dir = /data/wisp\nota_max_bytes = 2048\nota_confirm_seconds = 5\n")
+        #expect(c.stateDir == "/data/wisp" && c.otaMaxBytes == 2048 && c.otaConfirmSeconds == 5)
+        for bad in ["state_dir = relative/dir", "ota_max_bytes = 1023", "ota_max_bytes = 2000000000", "ota_confirm_seconds = 4"] {
+            #expect(throws: KeyFileError.self) { try KeyFile.parse(base + bad + "\n") }
+        }
+    }
+
     @Test func plainBrokerWithWillAndProxy() throws {
         let c = try KeyFile.parse("endpoint = mqtt://[::1]:1884\nusername = u\npassword = p\nwill_topic = dev/status\nproxy = http://10.0.0.1:3128\n")
         #expect(c.endpoint == Endpoint(scheme: .mqtt, host: "::1", port: 1884))

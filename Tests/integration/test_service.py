@@ -99,6 +99,11 @@ def test_install_into_an_image_root_is_complete_and_idempotent(tmp_path):
                  "ExecStart=/usr/local/bin/wisp run --config /etc/wisp/device.key", "User=wisp"):
         assert line in unit, line
     assert os.readlink(root / "etc/systemd/system/multi-user.target.wants/wisp.service") == "/etc/systemd/system/wisp.service"
+    # The OTA installer: the path unit enabled, the root step's unit pointing at this binary.
+    assert os.readlink(root / "etc/systemd/system/multi-user.target.wants/wisp-update.path") == "/etc/systemd/system/wisp-update.path"
+    assert "ExecStart=/usr/local/bin/wisp apply-update --config /etc/wisp/device.key" in \
+        (root / "etc/systemd/system/wisp-update.service").read_text()
+    assert "PathExists=/var/lib/wisp/ota/staged.ready" in (root / "etc/systemd/system/wisp-update.path").read_text()
 
     # The user fills in the key file; a second run changes nothing and keeps it.
     key.write_text("endpoint = wss://host:443\n")
@@ -109,13 +114,16 @@ def test_install_into_an_image_root_is_complete_and_idempotent(tmp_path):
     assert tree(root) == before
 
 
-def test_unit_passes_systemd_analyze_verify(tmp_path):
+@pytest.mark.parametrize("name", ["wisp.service", "wisp-update.service", "wisp-update.path"])
+def test_unit_passes_systemd_analyze_verify(tmp_path, name):
     if not shutil.which("systemd-analyze"):
         pytest.skip("systemd-analyze not installed")
-    unit = tmp_path / "wisp.service"
-    # verify checks that ExecStart exists and is executable: point it at this build.
-    unit.write_text((ROOT / "packaging/wisp.service.in").read_text().replace("@BINDIR@", str(ROOT / ".build/debug")))
-    r = run(["systemd-analyze", "verify", str(unit)])
+    for other in ("wisp.service", "wisp-update.service", "wisp-update.path"):
+        src = ROOT / "packaging" / other
+        src = src if src.exists() else src.with_name(other + ".in")
+        # verify checks that ExecStart exists and is executable: point it at this build.
+        (tmp_path / other).write_text(src.read_text().replace("@BINDIR@", str(ROOT / ".build/debug")))
+    r = run(["systemd-analyze", "verify", str(tmp_path / name)])
     assert r.returncode == 0, r.stdout + r.stderr
     assert r.stderr.strip() == "", r.stderr
 
@@ -159,7 +167,8 @@ def test_debian_package(target, linking, tmp_path):
     overrides = run(["dpkg-deb", "--contents", deb]).stdout
     assert ("lintian/overrides/wisp" in overrides) == (linking == "static")
     contents = run(["dpkg-deb", "--contents", deb]).stdout
-    for path in ("./usr/bin/wisp", "./lib/systemd/system/wisp.service", "./usr/share/wisp/device.key.template"):
+    for path in ("./usr/bin/wisp", "./lib/systemd/system/wisp.service", "./lib/systemd/system/wisp-update.service",
+                 "./lib/systemd/system/wisp-update.path", "./usr/share/wisp/device.key.template"):
         assert path in contents
     postinst = run(["dpkg-deb", "--ctrl-tarfile", deb], ).stdout  # noqa: F841 (text of a tar)
     extracted = tmp_path / "ctrl"

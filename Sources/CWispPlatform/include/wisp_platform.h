@@ -27,6 +27,14 @@ int wisp_hmac(int32_t method, const uint8_t *key, size_t key_len,
 /// SHA-1 of `msg` into `out[20]`. Returns 20, or -1 on failure.
 int wisp_sha1(const uint8_t *msg, size_t msg_len, uint8_t *out);
 
+/// A streaming digest (WISP_HMAC_MD5 or WISP_HMAC_SHA256) for a file that arrives in
+/// pieces; NULL for another method or no memory. Finish (or free) it once.
+void *wisp_digest_new(int32_t method);
+int wisp_digest_update(void *digest, const uint8_t *buf, size_t len);
+/// Writes the digest (16 or 32 bytes) into `out` and frees the context: the size, or -1.
+int wisp_digest_finish(void *digest, uint8_t *out, size_t out_cap);
+void wisp_digest_free(void *digest);
+
 /// Base64 (RFC 4648, with padding) of `src` into `dst` (which also gets a NUL after the
 /// text, so `dst_cap` must be one more than the text); returns the length written,
 /// or -1 when `dst` is too small.
@@ -71,11 +79,11 @@ int64_t wisp_tcp_send(int32_t fd, const uint8_t *buf, size_t len);
 /// or -errno. Never 0 for a closed connection.
 int64_t wisp_tcp_recv(int32_t fd, uint8_t *buf, size_t cap);
 
-/// Waits until `fd` is readable (events & 1) or writable (events & 2), `signal_fd` is
-/// readable, or `timeout_ms` passes (-1: forever). Returns a mask: 1 readable,
-/// 2 writable, 4 error or hang-up, 8 signal pending; 0 on timeout; -errno on failure.
-/// `fd` may be -1 to wait only for signals and time.
-int32_t wisp_poll(int32_t fd, int32_t events, int32_t signal_fd, int32_t timeout_ms);
+/// Waits until `fd` is readable (events & 1) or writable (events & 2), `other_fd` is ready
+/// as `other_events` asks (a second connection, e.g. a download; -1: none), `signal_fd` is
+/// readable, or `timeout_ms` passes (-1: forever). Returns a mask: 1 readable, 2 writable,
+/// 4 error or hang-up (of `fd`), 8 a signal is pending, 16 `other_fd` is ready; or -errno.
+int32_t wisp_poll(int32_t fd, int32_t events, int32_t other_fd, int32_t other_events, int32_t signal_fd, int32_t timeout_ms);
 
 int32_t wisp_close(int32_t fd);
 
@@ -193,6 +201,26 @@ int64_t wisp_read_fd(int32_t fd, uint8_t *buf, size_t cap);
 /// or -1 when unset or too long.
 int32_t wisp_getenv(const char *name, char *buf, size_t cap);
 
+/// Runs `path` with up to three arguments (NULL ends the list early) and an empty
+/// environment, stdin from /dev/null, stdout into `out` (at most `out_cap` bytes kept; its
+/// length in `*out_len`), stderr to ours. Waits at most `timeout_ms`, then kills it.
+/// Returns its exit status, 128 + the signal that ended it, or -errno (-ETIMEDOUT).
+int32_t wisp_run(const char *path, const char *arg1, const char *arg2, const char *arg3,
+                 uint8_t *out, size_t out_cap, int64_t *out_len, int32_t timeout_ms);
+
+/// chmod(2). 0 or -errno.
+int32_t wisp_chmod(const char *path, uint32_t mode);
+
+/// mkdir(2) with `mode`; 0 also when it exists as a directory, or -errno.
+int32_t wisp_mkdir(const char *path, uint32_t mode);
+
+/// The size of the file at `path` (lstat: a symlink is -ELOOP), or -errno.
+int64_t wisp_file_size(const char *path);
+
+/// The path of the running executable (/proc/self/exe) into `buf`, NUL-terminated: its
+/// length, or -errno.
+int32_t wisp_self_path(char *buf, size_t cap);
+
 /// Monotonic milliseconds (CLOCK_MONOTONIC), for deadlines.
 uint64_t wisp_monotonic_ms(void);
 
@@ -205,6 +233,9 @@ void wisp_strerror(int32_t err, char *buf, size_t cap);
 /// Names in directory `path` (without "." and ".."), each followed by a NUL, into `buf`.
 /// Returns the bytes used, or -errno; names that do not fit are left out.
 int64_t wisp_list_dir(const char *path, uint8_t *buf, size_t cap);
+
+/// wisp's version ("0.1.0"): the CLI, the package and the OTA version report.
+const char *wisp_version(void);
 
 /// The git revision this binary was built from ("unknown" when not built from git).
 const char *wisp_build_revision(void);

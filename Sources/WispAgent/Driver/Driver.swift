@@ -20,6 +20,8 @@ public struct Driver<T: Transport> {
         case closed(DisconnectReason)
         /// The signal descriptor is readable.
         case signal
+        /// `other` is ready as it asked.
+        case other
         /// The caller's deadline passed.
         case deadline
         /// `Session.stop` finished.
@@ -28,6 +30,9 @@ public struct Driver<T: Transport> {
     }
 
     public var session: Session
+    /// A second descriptor the caller wants in the same poll (a download), and what it
+    /// waits for (1 readable, 2 writable); fd -1 for none.
+    public var other: (fd: Int32, events: Int32) = (-1, 0)
     var transport: T?
     var opening = false
     var waitEvents: Int32 = 0
@@ -85,9 +90,10 @@ public struct Driver<T: Transport> {
                     events = opening ? waitEvents
                         : ((session.canReceive && !inputClosed) ? 1 : 0) | (session.output.isEmpty ? 0 : 2)
                 }
-                let mask = wisp_poll(fd, events, signals, timeout)
+                let mask = wisp_poll(fd, events, other.fd, other.events, signals, timeout)
                 if mask < 0 { return .pollFailed(SystemError(errno: -mask)) }
                 if mask & 8 != 0 { return .signal }
+                if mask & 16 != 0 { return .other }
                 if !opening && mask & 5 != 0 { _ = readInput(now: System.monotonicMillis) }
             }
         }

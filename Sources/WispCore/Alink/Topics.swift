@@ -13,22 +13,30 @@ public struct AlinkTopics: Sendable, Equatable {
     /// NTP over MQTT, platform devices only.
     public let ntpRequest: String?
     public let ntpResponse: String?
-    /// Where the module's version is reported after every CONNACK (OTA), platform devices only.
+    /// OTA, platform devices only: the version report after every CONNACK, the upgrade
+    /// push, progress reports, and `thing.ota.firmware.get` with its reply.
     public let otaInform: String?
+    public let otaUpgrade: String?
+    public let otaProgress: String?
+    public let firmwareGet: String?
+    public let firmwareGetReply: String?
 
     /// A platform device.
     public init(productKey pk: String, deviceName dn: String) {
-        self.init(base: "/sys/" + pk + "/" + dn, ntp: "/ext/ntp/" + pk + "/" + dn,
-                  otaInform: OTAInform.topic(productKey: pk, deviceName: dn))
+        self.init(base: "/sys/" + pk + "/" + dn, ntp: "/ext/ntp/" + pk + "/" + dn, ota: pk + "/" + dn)
     }
 
     /// Another broker: the thing model under `wisp/{clientId}`, no NTP.
     public init(plainClientId clientId: String) {
-        self.init(base: "wisp/" + clientId, ntp: nil, otaInform: nil)
+        self.init(base: "wisp/" + clientId, ntp: nil, ota: nil)
     }
 
-    init(base: String, ntp: String?, otaInform: String?) {
-        self.otaInform = otaInform
+    init(base: String, ntp: String?, ota device: String?) {
+        otaInform = device.map { "/ota/device/inform/" + $0 }
+        otaUpgrade = device.map { "/ota/device/upgrade/" + $0 }
+        otaProgress = device.map { "/ota/device/progress/" + $0 }
+        firmwareGet = device.map { _ in base + "/thing/ota/firmware/get" }
+        firmwareGetReply = firmwareGet.map { $0 + "_reply" }
         post = base + "/thing/event/property/post"
         postReply = post + "_reply"
         set = base + "/thing/service/property/set"
@@ -41,12 +49,14 @@ public struct AlinkTopics: Sendable, Equatable {
     public var subscriptions: [MQTTEncoder.Subscription] {
         var s = [MQTTEncoder.Subscription(topic: postReply, qos: .atLeastOnce), MQTTEncoder.Subscription(topic: set, qos: .atLeastOnce)]
         if let ntpResponse { s.append(MQTTEncoder.Subscription(topic: ntpResponse, qos: .atMostOnce)) }
+        if let otaUpgrade { s.append(MQTTEncoder.Subscription(topic: otaUpgrade, qos: .atLeastOnce)) }
+        if let firmwareGetReply { s.append(MQTTEncoder.Subscription(topic: firmwareGetReply, qos: .atMostOnce)) }
         return s
     }
 
     /// What an inbound topic is.
     public enum Inbound: Equatable, Sendable {
-        case propertySet, postReply, ntpResponse, other
+        case propertySet, postReply, ntpResponse, otaOffer, other
     }
 
     /// Classifies `buffer[range]` without making a String.
@@ -54,6 +64,8 @@ public struct AlinkTopics: Sendable, Equatable {
         if buffer.bytes(range, equal: set) { return .propertySet }
         if buffer.bytes(range, equal: postReply) { return .postReply }
         if let ntpResponse, buffer.bytes(range, equal: ntpResponse) { return .ntpResponse }
+        if let otaUpgrade, buffer.bytes(range, equal: otaUpgrade) { return .otaOffer }
+        if let firmwareGetReply, buffer.bytes(range, equal: firmwareGetReply) { return .otaOffer }
         return .other
     }
 
@@ -62,6 +74,8 @@ public struct AlinkTopics: Sendable, Equatable {
         if topic.equals(set) { return "property sets from the platform will not arrive" }
         if topic.equals(postReply) { return "post replies will not arrive" }
         if let ntpResponse, topic.equals(ntpResponse) { return "platform time will not arrive" }
+        if let otaUpgrade, topic.equals(otaUpgrade) { return "upgrades pushed by the platform will not arrive" }
+        if let firmwareGetReply, topic.equals(firmwareGetReply) { return "pending upgrades will not be found at connect" }
         return "its messages will not arrive"
     }
 }

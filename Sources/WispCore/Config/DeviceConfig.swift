@@ -42,6 +42,12 @@ public struct DeviceConfig: Sendable, Equatable {
     public var bufferFile: String?
     /// The OTA module whose version is reported after every CONNACK (platform devices).
     public var otaModule = "wisp"
+    /// Where wisp keeps state that is not configuration: OTA downloads and their records.
+    public var stateDir = "/var/lib/wisp"
+    /// The largest OTA package wisp downloads.
+    public var otaMaxBytes: Int64 = 16 << 20
+    /// How long a new binary has to reach CONNACK before the root step rolls it back.
+    public var otaConfirmSeconds = 300
 
     /// Whether what arrives is known to come from the broker: TLS with the certificate
     /// verified. Otherwise anyone on the path can inject packets.
@@ -75,6 +81,8 @@ public struct DeviceConfig: Sendable, Equatable {
             lines.append("device_secret = (set, redacted)")
             lines.append("sign_method = " + method.rawValue)
             lines.append("ota_module = " + otaModule)
+            lines.append("ota_max_bytes = \(otaMaxBytes)")
+            lines.append("ota_confirm_seconds = \(otaConfirmSeconds)")
             switch ts {
             case .now: lines.append("sign_timestamp = now")
             case .off: lines.append("sign_timestamp = off")
@@ -92,6 +100,7 @@ public struct DeviceConfig: Sendable, Equatable {
             lines.append("tls_insecure = " + (tlsInsecure ? "true (certificate NOT verified)" : "false"))
         }
         if let proxy { lines.append("proxy = http://" + proxy.hostHeader) }
+        lines.append("state_dir = " + stateDir)
         lines.append("buffer_samples = \(bufferSamples)")
         if let bufferFile { lines.append("buffer_file = " + bufferFile) }
         if let will { lines.append("will_topic = " + will.topic) }

@@ -1,13 +1,14 @@
 /// Where the broker is: `ws://`, `wss://` (MQTT in WebSocket frames, the platform's way),
-/// or `mqtt://`, `mqtts://` (the same session over plain TCP or TLS).
+/// or `mqtt://`, `mqtts://` (the same session over plain TCP or TLS); `http://` for a proxy,
+/// `https://` (and `http://` in a lab) for an OTA package.
 public struct Endpoint: Sendable, Equatable {
     public enum Scheme: String, Sendable, CaseIterable {
-        case ws, wss, mqtt, mqtts, http
+        case ws, wss, mqtt, mqtts, http, https
 
         var defaultPort: UInt16 {
             switch self {
             case .ws, .http: 80
-            case .wss: 443
+            case .wss, .https: 443
             case .mqtt: 1883
             case .mqtts: 8883
             }
@@ -18,13 +19,13 @@ public struct Endpoint: Sendable, Equatable {
     /// Host name or address, without brackets for IPv6.
     public var host: String
     public var port: UInt16
-    /// Request path for WebSocket schemes; the platform's endpoints give none, and
-    /// then `/mqtt` is sent (what Paho, the platform's own examples, send).
+    /// Request path (and query) for WebSocket and HTTP schemes; the platform's endpoints
+    /// give none, and then `/mqtt` is sent (what Paho, the platform's own examples, send).
     public var path: String
 
     public static let defaultPath = "/mqtt"
 
-    public var isTLS: Bool { scheme == .wss || scheme == .mqtts }
+    public var isTLS: Bool { scheme == .wss || scheme == .mqtts || scheme == .https }
     public var isWebSocket: Bool { scheme == .ws || scheme == .wss }
     /// The platform's `securemode`: 2 over TLS, 3 over plain TCP.
     public var secureMode: Int { isTLS ? 2 : 3 }
@@ -78,7 +79,7 @@ public struct Endpoint: Sendable, Equatable {
         }
         var path = Endpoint.defaultPath
         if i < bytes.count {
-            guard bytes[i] == UInt8(ascii: "/"), scheme == .ws || scheme == .wss else { return nil }
+            guard bytes[i] == UInt8(ascii: "/"), scheme != .mqtt && scheme != .mqtts else { return nil }
             for b in bytes[i...] where b <= 0x20 || b == 0x7F { return nil }
             path = String(decoding: bytes[i...], as: UTF8.self)
         }

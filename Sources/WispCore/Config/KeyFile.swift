@@ -26,6 +26,9 @@ public enum KeyFile {
         ("buffer_samples", "samples kept while offline, 1 to 100000 (default: an hour's worth, at least 60)"),
         ("buffer_file", "path of a file that keeps unsent samples across restarts and power loss (default: none)"),
         ("ota_module", "the OTA module whose version wisp reports after each connect, 1 to 32 of A-Z a-z 0-9 _ - . (default wisp; default = the device's firmware)"),
+        ("state_dir", "directory for OTA downloads and their records (default /var/lib/wisp)"),
+        ("ota_max_bytes", "largest OTA package accepted, 1024 to 1073741824 bytes (default 16777216)"),
+        ("ota_confirm_seconds", "seconds a new binary has to reach the platform before it is rolled back, 5 to 86400 (default 300)"),
         ("sensor.NAME", "a sensor posted as property NAME: " + SensorSyntax.help),
         ("output.NAME", "a GPIO output the platform may set as property NAME: gpio:gpiochipN:LINE"),
     ] }
@@ -150,6 +153,12 @@ public enum KeyFile {
             guard OTAInform.isModuleName(module) else { throw bad("ota_module") }
             config.otaModule = module
         }
+        if let dir = try string("state_dir") {
+            guard dir.startsWith("/"), !dir.utf8.contains(0) else { throw bad("state_dir") }
+            config.stateDir = dir
+        }
+        if let n = try integer("ota_max_bytes", in: 1024...(1 << 30)) { config.otaMaxBytes = Int64(n) }
+        if let n = try integer("ota_confirm_seconds", in: 5...86_400) { config.otaConfirmSeconds = n }
         if let insecure = try string("tls_insecure") {
             if insecure.equals("true") { config.tlsInsecure = true } else if insecure.equals("false") { config.tlsInsecure = false } else { throw bad("tls_insecure") }
         }

@@ -1,0 +1,194 @@
+import CWispPlatform
+import WispCore
+
+/// `wisp apply-update`: the root-owned step of an OTA upgrade (wisp-update.service, started
+/// by wisp-update.path when the service stages a package). The service itself cannot write
+/// /usr; this step can, and does only this:
+///
+/// 1. re-checks the staged binary (sha256 from staged.ready, an ELF for this machine);
+/// 2. keeps the running binary as `BINARY.previous` and writes the journal `applying`;
+/// 3. copies the new binary over `BINARY` (temp file, fsync, rename: never half a binary);
+/// 4. restarts wisp and waits `ota_confirm_seconds` for it to write `running` with the new
+///    version (it does at CONNACK);
+/// 5. confirmed: removes the journal and the staged files. Not confirmed: copies the
+///    previous binary back, leaves `result` (progress -1 and why) for the old wisp to report,
+///    and restarts it.
+///
+/// The journal decides after a power cut: without it, BINARY is the old binary (or the
+/// staged package was never taken) and a present staged.ready starts over; with it, a trial
+/// was running, and the step resumes it: BINARY is made the new binary again and gets a
+/// fresh confirmation window, then stays or is rolled back. Every write is a rename of a
+/// synced file, so BINARY is always one whole binary, old or new.
+public enum ApplyUpdate {
+    public static func run(configPath: String, systemctl: String) -> ExitCode {
+        let device: DeviceConfig
+        switch ConfigLoader.load(configPath) {
+        case .success(let l): device = l.device
+        case .failure(let e):
+            Log.error(e.message)
+            return .configuration
+        }
+        guard let binary = UpdateFiles.selfPath else {
+            Log.error("apply-update: cannot find the running binary (/proc/self/exe)")
+            return .failure
+        }
+        let files = UpdateFiles(stateDir: device.stateDir)
+        let previous = binary + ".previous"
+        var version: String
+        var sha: [UInt8]
+        var from: String
+        var resuming = false
+        if let journal = UpdateFiles.read(files.applying), let v = journal["version"], let s = journal["sha256"].flatMap({ Hex.decode($0) }) {
+            version = v
+            sha = s
+            from = journal["from"] ?? "the previous version"
+            resuming = true
+            Log.info("apply-update: resuming the trial of version " + version + " (interrupted, e.g. by a power cut)")
+        } else {
+            guard let ready = UpdateFiles.read(files.ready) else {
+                Log.info("apply-update: nothing staged in " + files.dir)
+                return .ok
+            }
+            guard let v = ready["version"], OTAOffer.isVersion(v), let s = ready["sha256"].flatMap({ Hex.decode($0) }), s.count == 32 else {
+                return refuse(files, version: ready["version"] ?? "?", step: OTAProgress.verificationFailed, "staged.ready is not a complete record")
+            }
+            version = v
+            sha = s
+            from = ready["from"] ?? "the previous version"
+            if let why = check(files.staged, sha: sha) {
+                return refuse(files, version: version, step: OTAProgress.verificationFailed, why)
+            }
+            if let e = UpdateFiles.copy(binary, to: previous, mode: 0o755) {
+                return refuse(files, version: version, step: OTAProgress.writingFailed, "cannot keep the running binary as " + previous + ": " + e.message)
+            }
+            var journal = UpdateRecord()
+            journal["version"] = version
+            journal["sha256"] = Hex.encode(sha)
+            journal["from"] = from
+            journal["previous"] = previous
+            if let e = UpdateFiles.write(journal, to: files.applying, mode: 0o644) {
+                return refuse(files, version: version, step: OTAProgress.writingFailed, "cannot write the journal " + files.applying + ": " + e.message)
+            }
+        }
+        // BINARY becomes the new binary (again, when resuming after a cut before the rename).
+        if UpdateFiles.digest(binary, .sha256) != sha {
+            if let why = check(files.staged, sha: sha) {
+                return rollBack(files, binary: binary, previous: previous, version: version, systemctl: systemctl, why: "the staged binary is gone or changed: " + why)
+            }
+            if let e = UpdateFiles.copy(files.staged, to: binary, mode: 0o755) {
+                return rollBack(files, binary: binary, previous: previous, version: version, systemctl: systemctl, why: "cannot install " + binary + ": " + e.message)
+            }
+        }
+        Log.info("apply-update: installed version " + version + " as " + binary + " (" + from + " kept as " + previous + ")")
+        if resuming, UpdateFiles.read(files.running)?["version"]?.equals(version) == true {
+            return confirmed(files, version: version)
+        }
+        _ = wisp_unlink(files.running)
+        restart(systemctl)
+        let seconds = device.otaConfirmSeconds
+        Log.info("apply-update: waiting up to \(seconds) s for version " + version + " to reach the platform")
+        let deadline = System.monotonicMillis + UInt64(seconds) * 1000
+        while System.monotonicMillis < deadline {
+            _ = wisp_poll(-1, 0, -1, 0, -1, 250)
+            if UpdateFiles.read(files.running)?["version"]?.equals(version) == true {
+                return confirmed(files, version: version)
+            }
+        }
+        return rollBack(files, binary: binary, previous: previous, version: version, systemctl: systemctl,
+                        why: "version " + version + " did not reach the platform within \(seconds) s (ota_confirm_seconds); rolled back to " + from)
+    }
+
+    /// Why the staged binary may not be installed, or nil.
+    static func check(_ path: String, sha: [UInt8]) -> String? {
+        guard let digest = UpdateFiles.digest(path, .sha256) else { return "cannot read " + path }
+        guard digest == sha else { return "the staged binary's sha256 is " + Hex.encode(digest) + ", staged.ready says " + Hex.encode(sha) }
+        guard let new = UpdateFiles.elf(path) else { return "the staged file is not an ELF executable" }
+        if let mine = UpdateFiles.selfPath.flatMap({ UpdateFiles.elf($0) }), mine != new {
+            return "the staged binary is " + new.description + ", this board runs " + mine.description
+        }
+        return nil
+    }
+
+    static func confirmed(_ files: UpdateFiles, version: String) -> ExitCode {
+        Log.info("apply-update: version " + version + " reached the platform; upgrade complete")
+        finish(files)
+        return .ok
+    }
+
+    /// The package is refused before anything was replaced.
+    static func refuse(_ files: UpdateFiles, version: String, step: Int, _ why: String) -> ExitCode {
+        Log.error("apply-update: " + why + "; nothing installed")
+        leaveResult(files, version: version, step: step, why)
+        finish(files)
+        return .failure
+    }
+
+    static func rollBack(_ files: UpdateFiles, binary: String, previous: String, version: String, systemctl: String, why: String) -> ExitCode {
+        Log.error("apply-update: " + why)
+        if let e = UpdateFiles.copy(previous, to: binary, mode: 0o755) {
+            // BINARY is still whole (the new one); keep the journal so the next start retries.
+            Log.error("apply-update: cannot restore " + previous + ": " + e.message + "; the journal stays for the next attempt")
+            return .failure
+        }
+        leaveResult(files, version: version, step: OTAProgress.upgradeFailed, why)
+        finish(files)
+        restart(systemctl)
+        return .failure
+    }
+
+    static func leaveResult(_ files: UpdateFiles, version: String, step: Int, _ why: String) {
+        var result = UpdateRecord()
+        result["version"] = version
+        result["step"] = "\(step)"
+        result["desc"] = why
+        if let e = UpdateFiles.write(result, to: files.result, mode: 0o644) {
+            Log.warning("apply-update: cannot leave the result for the platform: " + e.message)
+        }
+    }
+
+    /// The journal goes first: without it a repeated step starts from staged.ready, or finds nothing.
+    static func finish(_ files: UpdateFiles) {
+        _ = wisp_unlink(files.applying)
+        _ = wisp_sync_dir(files.dir)
+        _ = wisp_unlink(files.ready)
+        _ = wisp_unlink(files.staged)
+    }
+
+    static func restart(_ systemctl: String) {
+        let r = UpdateFiles.run(systemctl, ["--no-block", "restart", "wisp.service"], timeoutMillis: 30_000)
+        if r.status != 0 { Log.warning("apply-update: " + systemctl + " restart wisp.service: status \(r.status)") }
+    }
+
+    /// `wisp ota status`: what the OTA files say, for a person at the board.
+    public static func status(configPath: String) -> ExitCode {
+        let device: DeviceConfig
+        switch ConfigLoader.load(configPath) {
+        case .success(let l): device = l.device
+        case .failure(let e):
+            Log.error(e.message)
+            return .configuration
+        }
+        let files = UpdateFiles(stateDir: device.stateDir)
+        System.out("version: " + Agent.version + " (module " + device.otaModule + ")")
+        System.out("state: " + files.dir + (files.exists ? "" : " (none yet)"))
+        if let want = UpdateFiles.read(files.want) {
+            let have = max(0, wisp_file_size(files.part))
+            System.out("downloading: version " + (want["version"] ?? "?") + ", \(have) of " + (want["size"] ?? "?") + " bytes")
+        }
+        if let ready = UpdateFiles.read(files.ready) {
+            System.out("staged: version " + (ready["version"] ?? "?") + " (sha256 " + (ready["sha256"] ?? "?") + "), waiting for wisp-update.service")
+        }
+        if let journal = UpdateFiles.read(files.applying) {
+            System.out("installing: version " + (journal["version"] ?? "?") + " on trial; previous binary " + (journal["previous"] ?? "?"))
+        }
+        if let running = UpdateFiles.read(files.running) {
+            System.out("last connected: version " + (running["version"] ?? "?"))
+        }
+        if let result = UpdateFiles.read(files.result) {
+            System.out("last result: version " + (result["version"] ?? "?") + " step " + (result["step"] ?? "?") + ": " + (result["desc"] ?? ""))
+        } else if wisp_file_mode(files.applying) < 0 && wisp_file_mode(files.ready) < 0 {
+            System.out("last result: none pending")
+        }
+        return .ok
+    }
+}

@@ -1,0 +1,242 @@
+import CWispPlatform
+import WispCore
+
+/// The service's side of an OTA upgrade: takes the platform's offer, downloads the package
+/// (interleaved with telemetry in the device's loop), verifies it, and stages it for the
+/// root-owned step (`wisp apply-update`, started by wisp-update.path). It never writes
+/// outside `state_dir/ota`; the service keeps its hardening. Progress reports wait in a
+/// short queue until the device can publish them.
+final class Updater {
+    let device: DeviceConfig
+    let files: UpdateFiles
+    var package: OTAPackage?
+    var download: Download?
+    var reports: [(step: Int, desc: String)] = []
+    var lastStep = 0
+
+    init(_ device: DeviceConfig) {
+        self.device = device
+        files = UpdateFiles(stateDir: device.stateDir)
+    }
+
+    var module: String { device.otaModule }
+
+    /// For the device's poll: the download's descriptor and events, and when to come back.
+    var poll: (fd: Int32, events: Int32) {
+        guard let download else { return (-1, 0) }
+        return (download.descriptor, download.events)
+    }
+
+    var deadline: UInt64 { download?.deadline ?? UInt64.max }
+
+    // MARK: CONNACK
+
+    /// At every CONNACK: confirm this version to a waiting root step, and queue its verdict
+    /// on the last upgrade if it left one.
+    func online() {
+        guard files.exists else { return }
+        var running = UpdateRecord()
+        running["version"] = Agent.version
+        if let e = UpdateFiles.write(running, to: files.running, mode: 0o644) {
+            Log.warning("OTA: cannot write " + files.running + ": " + e.message + "; an upgrade to this version cannot be confirmed")
+        }
+        if let result = UpdateFiles.read(files.result) {
+            let step = Int(result.integer("step") ?? Int64(OTAProgress.upgradeFailed))
+            let desc = result["desc"] ?? "upgrade failed"
+            if step < 0 { Log.warning("OTA: the last upgrade (" + (result["version"] ?? "?") + ") failed: " + desc) }
+            report(step, desc)
+            _ = wisp_unlink(files.result)
+        }
+    }
+
+    // MARK: offers
+
+    /// An upgrade push or a firmware.get reply.
+    func offer(_ payload: UnsafeRawBufferPointer) {
+        switch OTAOffer.parse(payload) {
+        case .malformed(let why):
+            Log.warning("OTA: an upgrade message ignored: " + LogText.escape(Array(why.utf8)))
+        case .nothing:
+            Log.debug("OTA: no upgrade pending")
+        case .refused(let m, let why):
+            guard let m, m.equals(module) else { return }
+            Log.error("OTA: upgrade refused: " + LogText.escape(Array(why.utf8)))
+            report(OTAProgress.upgradeFailed, why)
+        case .package(let p):
+            take(p)
+        }
+    }
+
+    func take(_ p: OTAPackage) {
+        guard p.module.equals(module) else {
+            Log.info("OTA: an upgrade for module " + LogText.escape(Array(p.module.utf8)) + " ignored (wisp is module " + module + ")")
+            return
+        }
+        let version = LogText.escape(Array(p.version.utf8))
+        if p.version.equals(Agent.version) {
+            Log.info("OTA: already running version " + version)
+            return
+        }
+        if let current = package, current.version.equals(p.version), current.digest == p.digest {
+            if let url = Endpoint(parsing: p.url, allowing: [.https, .http]), let download {
+                download.url = url  // a fresh signed URL for the next resume
+            }
+            Log.debug("OTA: upgrade to " + version + " already in progress")
+            return
+        }
+        if let staged = UpdateFiles.read(files.ready), staged["version"]?.equals(p.version) == true {
+            Log.info("OTA: version " + version + " is already verified and waiting for the installer")
+            return
+        }
+        guard p.size <= device.otaMaxBytes else {
+            fail(OTAProgress.upgradeFailed, "the package has \(p.size) bytes, more than ota_max_bytes (\(device.otaMaxBytes))")
+            return
+        }
+        guard let url = Endpoint(parsing: p.url, allowing: [.https, .http]) else {
+            fail(OTAProgress.downloadFailed, "the package URL is not https://host/path")
+            return
+        }
+        if url.scheme == .http && !device.tlsInsecure {
+            fail(OTAProgress.downloadFailed, "the package URL is plain http://; wisp downloads over https:// (http only with tls_insecure = true)")
+            return
+        }
+        if let e = files.create() {
+            fail(OTAProgress.writingFailed, "cannot create " + files.dir + ": " + e.message + " (state_dir)")
+            return
+        }
+        // A partial file of the same package (same version and digest) is continued.
+        var want = UpdateRecord()
+        want["version"] = p.version
+        want["size"] = "\(p.size)"
+        want["method"] = p.method.name
+        want["digest"] = p.digestHex
+        var resume: Int64 = 0
+        if let old = UpdateFiles.read(files.want), old == want {
+            resume = max(0, wisp_file_size(files.part))
+        } else {
+            _ = wisp_unlink(files.part)
+            if let e = UpdateFiles.write(want, to: files.want) {
+                fail(OTAProgress.writingFailed, "cannot write " + files.want + ": " + e.message)
+                return
+            }
+        }
+        package = p
+        lastStep = 0
+        do {
+            download = try Download(url: url, device: device, path: files.part, size: p.size, method: p.method, resumeFrom: resume)
+        } catch {
+            fail(error.step, error.why)
+            return
+        }
+        let from = resume > 0 ? ", resuming at byte \(resume)" : ""
+        Log.info("OTA: upgrade " + Agent.version + " → " + version + ": downloading \(p.size) bytes from " + download!.shownURL + from)
+        report(1, "downloading")
+    }
+
+    // MARK: the download
+
+    /// Advances the download; verifies and stages the file when it is complete.
+    func advance(now: UInt64) {
+        guard let d = download else { return }
+        switch d.advance(now: now) {
+        case .working:
+            let step = d.percent
+            if step >= lastStep + 10 && step < 100 {
+                lastStep = step - step % 10
+                report(lastStep, "downloading")
+            }
+        case .failed(let step, let why):
+            fail(step, why)
+        case .done(let digest):
+            download = nil
+            verify(digest)
+        }
+    }
+
+    /// Digest, then the binary itself; on success the package is staged for the installer.
+    func verify(_ digest: [UInt8]) {
+        guard let p = package else { return }
+        guard digest == p.digest else {
+            fail(OTAProgress.verificationFailed, "the package's " + p.method.name + " is " + Hex.encode(digest) + ", the platform announced " + p.digestHex)
+            return
+        }
+        var candidate = files.part
+        var source = "elf"
+        if UpdateFiles.isDeb(files.part) {
+            source = "deb"
+            let r = UpdateFiles.run("/usr/bin/dpkg-deb", ["-x", files.part, files.debDir], timeoutMillis: 60_000)
+            if r.status != 0 {
+                fail(OTAProgress.verificationFailed, "dpkg-deb cannot unpack the .deb (status \(r.status))")
+                return
+            }
+            candidate = files.debDir + "/usr/bin/wisp"
+            if wisp_file_size(candidate) < 0 { candidate = files.debDir + "/usr/local/bin/wisp" }
+        }
+        if let why = Updater.check(candidate, version: p.version) {
+            fail(OTAProgress.verificationFailed, why)
+            return
+        }
+        guard let sha = UpdateFiles.digest(candidate, .sha256) else {
+            fail(OTAProgress.writingFailed, "cannot read the verified binary again")
+            return
+        }
+        if let e = UpdateFiles.copy(candidate, to: files.staged, mode: 0o755) {
+            fail(OTAProgress.writingFailed, "cannot stage the binary: " + e.message)
+            return
+        }
+        var ready = UpdateRecord()
+        ready["version"] = p.version
+        ready["sha256"] = Hex.encode(sha)
+        ready["source"] = source
+        ready["from"] = Agent.version
+        if let e = UpdateFiles.write(ready, to: files.ready, mode: 0o644) {
+            fail(OTAProgress.writingFailed, "cannot write " + files.ready + ": " + e.message)
+            return
+        }
+        cleanUp(keepStaged: true)
+        package = nil
+        Log.info("OTA: version " + p.version + " downloaded and verified; the installer (wisp-update.path) takes it from here")
+        report(100, "verified; installing")
+    }
+
+    /// Why `path` is not a wisp that can replace this one, or nil: an ELF for this machine
+    /// whose `--version` runs and names `version`.
+    static func check(_ path: String, version: String) -> String? {
+        guard let new = UpdateFiles.elf(path) else { return "the package is neither an ELF executable nor a .deb holding one" }
+        if let mine = UpdateFiles.selfPath.flatMap({ UpdateFiles.elf($0) }), mine != new {
+            return "the package is an " + new.description + " binary; this board runs " + mine.description
+        }
+        if wisp_chmod(path, 0o700) != 0 { return "cannot make the package executable" }
+        let r = UpdateFiles.run(path, ["--version"], timeoutMillis: 10_000)
+        guard r.status == 0 else {
+            if r.status < 0 { return "the new binary did not run: " + SystemError(errno: -r.status).message }
+            if r.status == 127 { return "the new binary could not be executed (exit 127)" }
+            return "the new binary's --version exited with status \(r.status)"
+        }
+        guard r.output.startsWith("wisp " + version + " ") || r.output.startsWith("wisp " + version + "\n") else {
+            return "the new binary says " + LogText.escape(Array(r.output.utf8.prefix(80))) + ", not version " + version
+        }
+        return nil
+    }
+
+    func fail(_ step: Int, _ why: String) {
+        Log.error("OTA: upgrade failed: " + why)
+        report(step, why)
+        download = nil
+        package = nil
+        cleanUp(keepStaged: false)
+    }
+
+    func cleanUp(keepStaged: Bool) {
+        _ = wisp_unlink(files.part)
+        _ = wisp_unlink(files.want)
+        if !keepStaged { _ = wisp_unlink(files.staged) }
+        if wisp_file_mode(files.debDir) >= 0 { _ = UpdateFiles.run("/bin/rm", ["-rf", files.debDir], timeoutMillis: 30_000) }
+    }
+
+    /// Queues a progress report; the queue keeps the last eight.
+    func report(_ step: Int, _ desc: String) {
+        if reports.count >= 8 { reports.removeFirst() }
+        reports.append((step, desc))
+    }
+}
