@@ -15,6 +15,7 @@ import json
 import os
 import pathlib
 import queue
+import re
 import shutil
 import signal
 import subprocess
@@ -68,8 +69,13 @@ class Board:
         self.log_path = self.root / "wisp.log"
         self.pidfile = self.root / "wisp.pid"
         self.systemctl = self.root / "systemctl"
+        # restart: stop the supervised wisp (the supervisor starts it again, uncounted);
+        # show --property=NRestarts: the restarts after wisp exited by itself.
+        self.restarts = self.root / "restarts"
+        self.restarts.write_text("0")
         self.systemctl.write_text(f"#!/bin/sh\necho \"$@\" >> {self.root}/systemctl.calls\n"
-                                  f"kill -TERM $(cat {self.pidfile})\n")
+                                  f"if [ \"$1\" = show ]; then echo NRestarts=$(cat {self.restarts}); exit 0; fi\n"
+                                  f"touch {self.root}/restart-requested\nkill -TERM $(cat {self.pidfile})\n")
         os.chmod(self.systemctl, 0o755)
         self.applies = queue.Queue()
         self.stopping = threading.Event()
@@ -94,6 +100,11 @@ class Board:
                         p.wait(10)
                 log.write(f"== supervisor: wisp exited with {p.returncode}\n")
                 log.flush()
+                requested = self.root / "restart-requested"
+                if requested.exists():
+                    requested.unlink()
+                elif not self.stopping.is_set():
+                    self.restarts.write_text(str(int(self.restarts.read_text()) + 1))
                 time.sleep(0.3)
 
     def watch(self):
@@ -224,7 +235,7 @@ def test_full_upgrade_resumes_a_cut_download_and_ends_with_the_new_version_repor
         list((b.state / "ota").iterdir())
     status = b.status()
     assert "version: 0.1.1" in status and "last connected: version 0.1.1" in status, status
-    assert (b.root / "systemctl.calls").read_text().strip() == "--no-block restart wisp.service"
+    assert (b.root / "systemctl.calls").read_text().splitlines()[0] == "--no-block restart wisp.service"
     # Telemetry went on while downloading: posts were sent between the push and the staging.
     log = b.log()
     start = log.index("OTA: upgrade 0.1.0 → 0.1.1")
@@ -292,6 +303,30 @@ def test_a_new_binary_that_never_connects_is_rolled_back(builds, board, push, tm
     assert ota.wait(lambda e: e["event"] == "inform" and e["version"] == "0.1.0", 5)
     assert not (b.state / "ota" / "result").exists(), "the result was reported and removed"
     assert b.applies.empty(), "apply-update ran again"
+
+
+def test_a_new_binary_that_keeps_exiting_is_rolled_back_without_waiting_out_the_window(builds, board, push, tmp_path):
+    src = tmp_path / "crash.c"
+    src.write_text('#include <stdio.h>\n#include <string.h>\n'
+                   'int main(int c, char **v) { if (c > 1 && !strcmp(v[1], "--version")) '
+                   '{ puts("wisp 0.1.3 (crashing test build)"); return 0; } return 70; }\n')
+    crash = tmp_path / "wisp-crash"
+    subprocess.run(["gcc", "-O2", "-o", str(crash), str(src)], check=True)
+    b = board(builds["base"], confirm=120)
+    assert wait_for(lambda: "online:" in b.log(), 15), b.log()
+    ota = push(crash, "0.1.3")
+    started = time.time()
+    try:
+        r = b.applies.get(timeout=60)
+    except queue.Empty:
+        raise AssertionError(f"apply-update did not end; restarts={b.restarts.read_text()} calls="
+                             f"{(b.root / 'systemctl.calls').read_text() if (b.root / 'systemctl.calls').exists() else None}\n{b.log()[-3000:]}")
+    assert time.time() - started < 40, "waited out the confirmation window"
+    # Counted once a second: at least three restarts (systemd's NRestarts) since the install.
+    assert r.returncode == 1 and re.search(r"0\.1\.3 exited [3-9] times without reaching the platform", r.stderr), r.stderr
+    assert b.version() == "0.1.0"
+    failed = ota.wait(lambda e: e["event"] == "progress" and e["step"] == -1, 30)
+    assert failed and re.search(r"exited [3-9] times", failed["desc"]), ota.events
 
 
 def test_a_deb_package_upgrades_a_board_installed_with_scripts_install(builds, board, push, tmp_path):

@@ -9,7 +9,8 @@ import WispCore
 /// 2. keeps the running binary as `BINARY.previous` and writes the journal `applying`;
 /// 3. copies the new binary over `BINARY` (temp file, fsync, rename: never half a binary);
 /// 4. restarts wisp and waits `ota_confirm_seconds` for it to write `running` with the new
-///    version (it does at CONNACK);
+///    version (it does at CONNACK), or until systemd has restarted it three times
+///    (`NRestarts`: it keeps exiting);
 /// 5. confirmed: removes the journal and the staged files. Not confirmed: copies the
 ///    previous binary back, leaves `result` (progress -1 and why) for the old wisp to report,
 ///    and restarts it.
@@ -88,10 +89,24 @@ public enum ApplyUpdate {
         let seconds = device.otaConfirmSeconds
         Log.info("apply-update: waiting up to \(seconds) s for version " + version + " to reach the platform")
         let deadline = System.monotonicMillis + UInt64(seconds) * 1000
+        var baseline = restarts(systemctl)
+        var polls = 0
         while System.monotonicMillis < deadline {
             _ = wisp_poll(-1, 0, -1, 0, -1, 250)
             if UpdateFiles.read(files.running)?["version"]?.equals(version) == true {
                 return confirmed(files, version: version)
+            }
+            polls += 1
+            // A binary that keeps exiting is not waited for: systemd counts its restarts.
+            if polls % 4 == 0, let now = restarts(systemctl) {
+                if let b = baseline, now >= b {
+                    if now - b >= ApplyUpdate.crashLimit {
+                        return rollBack(files, binary: binary, previous: previous, version: version, systemctl: systemctl,
+                                        why: "version " + version + " exited \(now - b) times without reaching the platform; rolled back to " + from)
+                    }
+                } else {
+                    baseline = now
+                }
             }
         }
         return rollBack(files, binary: binary, previous: previous, version: version, systemctl: systemctl,
@@ -152,6 +167,17 @@ public enum ApplyUpdate {
         _ = wisp_sync_dir(files.dir)
         _ = wisp_unlink(files.ready)
         _ = wisp_unlink(files.staged)
+    }
+
+    /// Restarts of the new binary that mean it will not come up.
+    static let crashLimit = 3
+
+    /// How often systemd restarted wisp after it exited (`NRestarts`), or nil.
+    static func restarts(_ systemctl: String) -> Int? {
+        let r = UpdateFiles.run(systemctl, ["show", "--property=NRestarts", "wisp.service"], timeoutMillis: 10_000)
+        guard r.status == 0, r.output.startsWith("NRestarts=") else { return nil }
+        let value = r.output.utf8.dropFirst(10).prefix { $0 != UInt8(ascii: "\n") }
+        return DecimalScan.whole(DecimalScan.trimmed(Array(value))).map { Int($0) }
     }
 
     static func restart(_ systemctl: String) {
