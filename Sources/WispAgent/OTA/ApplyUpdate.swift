@@ -38,11 +38,13 @@ public enum ApplyUpdate {
         var version: String
         var sha: [UInt8]
         var from: String
+        var debSha: [UInt8]?
         var resuming = false
         if let journal = UpdateFiles.read(files.applying), let v = journal["version"], let s = journal["sha256"].flatMap({ Hex.decode($0) }) {
             version = v
             sha = s
             from = journal["from"] ?? "the previous version"
+            debSha = journal["deb_sha256"].flatMap { Hex.decode($0) }
             resuming = true
             Log.info("apply-update: resuming the trial of version " + version + " (interrupted, e.g. by a power cut)")
         } else {
@@ -56,6 +58,7 @@ public enum ApplyUpdate {
             version = v
             sha = s
             from = ready["from"] ?? "the previous version"
+            debSha = ready["deb_sha256"].flatMap { Hex.decode($0) }
             if let why = check(files.staged, sha: sha) {
                 return refuse(files, version: version, step: OTAProgress.verificationFailed, why)
             }
@@ -67,6 +70,7 @@ public enum ApplyUpdate {
             journal["sha256"] = Hex.encode(sha)
             journal["from"] = from
             journal["previous"] = previous
+            if let debSha { journal["deb_sha256"] = Hex.encode(debSha) }
             if let e = UpdateFiles.write(journal, to: files.applying, mode: 0o644) {
                 return refuse(files, version: version, step: OTAProgress.writingFailed, "cannot write the journal " + files.applying + ": " + e.message)
             }
@@ -76,7 +80,17 @@ public enum ApplyUpdate {
             if let why = check(files.staged, sha: sha) {
                 return rollBack(files, binary: binary, previous: previous, version: version, systemctl: systemctl, why: "the staged binary is gone or changed: " + why)
             }
-            if let e = UpdateFiles.copy(files.staged, to: binary, mode: 0o755) {
+            if let debSha, dpkgOwns(binary) {
+                // Installed from the .deb: dpkg installs the new one (its own atomic renames).
+                guard UpdateFiles.digest(files.stagedDeb, .sha256) == debSha else {
+                    return rollBack(files, binary: binary, previous: previous, version: version, systemctl: systemctl, why: "the staged .deb is gone or changed")
+                }
+                let r = UpdateFiles.run("/usr/bin/dpkg", ["-i", files.stagedDeb], timeoutMillis: 600_000)
+                if r.status != 0 {
+                    return rollBack(files, binary: binary, previous: previous, version: version, systemctl: systemctl, why: "dpkg -i failed with status \(r.status)")
+                }
+                Log.info("apply-update: dpkg installed the package of version " + version)
+            } else if let e = UpdateFiles.copy(files.staged, to: binary, mode: 0o755) {
                 return rollBack(files, binary: binary, previous: previous, version: version, systemctl: systemctl, why: "cannot install " + binary + ": " + e.message)
             }
         }
@@ -124,6 +138,12 @@ public enum ApplyUpdate {
         return nil
     }
 
+    /// Whether `binary` is a file of an installed Debian package (the .deb from scripts/package).
+    static func dpkgOwns(_ binary: String) -> Bool {
+        guard wisp_file_mode("/usr/bin/dpkg-query") >= 0 else { return false }
+        return UpdateFiles.run("/usr/bin/dpkg-query", ["-S", binary], timeoutMillis: 30_000).status == 0
+    }
+
     static func confirmed(_ files: UpdateFiles, version: String) -> ExitCode {
         Log.info("apply-update: version " + version + " reached the platform; upgrade complete")
         finish(files)
@@ -167,6 +187,7 @@ public enum ApplyUpdate {
         _ = wisp_sync_dir(files.dir)
         _ = wisp_unlink(files.ready)
         _ = wisp_unlink(files.staged)
+        _ = wisp_unlink(files.stagedDeb)
     }
 
     /// Restarts of the new binary that mean it will not come up.

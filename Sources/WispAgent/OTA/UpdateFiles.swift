@@ -8,6 +8,7 @@ import WispCore
 ///   package.part   the download so far                          (service)
 ///   package.want   which package package.part belongs to        (service)
 ///   staged         the verified binary, mode 0700                (service)
+///   staged.deb     the package it came from, when it was a .deb  (service)
 ///   staged.ready   its version and sha256: the root step's cue   (service, written last)
 ///   applying       the root step's journal: a trial is running   (root)
 ///   running        the version that last reached CONNACK         (service)
@@ -20,6 +21,7 @@ struct UpdateFiles {
     var part: String { dir + "/package.part" }
     var want: String { dir + "/package.want" }
     var staged: String { dir + "/staged" }
+    var stagedDeb: String { dir + "/staged.deb" }
     var ready: String { dir + "/staged.ready" }
     var applying: String { dir + "/applying" }
     var running: String { dir + "/running" }

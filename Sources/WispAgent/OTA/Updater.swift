@@ -184,10 +184,21 @@ final class Updater {
             fail(OTAProgress.writingFailed, "cannot stage the binary: " + e.message)
             return
         }
+        // The package itself too: on a board installed from the .deb, the root step lets dpkg
+        // install it, so dpkg's record of the version stays true.
+        var debSha: [UInt8]?
+        if source.equals("deb") {
+            debSha = UpdateFiles.digest(files.part, .sha256)
+            if let e = UpdateFiles.copy(files.part, to: files.stagedDeb, mode: 0o644) {
+                fail(OTAProgress.writingFailed, "cannot stage the package: " + e.message)
+                return
+            }
+        }
         var ready = UpdateRecord()
         ready["version"] = p.version
         ready["sha256"] = Hex.encode(sha)
         ready["source"] = source
+        if let debSha { ready["deb_sha256"] = Hex.encode(debSha) }
         ready["from"] = Agent.version
         if let e = UpdateFiles.write(ready, to: files.ready, mode: 0o644) {
             fail(OTAProgress.writingFailed, "cannot write " + files.ready + ": " + e.message)
@@ -230,7 +241,10 @@ final class Updater {
     func cleanUp(keepStaged: Bool) {
         _ = wisp_unlink(files.part)
         _ = wisp_unlink(files.want)
-        if !keepStaged { _ = wisp_unlink(files.staged) }
+        if !keepStaged {
+            _ = wisp_unlink(files.staged)
+            _ = wisp_unlink(files.stagedDeb)
+        }
         if wisp_file_mode(files.debDir) >= 0 { _ = UpdateFiles.run("/bin/rm", ["-rf", files.debDir], timeoutMillis: 30_000) }
     }
 
