@@ -10,6 +10,12 @@
 // own topics. On messages (MOSQ_EVT_MESSAGE) it answers NTP requests and acknowledges
 // property posts as the platform does. Every refusal is logged with its reason.
 //
+// Dynamic registration (authType=register, TLS listener only): the registry's
+// `product PK PRODUCTSECRET` lines hold product secrets; a device pre-registered in the
+// registry signs `deviceName{dn}productKey{pk}random{r}` with it and, once accepted, is sent
+// its device secret on /ext/register (no SUBSCRIBE needed), once: a second registration of
+// the same device is refused as "already activated", as the platform does.
+//
 // Options: plugin_opt_registry PATH (required), plugin_opt_securemode 2|3 (required).
 #include <ctype.h>
 #include <stdio.h>
@@ -24,7 +30,9 @@
 
 #define MAX_DEVICES 256
 
-struct device { char pk[65], dn[65], secret[129]; };
+struct device { char pk[65], dn[65], secret[129]; int activated; };
+struct product { char pk[65], secret[129]; };
+#define MAX_PRODUCTS 16
 
 struct plugin {
     mosquitto_plugin_id_t *id;
@@ -32,6 +40,8 @@ struct plugin {
     char registry[512];
     struct device devices[MAX_DEVICES];
     int count;
+    struct product products[MAX_PRODUCTS];
+    int products_count;
 };
 
 static void refuse_log(const char *client, const char *reason) {
@@ -46,14 +56,29 @@ static int load_registry(struct plugin *p) {
     }
     char line[512];
     p->count = 0;
+    p->products_count = 0;
     while (fgets(line, sizeof line, f) && p->count < MAX_DEVICES) {
         struct device *d = &p->devices[p->count];
         if (line[0] == '#') continue;
-        if (sscanf(line, "%64s %64s %128s", d->pk, d->dn, d->secret) == 3) p->count++;
+        if (strncmp(line, "product ", 8) == 0) {
+            struct product *pr = &p->products[p->products_count];
+            if (p->products_count < MAX_PRODUCTS && sscanf(line + 8, "%64s %128s", pr->pk, pr->secret) == 2) p->products_count++;
+            continue;
+        }
+        if (sscanf(line, "%64s %64s %128s", d->pk, d->dn, d->secret) == 3) {
+            d->activated = 0;
+            p->count++;
+        }
     }
     fclose(f);
     mosquitto_log_printf(MOSQ_LOG_INFO, "wisp-platform: %d device(s) in %s, securemode %d", p->count, p->registry, p->securemode);
     return MOSQ_ERR_SUCCESS;
+}
+
+static const struct product *find_product(struct plugin *p, const char *pk) {
+    for (int i = 0; i < p->products_count; i++)
+        if (strcmp(p->products[i].pk, pk) == 0) return &p->products[i];
+    return NULL;
 }
 
 static const struct device *find(struct plugin *p, const char *pk, const char *dn) {
@@ -90,6 +115,44 @@ static int split_username(const char *username, char *dn, char *pk) {
     return 0;
 }
 
+// authType=register: checks the product secret's signature, then sends the device its
+// secret on /ext/register (delivered right after the CONNACK) — once per device.
+static int register_device(struct plugin *p, struct mosquitto_evt_basic_auth *ed, const char *full, const char *pk,
+                           const char *dn, const char *method, const char *random) {
+    char reason[600];
+    const struct product *pr = find_product(p, pk);
+    if (pr == NULL) {
+        snprintf(reason, sizeof reason, "register: product %s has no product secret (dynamic registration not enabled)", pk);
+        refuse_log(full, reason);
+        return MOSQ_ERR_AUTH;
+    }
+    struct device *d = (struct device *)find(p, pk, dn);
+    if (d == NULL) {
+        snprintf(reason, sizeof reason, "register: no device %s in product %s (add it in the console first)", dn, pk);
+        refuse_log(full, reason);
+        return MOSQ_ERR_AUTH;
+    }
+    if (random[0] == 0) { refuse_log(full, "register: no random in the client id"); return MOSQ_ERR_AUTH; }
+    char content[300], expected[65];
+    snprintf(content, sizeof content, "deviceName%sproductKey%srandom%s", dn, pk, random);
+    if (sign(method, pr->secret, content, expected) != 0 || ed->password == NULL || strcmp(expected, ed->password) != 0) {
+        snprintf(reason, sizeof reason, "register: signature mismatch for %s/%s (%s over \"%s\"): wrong product secret", pk, dn, method, content);
+        refuse_log(full, reason);
+        return MOSQ_ERR_AUTH;
+    }
+    if (d->activated) {
+        snprintf(reason, sizeof reason, "register: device %s/%s is already activated", pk, dn);
+        refuse_log(full, reason);
+        return MOSQ_ERR_AUTH;
+    }
+    d->activated = 1;
+    char payload[400];
+    int n = snprintf(payload, sizeof payload, "{\"productKey\":\"%s\",\"deviceName\":\"%s\",\"deviceSecret\":\"%s\"}", pk, dn, d->secret);
+    mosquitto_broker_publish_copy(full, "/ext/register", n, payload, 0, false, NULL);
+    mosquitto_log_printf(MOSQ_LOG_INFO, "wisp-platform: registered %s/%s (%s)", pk, dn, full);
+    return MOSQ_ERR_SUCCESS;
+}
+
 static int on_basic_auth(int event, void *event_data, void *userdata) {
     (void)event;
     struct plugin *p = userdata;
@@ -110,7 +173,7 @@ static int on_basic_auth(int event, void *event_data, void *userdata) {
         refuse_log(full, reason);
         return MOSQ_ERR_AUTH;
     }
-    char client[65], params[256], method[32] = "", timestamp[32] = "";
+    char client[65], params[256], method[32] = "", timestamp[32] = "", auth_type[32] = "", random[65] = "";
     int securemode = -1;
     memcpy(client, full, id_len);
     client[id_len] = 0;
@@ -125,6 +188,8 @@ static int on_basic_auth(int event, void *event_data, void *userdata) {
         if (strcmp(kv, "securemode") == 0) securemode = atoi(eq + 1);
         else if (strcmp(kv, "signmethod") == 0) snprintf(method, sizeof method, "%s", eq + 1);
         else if (strcmp(kv, "timestamp") == 0) snprintf(timestamp, sizeof timestamp, "%s", eq + 1);
+        else if (strcmp(kv, "authType") == 0) snprintf(auth_type, sizeof auth_type, "%s", eq + 1);
+        else if (strcmp(kv, "random") == 0) snprintf(random, sizeof random, "%s", eq + 1);
     }
     if (securemode != p->securemode) {
         snprintf(reason, sizeof reason, "securemode=%d on a %s listener (expected securemode=%d)", securemode,
@@ -146,6 +211,12 @@ static int on_basic_auth(int event, void *event_data, void *userdata) {
     char dn[65], pk[65];
     if (split_username(ed->username, dn, pk) != 0) {
         refuse_log(full, "username is not deviceName&productKey");
+        return MOSQ_ERR_AUTH;
+    }
+    if (auth_type[0] && strcmp(auth_type, "register") == 0) return register_device(p, ed, full, pk, dn, method, random);
+    if (auth_type[0]) {
+        snprintf(reason, sizeof reason, "authType=%s is not supported by this stand-in (register only)", auth_type);
+        refuse_log(full, reason);
         return MOSQ_ERR_AUTH;
     }
     const struct device *d = find(p, pk, dn);
@@ -193,6 +264,7 @@ static int on_acl_check(int event, void *event_data, void *userdata) {
     char dn[65], pk[65];
     if (split_username(mosquitto_client_username(ed->client), dn, pk) != 0) return MOSQ_ERR_ACL_DENIED;
     if (own_topic(ed->topic, pk, dn)) return MOSQ_ERR_SUCCESS;
+    if (ed->access == MOSQ_ACL_READ && strcmp(ed->topic, "/ext/register") == 0) return MOSQ_ERR_SUCCESS;
     char reason[600];
     snprintf(reason, sizeof reason, "%s on topic %s, which is not this device's (/sys/%s/%s/#, /ext/ntp/%s/%s/#, /%s/%s/user/#)",
              ed->access == MOSQ_ACL_SUBSCRIBE ? "subscribe" : ed->access == MOSQ_ACL_WRITE ? "publish" : "read",

@@ -97,6 +97,10 @@ public enum Agent {
     /// 401/403 at the upgrade), 69 when it cannot be reached (DNS, TCP, TLS, timeouts).
     /// Touches no output, no buffer file and publishes nothing.
     public static func probe(_ loaded: LoadedConfig) -> ExitCode {
+        if case .unregistered = loaded.device.identity {
+            Log.error("not registered yet: `wisp register` (or `wisp run`) registers with the product secret first")
+            return .configuration
+        }
         var config = sessionConfig(loaded)
         config.subscriptions = []
         var driver = driver(loaded, config: config, signals: -1)
@@ -140,6 +144,17 @@ public enum Agent {
         if signals < 0 {
             Log.error("cannot set up signal handling: " + SystemError(errno: -signals).message)
             return .failure
+        }
+        if case .unregistered = loaded.device.identity {
+            switch Registration.run(loaded, signals: signals, persistent: true) {
+            case .registered(let next): loaded = next
+            case .stopped:
+                Log.info("stopped")
+                return .ok
+            case .refused(let why), .unreachable(let why), .failed(let why):
+                Log.error("registration: " + why)
+                return .failure
+            }
         }
         var backlog: Backlog?
         while true {

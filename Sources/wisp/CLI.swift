@@ -28,6 +28,10 @@ struct CLI {
               list the sensors this board has (as key-file lines, each with a reading now)
               and the sensors and outputs the key file configures. WISP_ROOT=DIR reads /sys,
               /proc and /dev under DIR (a copy of a board's tree).
+          register [--config PATH]
+              with product_secret in the key file (one image for every board): register
+              this device once (dynamic registration over wss) and keep the device secret in
+              state_dir/identity; `wisp run` does this by itself at its first start.
           ota status [--config PATH]
               what the over-the-air update files say: this version, a download in
               progress, a staged package, a trial being confirmed, the last result.
@@ -76,6 +80,9 @@ struct CLI {
         case "sensors":
             guard let options = parse(args, allowing: ["--config"]) else { return .usage }
             return sensors(path: options["--config"])
+        case "register":
+            guard let options = parse(args, allowing: ["--config"]) else { return .usage }
+            return register(path: options["--config"] ?? ConfigLoader.defaultPath)
         case "ota":
             guard let sub = args.first, sub.equals("status") else { return usage("ota needs a subcommand: ota status") }
             args.removeFirst()
@@ -146,10 +153,40 @@ struct CLI {
         guard let loaded = load(path) else { return .configuration }
         System.out("key file " + path + " is valid; effective settings:")
         System.write(loaded.device.describe(effectiveClientId: loaded.clientId), to: 1)
+        if let file = loaded.registeredFrom { System.out("identity = registered, device secret from " + file + " (redacted)") }
         guard online else { return .ok }
         let code = Agent.probe(loaded)
         System.out(code == .ok ? "online check: signed in and disconnected" : "online check failed (exit \(code.rawValue))")
         return code
+    }
+
+    static func register(path: String) -> ExitCode {
+        guard let loaded = load(path) else { return .configuration }
+        if let file = loaded.registeredFrom {
+            System.out("already registered: the device secret is in " + file + " (remove it to register again)")
+            return .ok
+        }
+        guard case .unregistered = loaded.device.identity else {
+            System.write("wisp: " + path + " has no product_secret: `register` is for dynamic registration\n", to: 2)
+            return .configuration
+        }
+        let signals = wisp_signals_open()
+        switch Registration.run(loaded, signals: signals, persistent: false) {
+        case .registered(let next):
+            System.out("registered; device secret kept in " + (next.registeredFrom ?? "?"))
+            return .ok
+        case .refused(let why):
+            System.write("wisp: " + why + "\n", to: 2)
+            return .refused
+        case .unreachable(let why):
+            System.write("wisp: cannot reach the platform: " + why + "\n", to: 2)
+            return .unreachable
+        case .failed(let why):
+            System.write("wisp: " + why + "\n", to: 2)
+            return .failure
+        case .stopped:
+            return .failure
+        }
     }
 
     static func sensors(path: String?) -> ExitCode {

@@ -25,6 +25,17 @@ struct CryptoTests {
         #expect(id.credentials(secureMode: 2, timestamp: timestamp, sign: Crypto.hmacHex).password == password)
     }
 
+    /// Dynamic registration's signature, against Python `hmac` over the same content.
+    @Test(arguments: [
+        (SignMethod.hmacsha256, "a1TestProd", "sensor-9", "product-secret-xyz", "1fe46b8394283101",
+         "4dffbcf06579b4832ce897369574002b9423be2cfb812e5aa87fe22fa006a80b"),
+        (.hmacmd5, "a1ExAmPlE", "device-01", "sBqyWkJbBexampleXYZ", "123", "681ae4e69eac3f5a652fbc1349383c80"),
+    ])
+    func registrationSignature(method: SignMethod, pk: String, dn: String, secret: String, random: String, password: String) {
+        let r = DynamicRegistration(productKey: pk, deviceName: dn, productSecret: secret, clientId: "c", signMethod: method)
+        #expect(r.credentials(random: random, sign: Crypto.hmacHex).password == password)
+    }
+
     @Test func webSocketAcceptForTheRFCExample() {
         #expect(Crypto.webSocketAccept(forKey: WebSocketKey.rfcExample.key) == WebSocketKey.rfcExample.accept)
     }

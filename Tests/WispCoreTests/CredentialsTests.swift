@@ -31,4 +31,28 @@ struct CredentialsTests {
         #expect(c.clientId == "12345|securemode=2,signmethod=" + method.rawValue + ts + "|")
         #expect(c.password == method.rawValue + "(secret,clientId12345deviceNamedeviceproductKeypk" + (timestamp.map { "timestamp" + $0 } ?? "") + ")")
     }
+
+    @Test func registrationSignsInWithTheProductSecret() {
+        let r = DynamicRegistration(productKey: "pk", deviceName: "device", productSecret: "psecret", clientId: "12345", signMethod: .hmacsha256)
+        let c = r.credentials(random: "ab12", sign: Self.recorder)
+        #expect(c.clientId == "12345|securemode=2,authType=register,random=ab12,signmethod=hmacsha256|")
+        #expect(c.username == "device&pk")
+        #expect(c.password == "hmacsha256(psecret,deviceNamedeviceproductKeypkrandomab12)")
+    }
+
+    @Test(arguments: [
+        (#"{"productKey":"pk","deviceName":"device","deviceSecret":"s3cr3t"}"#, "s3cr3t"),
+        (#"{"productKey":"pk","deviceName":"other","deviceSecret":"s3cr3t"}"#, nil),
+        (#"{"productKey":"pk","deviceName":"device"}"#, nil),
+        (#"{"productKey":"pk","deviceName":"device","deviceSecret":"a b"}"#, nil),
+        (#"{"productKey":"pk","deviceName":"device","deviceSecret":""}"#, nil),
+        ("not json", nil),
+    ] as [(String, String?)])
+    func theRegistrationReplyMustNameThisDevice(reply: String, secret: String?) {
+        let r = DynamicRegistration(productKey: "pk", deviceName: "device", productSecret: "p", clientId: "c", signMethod: .hmacsha256)
+        let got = Array(reply.utf8).withUnsafeBytes { r.secret(fromReply: $0) }
+        if let secret { #expect(got == .success(secret)) } else {
+            guard case .failure = got else { Issue.record("accepted \(reply)"); return }
+        }
+    }
 }

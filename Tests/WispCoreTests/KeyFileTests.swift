@@ -44,6 +44,19 @@ struct KeyFileTests {
         #expect(throws: KeyFileError.self) { try KeyFile.parse(base + "ota_module = two words\n") }
     }
 
+    @Test func productSecretMeansDynamicRegistration() throws {
+        let c = try KeyFile.parse("endpoint = wss://h\nproduct_key = p\ndevice_name = d\nproduct_secret = ps\n")
+        #expect(c.identity == .unregistered(productKey: "p", deviceName: "d", productSecret: "ps", signMethod: .hmacsha256, timestamp: .now))
+        #expect(c.productKey == "p" && c.deviceName == "d")
+        let text = c.describe(effectiveClientId: "x")
+        #expect(text.contains("product_secret = (set, redacted)") && !text.contains("= ps\n"))
+        #expect(c.registered(deviceSecret: "ds").identity == .platform(productKey: "p", deviceName: "d", deviceSecret: "ds", signMethod: .hmacsha256, timestamp: .now))
+        for bad in ["endpoint = wss://h\nproduct_key = p\ndevice_name = d\nproduct_secret = ps\ndevice_secret = s\n",
+                    "endpoint = ws://h\nproduct_key = p\ndevice_name = d\nproduct_secret = ps\n"] {
+            #expect(throws: KeyFileError.self) { try KeyFile.parse(bad) }
+        }
+    }
+
     @Test func otaLimitsAndStateDir() throws {
         let base = "endpoint = wss://h\nproduct_key = p\ndevice_name = d\ndevice_secret = s\n"
         let d = try KeyFile.parse(base)

@@ -13,14 +13,44 @@ public enum ConfigLoader {
         case .failure(.access(let problem)): return .failure(.access(path, problem))
         case .success(let b): bytes = b
         }
-        let config: DeviceConfig
+        var config: DeviceConfig
         do { config = try KeyFile.parse(String(decoding: bytes, as: UTF8.self)) } catch {
             return .failure(.invalid(path, error))
         }
         guard let clientId = config.clientId ?? BoardIdentity.defaultClientId() else {
             return .failure(.noClientId(path))
         }
-        return .success(LoadedConfig(path: path, device: config, clientId: clientId, fingerprint: fingerprint(bytes)))
+        // A product secret: the identity a registration left, if there is one, wins.
+        var registered: String?
+        if case .unregistered(let pk, let dn, _, _, _) = config.identity {
+            let file = identityPath(config)
+            switch readIdentity(file, productKey: pk, deviceName: dn) {
+            case .success(let secret?):
+                config = config.registered(deviceSecret: secret)
+                registered = file
+            case .success(nil): break
+            case .failure(let e): return .failure(e)
+            }
+        }
+        return .success(LoadedConfig(path: path, device: config, clientId: clientId, fingerprint: fingerprint(bytes), registeredFrom: registered))
+    }
+
+    /// Where dynamic registration keeps the device secret it got.
+    public static func identityPath(_ device: DeviceConfig) -> String { device.stateDir + "/identity" }
+
+    /// The device secret in `path` (nil when there is no file), checked like the key file.
+    static func readIdentity(_ path: String, productKey: String, deviceName: String) -> Result<String?, ConfigError> {
+        switch System.readSecretFile(path, limit: 4096) {
+        case .failure(.system(let e)) where e.errno == 2: return .success(nil)  // ENOENT: not registered yet
+        case .failure(.system(let e)): return .failure(.unreadable(path, e))
+        case .failure(.access(let problem)): return .failure(.access(path, problem))
+        case .success(let bytes):
+            guard let record = UpdateRecord.parse(bytes), let secret = record["device_secret"], !secret.isEmpty,
+                  record["product_key"]?.equals(productKey) == true, record["device_name"]?.equals(deviceName) == true else {
+                return .failure(.identity(path))
+            }
+            return .success(secret)
+        }
     }
 
     /// FNV-1a of the file, to tell on SIGHUP whether it changed (no secret is kept for it).
@@ -36,6 +66,8 @@ public struct LoadedConfig: Sendable {
     public var device: DeviceConfig
     public var clientId: String
     public var fingerprint: UInt64
+    /// The identity file the device secret came from (dynamic registration), if it did.
+    public var registeredFrom: String? = nil
 }
 
 /// Why the key file could not be used. Each message names the file and the fix; none
@@ -45,6 +77,7 @@ public enum ConfigError: Error, Sendable {
     case access(String, KeyFileAccess.Problem)
     case invalid(String, KeyFileError)
     case noClientId(String)
+    case identity(String)
 
     public var message: String {
         switch self {
@@ -55,6 +88,7 @@ public enum ConfigError: Error, Sendable {
         case .access(let path, let problem): KeyFileAccess.message(problem, path: path)
         case .invalid(let path, let e): path + ": " + e.message
         case .noClientId(let path): path + ": no client_id, and the board has no serial number or MAC address to use: set client_id"
+        case .identity(let path): path + " is not the identity of this key file's product_key and device_name: remove it to register again"
         }
     }
 }

@@ -15,6 +15,9 @@ public struct DeviceConfig: Sendable, Equatable {
     public enum Identity: Sendable, Equatable {
         /// The IoT Platform's triplet and signature.
         case platform(productKey: String, deviceName: String, deviceSecret: String, signMethod: SignMethod, timestamp: SignTimestamp)
+        /// A platform device that has only its product's secret: it registers itself
+        /// (dynamic registration) and is then a `.platform` device with the secret it got.
+        case unregistered(productKey: String, deviceName: String, productSecret: String, signMethod: SignMethod, timestamp: SignTimestamp)
         /// Any other broker: plain username and password, both optional.
         case plain(username: String?, password: String?)
     }
@@ -61,13 +64,26 @@ public struct DeviceConfig: Sendable, Equatable {
 
     /// Alink topics of the thing model for a platform device; nil for plain brokers.
     public var productKey: String? {
-        if case .platform(let pk, _, _, _, _) = identity { return pk }
-        return nil
+        switch identity {
+        case .platform(let pk, _, _, _, _), .unregistered(let pk, _, _, _, _): return pk
+        case .plain: return nil
+        }
     }
 
     public var deviceName: String? {
-        if case .platform(_, let dn, _, _, _) = identity { return dn }
-        return nil
+        switch identity {
+        case .platform(_, let dn, _, _, _), .unregistered(_, let dn, _, _, _): return dn
+        case .plain: return nil
+        }
+    }
+
+    /// The identity with the device secret dynamic registration gave it.
+    public func registered(deviceSecret: String) -> DeviceConfig {
+        var c = self
+        if case .unregistered(let pk, let dn, _, let method, let stamp) = identity {
+            c.identity = .platform(productKey: pk, deviceName: dn, deviceSecret: deviceSecret, signMethod: method, timestamp: stamp)
+        }
+        return c
     }
 
     /// The settings as `key = value` lines, secrets redacted (what `wisp check` prints).
@@ -75,10 +91,15 @@ public struct DeviceConfig: Sendable, Equatable {
         var lines: [String] = []
         lines.append("endpoint = " + endpoint.description)
         switch identity {
-        case .platform(let pk, let dn, _, let method, let ts):
+        case .platform(let pk, let dn, _, let method, let ts), .unregistered(let pk, let dn, _, let method, let ts):
             lines.append("product_key = " + pk)
             lines.append("device_name = " + dn)
-            lines.append("device_secret = (set, redacted)")
+            if case .unregistered = identity {
+                lines.append("product_secret = (set, redacted)")
+                lines.append("identity = not registered yet: wisp registers at its first connect (or run `wisp register`)")
+            } else {
+                lines.append("device_secret = (set, redacted)")
+            }
             lines.append("sign_method = " + method.rawValue)
             lines.append("ota_module = " + otaModule)
             lines.append("ota_max_bytes = \(otaMaxBytes)")

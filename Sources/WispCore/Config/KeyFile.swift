@@ -10,6 +10,7 @@ public enum KeyFile {
         ("product_key", "the product's key from the platform"),
         ("device_name", "the device's name from the platform"),
         ("device_secret", "the device's secret from the platform"),
+        ("product_secret", "the product's secret, instead of device_secret: one image for every board; wisp registers itself (dynamic registration, wss only) and keeps the secret it gets in state_dir/identity"),
         ("client_id", "1 to 64 of A-Z a-z 0-9 - _ . : (default: the board's serial, else its MAC)"),
         ("sign_method", "hmacmd5, hmacsha1 or hmacsha256 (default hmacsha256)"),
         ("sign_timestamp", "now (default), off, or a fixed number of milliseconds"),
@@ -109,10 +110,15 @@ public enum KeyFile {
 
         let identity: DeviceConfig.Identity
         let pk = try string("product_key"), dn = try string("device_name"), ds = try string("device_secret")
-        if pk != nil || dn != nil || ds != nil {
+        let ps = try string("product_secret")
+        if pk != nil || dn != nil || ds != nil || ps != nil {
             guard let pk else { throw missing("product_key", "the platform triplet needs product_key, device_name and device_secret") }
             guard let dn else { throw missing("device_name", "the platform triplet needs product_key, device_name and device_secret") }
-            guard let ds else { throw missing("device_secret", "the platform triplet needs product_key, device_name and device_secret") }
+            if ds != nil, ps != nil { throw KeyFileError(line: values["product_secret"]!.line, problem: .conflict("product_secret", with: "device_secret")) }
+            guard ds != nil || ps != nil else {
+                throw missing("device_secret", "the platform triplet needs product_key, device_name and device_secret (or product_secret to register)")
+            }
+            if ps != nil && !endpoint.isTLS { throw KeyFileError(line: values["product_secret"]!.line, problem: .conflict("product_secret", with: "an endpoint without TLS (dynamic registration is wss:// or mqtts:// only)")) }
             if !isPlatformName(pk) { throw bad("product_key") }
             if !isPlatformName(dn) { throw bad("device_name") }
             if values["username"] != nil { throw KeyFileError(line: values["username"]!.line, problem: .conflict("username", with: "product_key")) }
@@ -129,7 +135,11 @@ public enum KeyFile {
                     stamp = .fixed(t)
                 }
             }
-            identity = .platform(productKey: pk, deviceName: dn, deviceSecret: ds, signMethod: method, timestamp: stamp)
+            if let ps {
+                identity = .unregistered(productKey: pk, deviceName: dn, productSecret: ps, signMethod: method, timestamp: stamp)
+            } else {
+                identity = .platform(productKey: pk, deviceName: dn, deviceSecret: ds!, signMethod: method, timestamp: stamp)
+            }
         } else {
             for key in ["sign_method", "sign_timestamp"] where values[key] != nil {
                 throw KeyFileError(line: values[key]!.line, problem: .conflict(key, with: "username/password (no product_key)"))

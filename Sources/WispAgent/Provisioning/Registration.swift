@@ -1,0 +1,143 @@
+import CWispPlatform
+import WispCore
+
+/// Dynamic registration on the I/O side: one sign-in with the product secret
+/// (`DynamicRegistration`), the device secret taken from `/ext/register`, written to
+/// `state_dir/identity` (0600: temp file, fsync, rename, fsync of the directory) *before*
+/// it is used, then the key file is loaded again — now with the identity in force. A board
+/// that loses power between receiving and using the secret finds it there at the next
+/// start; the platform would not hand it out twice.
+public enum Registration {
+    public enum Outcome {
+        case registered(LoadedConfig)
+        /// The platform refused (not pre-registered, already activated, wrong product
+        /// secret): one sentence with the console's remedy.
+        case refused(String)
+        case unreachable(String)
+        case stopped
+        case failed(String)
+    }
+
+    static let remedy = "check product_key and product_secret, that the device is added in the console with dynamic "
+        + "registration enabled for its product, and that it was not activated already (a device registers once; "
+        + "reset it in the console to register it again)"
+
+    /// How long the platform has to send the secret after CONNACK.
+    static let replyMillis: UInt64 = 10_000
+
+    /// `persistent`: keep trying through outages and refusals (wisp run), with the session's
+    /// backoff; otherwise one attempt (wisp register).
+    public static func run(_ loaded: LoadedConfig, signals: Int32, persistent: Bool) -> Outcome {
+        guard case .unregistered(let pk, let dn, let ps, let method, _) = loaded.device.identity else {
+            return .registered(loaded)
+        }
+        let exchange = DynamicRegistration(productKey: pk, deviceName: dn, productSecret: ps, clientId: loaded.clientId, signMethod: method)
+        let device = loaded.device
+        var config = SessionConfig(keepAlive: device.keepAlive,
+                                   webSocket: device.endpoint.isWebSocket ? .init(hostHeader: device.endpoint.hostHeader, path: device.endpoint.path) : nil)
+        config.subscriptions = []  // the platform publishes the reply without a SUBSCRIBE
+        var driver = Driver(
+            session: Session(config: config, now: System.monotonicMillis, random: Entropy.fill),
+            signals: signals,
+            transport: { SocketTransport(endpoint: device.endpoint, proxy: device.proxy, caFile: device.caFile, insecure: device.tlsInsecure) },
+            connect: {
+                var random = [UInt8](repeating: 0, count: 8)
+                random.withUnsafeMutableBytes { Entropy.fill($0) }
+                let c = exchange.credentials(random: Hex.encode(random), sign: Crypto.hmacHex)
+                return MQTTEncoder.Connect(clientId: c.clientId, username: c.username, password: c.password, keepAlive: device.keepAlive, will: nil)
+            },
+            webSocketKey: Entropy.webSocketKey)
+        var replyDeadline = UInt64.max
+        var outcome: Outcome?
+        while true {
+            let event = driver.next(until: replyDeadline)
+            switch event {
+            case .connecting:
+                Log.info("registering " + pk + "/" + dn + " with the product secret at " + device.endpoint.description)
+            case .openFailed(let message):
+                Log.warning("cannot connect: " + message)
+            case .session(.online):
+                Log.info("registration: signed in; waiting for the device secret on " + DynamicRegistration.topic)
+                replyDeadline = System.monotonicMillis + replyMillis
+            case .session(.message(let p)):
+                let inbound = driver.session.inbound
+                guard inbound.bytes(p.topic, equal: DynamicRegistration.topic) else {
+                    Log.debug("registration: message on " + LogText.escape(inbound.bytesView(p.topic)) + " ignored")
+                    continue
+                }
+                let parsed = inbound.withBytes { all in exchange.secret(fromReply: UnsafeRawBufferPointer(rebasing: all[p.payload])) }
+                switch parsed {
+                case .failure(let e):
+                    outcome = .failed(e.message)
+                case .success(let secret):
+                    outcome = persist(secret, loaded: loaded)
+                }
+                driver.session.stop(now: System.monotonicMillis)
+            case .deadline:
+                replyDeadline = UInt64.max
+                let why = "signed in, but no device secret arrived on " + DynamicRegistration.topic + " within \(replyMillis / 1000) s"
+                if !persistent {
+                    outcome = .failed(why)
+                    driver.session.stop(now: System.monotonicMillis)
+                } else {
+                    Log.warning("registration: " + why + "; trying again")
+                    driver.session.stop(now: System.monotonicMillis)
+                    outcome = nil
+                }
+            case .session(.offline(let reason, let retryIn)):
+                replyDeadline = UInt64.max
+                if reason.isRefusal {
+                    var why = "the platform refused the registration of " + pk + "/" + dn
+                    why += " (" + reason.message + "): " + Registration.remedy
+                    if !persistent { outcome = .refused(why); driver.session.stop(now: System.monotonicMillis) } else {
+                        Log.error(why + "; trying again in \(retryIn / 1000) s")
+                    }
+                } else if outcome == nil {
+                    if !persistent { outcome = .unreachable(reason.message); driver.session.stop(now: System.monotonicMillis) } else {
+                        Log.warning("registration: " + reason.message + "; trying again in \(retryIn / 1000) s")
+                    }
+                }
+            case .signal:
+                while true {
+                    let s = wisp_signal_next(signals)
+                    if s == 0 { break }
+                    if s != 1 {
+                        Log.info("signal: stopping the registration")
+                        outcome = .stopped
+                        driver.session.stop(now: System.monotonicMillis)
+                    }
+                }
+            case .stopped:
+                if let outcome { return outcome }
+                if !persistent { return .failed("the registration stopped") }
+                // A persistent run that stopped without an outcome (no reply): start over.
+                return run(loaded, signals: signals, persistent: persistent)
+            case .pollFailed(let e):
+                return .failed("poll failed: " + e.message)
+            case .opened, .closed, .other, .session:
+                break
+            }
+        }
+    }
+
+    /// Writes the identity, then loads the key file again with it in force.
+    static func persist(_ secret: String, loaded: LoadedConfig) -> Outcome {
+        let device = loaded.device
+        let path = ConfigLoader.identityPath(device)
+        var record = UpdateRecord()
+        record["product_key"] = device.productKey ?? ""
+        record["device_name"] = device.deviceName ?? ""
+        record["device_secret"] = secret
+        let made = wisp_mkdir(device.stateDir, 0o700)
+        if made < 0 { return .failed("cannot create state_dir " + device.stateDir + ": " + SystemError(errno: -made).message) }
+        if let e = UpdateFiles.write(record, to: path, mode: 0o600) {
+            return .failed("the device secret arrived but cannot be kept in " + path + ": " + e.message)
+        }
+        Log.info("registered: the device secret is kept in " + path + " (0600); it is used from now on")
+        switch ConfigLoader.load(loaded.path) {
+        case .success(let next) where next.registeredFrom != nil: return .registered(next)
+        case .success: return .failed(path + " was written but is not read back")
+        case .failure(let e): return .failed(e.message)
+        }
+    }
+}

@@ -1,0 +1,127 @@
+"""Dynamic registration ("one type, one secret") against the stand-in platform: a key file
+with product_secret instead of device_secret registers the board once over wss, keeps the
+device secret in state_dir/identity (0600) before using it, and signs in with it from then
+on. The plugin hands a device its secret once; a second registration is refused."""
+import os
+import stat
+import subprocess
+import time
+
+import pytest
+
+from conftest import ROOT
+
+BINARY = ROOT / ".build-embedded/release/wisp"
+pytestmark = pytest.mark.skipif(not BINARY.exists(), reason="no Embedded build (WISP_EMBEDDED=1 swift build -c release)")
+PK, PRODUCT_SECRET = "a1RegProd", "product-secret-DO-NOT-LEAK-41"
+DEVICES = {f"board-{i}": f"device-secret-DO-NOT-LEAK-{i}" for i in range(4)}
+
+
+@pytest.fixture(scope="module")
+def platform(tmp_path_factory):
+    from conftest import free_port
+    d = tmp_path_factory.mktemp("regplatform")
+    registry = d / "devices"
+    registry.write_text(f"product {PK} {PRODUCT_SECRET}\n" + "".join(f"{PK} {dn} {s}\n" for dn, s in DEVICES.items()))
+    ports = dict(ws=free_port(), wss=free_port(), tcp=free_port())
+    proc = subprocess.Popen([str(ROOT / "scripts/platform"), "--devices", str(registry), "--dir", str(d),
+                             "--ws-port", str(ports["ws"]), "--wss-port", str(ports["wss"]), "--tcp-port", str(ports["tcp"])],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    info = {}
+    while "log" not in info:
+        line = proc.stdout.readline()
+        assert line, "scripts/platform ended before it was ready"
+        k, _, v = line.strip().partition("=")
+        info[k] = v
+    info["ports"] = ports
+    yield info
+    proc.terminate()
+    proc.wait(10)
+
+
+def key_file(tmp_path, platform, dn, secret=PRODUCT_SECRET, **extra):
+    state = tmp_path / "state"
+    values = dict(endpoint=f"wss://localhost:{platform['ports']['wss']}/mqtt", product_key=PK, device_name=dn,
+                  product_secret=secret, client_id=f"reg-{dn}", ca_file=platform["ca_file"], state_dir=str(state),
+                  telemetry_interval="1", **extra)
+    key = tmp_path / "device.key"
+    key.write_text("".join(f"{k} = {v}\n" for k, v in values.items()))
+    os.chmod(key, 0o600)
+    return key, state / "identity"
+
+
+def broker_log(platform):
+    return open(platform["log"], errors="replace").read()
+
+
+def no_secrets(text):
+    assert PRODUCT_SECRET not in text, "the product secret reached the output"
+    for s in DEVICES.values():
+        assert s not in text, "a device secret reached the output"
+
+
+def test_first_run_registers_keeps_the_secret_then_signs_in_with_it(platform, tmp_path):
+    key, identity = key_file(tmp_path, platform, "board-0")
+    log = tmp_path / "wisp.log"
+    with open(log, "w") as err:
+        p = subprocess.Popen([str(BINARY), "run", "--config", str(key), "--verbose"], stderr=err, stdout=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 20
+        while time.time() < deadline and "property post accepted" not in log.read_text():
+            time.sleep(0.1)
+        text = log.read_text()
+        assert "property post accepted" in text, text
+        assert text.index("registered: the device secret is kept in") < text.index("online:")
+    finally:
+        p.terminate()
+        p.wait(10)
+    record = identity.read_text()
+    assert f"device_secret = {DEVICES['board-0']}" in record and f"product_key = {PK}" in record
+    assert stat.S_IMODE(os.stat(identity).st_mode) == 0o600
+    assert f"wisp-platform: registered {PK}/board-0" in broker_log(platform)
+    assert f"accepted reg-board-0|securemode=2,signmethod=hmacsha256" in broker_log(platform)
+    no_secrets(log.read_text())
+    check = subprocess.run([str(BINARY), "check", "--config", str(key)], capture_output=True, text=True)
+    assert "identity = registered, device secret from " + str(identity) in check.stdout, check.stdout
+    no_secrets(check.stdout + check.stderr)
+
+
+def test_a_restart_between_receiving_and_using_the_secret_uses_the_identity_file(platform, tmp_path):
+    """`wisp register` receives and keeps the secret, then stops: the next start signs in
+    with it (the platform would refuse a second registration of the same device)."""
+    key, identity = key_file(tmp_path, platform, "board-1")
+    r = subprocess.run([str(BINARY), "register", "--config", str(key)], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0 and identity.exists(), r.stdout + r.stderr
+    no_secrets(r.stdout + r.stderr)
+    again = subprocess.run([str(BINARY), "register", "--config", str(key)], capture_output=True, text=True, timeout=30)
+    assert again.returncode == 0 and "already registered" in again.stdout
+    online = subprocess.run([str(BINARY), "check", "--online", "--config", str(key)], capture_output=True, text=True, timeout=30)
+    assert online.returncode == 0, online.stdout + online.stderr
+    assert broker_log(platform).count(f"registered {PK}/board-1") == 1
+
+
+@pytest.mark.parametrize("case", ["wrong-product-secret", "already-activated", "not-in-console"])
+def test_refused_registrations_say_why_and_keep_nothing(platform, tmp_path, case):
+    dn = {"wrong-product-secret": "board-2", "already-activated": "board-3", "not-in-console": "board-99"}[case]
+    key, identity = key_file(tmp_path, platform, dn, secret="wrong-secret" if case == "wrong-product-secret" else PRODUCT_SECRET)
+    if case == "already-activated":
+        first = subprocess.run([str(BINARY), "register", "--config", str(key)], capture_output=True, text=True, timeout=30)
+        assert first.returncode == 0, first.stderr
+        identity.unlink()
+    r = subprocess.run([str(BINARY), "register", "--config", str(key)], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 77, r.stdout + r.stderr
+    assert "refused the registration" in r.stderr and "reset it in the console" in r.stderr
+    assert not identity.exists()
+    reason = {"wrong-product-secret": "wrong product secret", "already-activated": "already activated",
+              "not-in-console": "add it in the console first"}[case]
+    assert reason in broker_log(platform)
+    no_secrets(r.stdout + r.stderr)
+
+
+def test_an_identity_file_for_another_device_is_refused(platform, tmp_path):
+    key, identity = key_file(tmp_path, platform, "board-0")
+    identity.parent.mkdir()
+    identity.write_text(f"product_key = {PK}\ndevice_name = someone-else\ndevice_secret = x\n")
+    os.chmod(identity, 0o600)
+    r = subprocess.run([str(BINARY), "check", "--config", str(key)], capture_output=True, text=True)
+    assert r.returncode == 78 and "is not the identity of this key file" in r.stderr, r.stderr
