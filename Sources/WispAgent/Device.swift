@@ -27,7 +27,8 @@ public struct Device<T: Transport> {
     /// Set replies and NTP requests: a code, an id of at most 64 bytes and one sentence.
     static var replyCapacity: Int { 512 }
     let topics: AlinkTopics
-    let interval: UInt64
+    /// Milliseconds between samples: the key file's, or what `set_interval` asked for.
+    var interval: UInt64
     var nextSample: UInt64
     public let backlog: Backlog
     var reload: LoadedConfig?
@@ -178,6 +179,17 @@ public struct Device<T: Transport> {
                 } else {
                     Log.debug("property post accepted")
                 }
+            case .service(let name):
+                let service = String(decoding: inbound.bytesView(name), as: UTF8.self)
+                serve(service, payload: p.payload, replyTopic: topics.servicePrefix + service + "_reply", qos: .atLeastOnce)
+            case .rrpc(let messageId):
+                // The service is named by the request's method; the answer goes to the same message id.
+                let id = String(decoding: inbound.bytesView(messageId), as: UTF8.self)
+                let name = inbound.withBytes { all -> String? in
+                    guard let json = try? JSONReader(UnsafeRawBufferPointer(rebasing: all[p.payload])) else { return nil }
+                    return ServiceCall.name(fromMethodOf: json)
+                }
+                serve(name ?? "(no thing.service method)", payload: p.payload, replyTopic: topics.rrpcResponsePrefix + id, qos: .atMostOnce)
             case .otaOffer:
                 inbound.withBytes { all in updater?.offer(UnsafeRawBufferPointer(rebasing: all[p.payload])) }
             case .other:
@@ -205,6 +217,45 @@ public struct Device<T: Transport> {
 
     func seconds(_ ms: UInt64) -> String {
         "\(ms / 1000).\(ms % 1000 / 100) s"
+    }
+
+    /// Runs a built-in service and answers it on `replyTopic`.
+    mutating func serve(_ name: String, payload: Range<Int>, replyTopic: String, qos: QoS) {
+        let inbound = driver.session.inbound
+        var call: ServiceCall?
+        inbound.withBytes { all in
+            let bytes = UnsafeRawBufferPointer(rebasing: all[payload])
+            guard let json = try? JSONReader(bytes) else {
+                ServiceCall.writeReply(code: 460, id: nil, json: nil, message: "request parameter error: not JSON", into: &reply)
+                return
+            }
+            switch ServiceCall.parse(name: name, json) {
+            case .failure(let refusal):
+                ServiceCall.writeReply(code: refusal.code, id: refusal.id, json: json, message: refusal.message, into: &reply)
+            case .success(let (id, parsed)):
+                if case .setInterval = parsed, !loaded.device.controlAllowed {
+                    ServiceCall.writeReply(code: 403, id: id, json: json, message: "set_interval refused over an unauthenticated link (allow_plaintext_control)", into: &reply)
+                    return
+                }
+                call = parsed
+                var interval: Int?
+                if case .setInterval(let seconds) = parsed { interval = seconds }
+                ServiceCall.writeReply(code: 200, id: id, json: json, message: "success", interval: interval, into: &reply)
+            }
+        }
+        publishReply(replyTopic, qos: qos)
+        let shown = LogText.escape(Array(name.utf8))
+        switch call {
+        case .sampleNow?:
+            Log.info("service sample_now: posting now")
+            sample(now: System.monotonicMillis)
+        case .setInterval(let seconds)?:
+            Log.info("service set_interval: posting every \(seconds) s until the key file is read again")
+            interval = UInt64(seconds) * 1000
+            nextSample = System.monotonicMillis + interval
+        case nil:
+            Log.warning("service " + shown + " refused (see the reply on " + replyTopic + ")")
+        }
     }
 
     /// Publishes the updater's progress reports while online (QoS 0, as the SDK does).

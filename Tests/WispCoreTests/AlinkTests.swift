@@ -16,14 +16,15 @@ struct AlinkTests {
         #expect(t.otaUpgrade == "/ota/device/upgrade/a1B2c3/boiler-7")
         #expect(t.otaProgress == "/ota/device/progress/a1B2c3/boiler-7")
         #expect(t.firmwareGet == "/sys/a1B2c3/boiler-7/thing/ota/firmware/get")
-        #expect(t.subscriptions.map(\.topic) == [t.postReply, t.set, t.ntpResponse!, t.otaUpgrade!, "/sys/a1B2c3/boiler-7/thing/ota/firmware/get_reply"])
-        #expect(t.subscriptions.map(\.qos) == [.atLeastOnce, .atLeastOnce, .atMostOnce, .atLeastOnce, .atMostOnce])
+        #expect(t.subscriptions.map(\.topic) == [t.postReply, t.set, "/sys/a1B2c3/boiler-7/thing/service/+", "/sys/a1B2c3/boiler-7/rrpc/request/+",
+                                                 t.ntpResponse!, t.otaUpgrade!, "/sys/a1B2c3/boiler-7/thing/ota/firmware/get_reply"])
+        #expect(t.subscriptions.map(\.qos) == [.atLeastOnce, .atLeastOnce, .atLeastOnce, .atMostOnce, .atMostOnce, .atLeastOnce, .atMostOnce])
     }
 
     @Test func otherBrokersGetTheSameLayoutWithoutNTP() {
         let t = AlinkTopics(plainClientId: "pi-1")
         #expect(t.post == "wisp/pi-1/thing/event/property/post")
-        #expect(t.ntpRequest == nil && t.otaUpgrade == nil && t.subscriptions.count == 2)
+        #expect(t.ntpRequest == nil && t.otaUpgrade == nil && t.subscriptions.count == 4)
     }
 
     @Test(arguments: [
@@ -32,6 +33,11 @@ struct AlinkTests {
         ("/ext/ntp/pk/dn/response", .ntpResponse),
         ("/sys/pk/dn/thing/service/property/set_reply", .other),
         ("/sys/pk/other/thing/service/property/set", .other),
+        ("/sys/pk/dn/thing/service/sample_now", .service(27..<37)),
+        ("/sys/pk/dn/thing/service/sample_now_reply", .other),
+        ("/sys/pk/dn/rrpc/request/12345", .rrpc(26..<31)),
+        ("/sys/pk/dn/rrpc/request/12/34", .other),
+        ("/sys/pk/dn/rrpc/request/", .other),
     ])
     func classifiesInboundTopics(topic: String, kind: AlinkTopics.Inbound) throws {
         var b = ByteBuffer(capacity: 128)
@@ -148,5 +154,38 @@ struct OTAInformTests {
                       ("a/b", false), (String(repeating: "m", count: 33), false)])
     func moduleNames(name: String, ok: Bool) {
         #expect(OTAInform.isModuleName(name) == ok)
+    }
+
+    func call(_ name: String, _ text: String) -> Result<(id: Range<Int>?, call: ServiceCall), PropertySet.Refusal> {
+        Array(text.utf8).withUnsafeBytes { ServiceCall.parse(name: name, try! JSONReader($0)) }
+    }
+
+    @Test func builtInServices() throws {
+        guard case .success(let (id, c)) = call("sample_now", #"{"id":"42","version":"1.0","params":{},"method":"thing.service.sample_now"}"#) else {
+            Issue.record("sample_now refused"); return
+        }
+        #expect(c == .sampleNow && id == 7..<9)
+        guard case .success(let (_, i)) = call("set_interval", #"{"id":"1","params":{"interval":15}}"#) else { Issue.record("refused"); return }
+        #expect(i == .setInterval(15))
+        for bad in [#"{"params":{"interval":0}}"#, #"{"params":{"interval":1.5}}"#, #"{"params":{}}"#, #"{"params":{"interval":86401}}"#] {
+            guard case .failure(let r) = call("set_interval", bad) else { Issue.record("accepted \(bad)"); continue }
+            #expect(r.code == 460)
+        }
+        guard case .failure(let r) = call("reboot_now", #"{"id":"5"}"#) else { Issue.record("unknown accepted"); return }
+        #expect(r.code == 460 && r.message == "service not found: reboot_now" && r.id == 7..<8)
+    }
+
+    @Test func rrpcNamesTheServiceInItsMethod() {
+        func name(_ text: String) -> String? { Array(text.utf8).withUnsafeBytes { ServiceCall.name(fromMethodOf: try! JSONReader($0)) } }
+        #expect(name(#"{"method":"thing.service.sample_now","id":"1"}"#) == "sample_now")
+        #expect(name(#"{"method":"thing.event.property.post"}"#) == nil)
+        #expect(name(#"{"method":"thing.service."}"#) == nil)
+        #expect(name(#"{"id":"1"}"#) == nil)
+    }
+
+    @Test func serviceReplies() {
+        var w = JSONWriter(capacity: 256)
+        ServiceCall.writeReply(code: 200, id: nil, json: nil, message: "success", interval: 15, into: &w)
+        #expect(String(decoding: w.buffer.bytes, as: UTF8.self) == #"{"code":200,"data":{"interval":15},"id":"","message":"success","version":"1.0"}"#)
     }
 }

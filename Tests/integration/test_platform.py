@@ -171,3 +171,65 @@ def test_wisp_reports_its_version_to_ota_after_each_connect(wisp, platform, modu
     finally:
         observer.loop_stop()
         observer.disconnect()
+
+
+def test_service_calls_and_rrpc_are_answered(platform, keyfile, start_wisp):
+    """Built-in services over the platform's async topics and over RRPC (answered within
+    1 s on the request's message id); an unknown service gets 460 "service not found"."""
+    binary = ROOT / ".build-embedded/release/wisp"
+    if not binary.exists():
+        pytest.skip("no Embedded build")
+    seen = []
+    observer = mqtt.Client(client_id="observer-services")
+    observer.on_message = lambda c, u, m: seen.append((time.time(), m.topic, m.payload.decode()))
+    observer.connect("127.0.0.1", platform["ports"]["tcp"])
+    observer.subscribe(f"/sys/{PK}/{DN}/#", qos=1)
+    observer.loop_start()
+    time.sleep(0.3)
+    values = dict(endpoint=platform["wss"], product_key=PK, device_name=DN, device_secret=SECRET, client_id="wisp-services",
+                  keepalive="60", telemetry_interval="60", ca_file=platform["ca_file"])
+    w = start_wisp([str(binary)], keyfile(**values))
+    base = f"/sys/{PK}/{DN}"
+
+    def wait(pred, timeout):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            found = [s for s in list(seen) if pred(s)]
+            if found:
+                return found
+            time.sleep(0.05)
+        return []
+
+    def posts_after(t):
+        return [s for s in list(seen) if s[1] == f"{base}/thing/event/property/post" and s[0] > t]
+
+    try:
+        assert w.wait_log("subscribed to", 15), w.log()
+        t0 = time.time()
+        observer.publish(f"{base}/thing/service/sample_now", json.dumps({"id": "77", "version": "1.0", "params": {},
+                                                                        "method": "thing.service.sample_now"}), qos=1)
+        reply = wait(lambda s: s[1] == f"{base}/thing/service/sample_now_reply", 5)
+        assert reply and json.loads(reply[0][2])["code"] == 200 and json.loads(reply[0][2])["id"] == "77", seen
+        assert wait(lambda s: s[1] == f"{base}/thing/event/property/post" and s[0] > t0, 3), "sample_now did not post"
+
+        observer.publish(f"{base}/thing/service/set_interval", json.dumps({"id": "78", "params": {"interval": 1}}), qos=1)
+        reply = wait(lambda s: s[1] == f"{base}/thing/service/set_interval_reply", 5)
+        assert reply and json.loads(reply[0][2])["data"] == {"interval": 1}, seen
+        t1 = time.time()
+        time.sleep(3.5)
+        assert len(posts_after(t1)) >= 3, posts_after(t1)
+
+        observer.publish(f"{base}/thing/service/nope", json.dumps({"id": "79", "params": {}}), qos=1)
+        reply = wait(lambda s: s[1] == f"{base}/thing/service/nope_reply", 5)
+        assert reply and json.loads(reply[0][2])["code"] == 460 and "service not found: nope" in reply[0][2], seen
+
+        t2 = time.time()
+        observer.publish(f"{base}/rrpc/request/1234567", json.dumps({"id": "80", "version": "1.0", "params": {},
+                                                                     "method": "thing.service.sample_now"}), qos=0)
+        reply = wait(lambda s: s[1] == f"{base}/rrpc/response/1234567", 5)
+        assert reply and json.loads(reply[0][2])["code"] == 200 and json.loads(reply[0][2])["id"] == "80", seen
+        assert reply[0][0] - t2 < 1.0, "RRPC answered after 1 s"
+        assert "refused" not in w.log().replace("service nope refused", "")
+    finally:
+        observer.loop_stop()
+        observer.disconnect()

@@ -20,6 +20,11 @@ public struct AlinkTopics: Sendable, Equatable {
     public let otaProgress: String?
     public let firmwareGet: String?
     public let firmwareGetReply: String?
+    /// Service calls (`…/thing/service/{name}`, answered on `…_reply`) and RRPC
+    /// (`…/rrpc/request/{messageId}`, answered on `…/rrpc/response/{messageId}`).
+    public let servicePrefix: String
+    public let rrpcRequestPrefix: String
+    public let rrpcResponsePrefix: String
 
     /// A platform device.
     public init(productKey pk: String, deviceName dn: String) {
@@ -37,6 +42,9 @@ public struct AlinkTopics: Sendable, Equatable {
         otaProgress = device.map { "/ota/device/progress/" + $0 }
         firmwareGet = device.map { _ in base + "/thing/ota/firmware/get" }
         firmwareGetReply = firmwareGet.map { $0 + "_reply" }
+        servicePrefix = base + "/thing/service/"
+        rrpcRequestPrefix = base + "/rrpc/request/"
+        rrpcResponsePrefix = base + "/rrpc/response/"
         post = base + "/thing/event/property/post"
         postReply = post + "_reply"
         set = base + "/thing/service/property/set"
@@ -47,7 +55,9 @@ public struct AlinkTopics: Sendable, Equatable {
 
     /// What wisp subscribes to after every CONNACK, in this order.
     public var subscriptions: [MQTTEncoder.Subscription] {
-        var s = [MQTTEncoder.Subscription(topic: postReply, qos: .atLeastOnce), MQTTEncoder.Subscription(topic: set, qos: .atLeastOnce)]
+        var s = [MQTTEncoder.Subscription(topic: postReply, qos: .atLeastOnce), MQTTEncoder.Subscription(topic: set, qos: .atLeastOnce),
+                 MQTTEncoder.Subscription(topic: servicePrefix + "+", qos: .atLeastOnce),
+                 MQTTEncoder.Subscription(topic: rrpcRequestPrefix + "+", qos: .atMostOnce)]
         if let ntpResponse { s.append(MQTTEncoder.Subscription(topic: ntpResponse, qos: .atMostOnce)) }
         if let otaUpgrade { s.append(MQTTEncoder.Subscription(topic: otaUpgrade, qos: .atLeastOnce)) }
         if let firmwareGetReply { s.append(MQTTEncoder.Subscription(topic: firmwareGetReply, qos: .atMostOnce)) }
@@ -56,7 +66,12 @@ public struct AlinkTopics: Sendable, Equatable {
 
     /// What an inbound topic is.
     public enum Inbound: Equatable, Sendable {
-        case propertySet, postReply, ntpResponse, otaOffer, other
+        case propertySet, postReply, ntpResponse, otaOffer
+        /// A service call; the range is the service's name in the topic.
+        case service(Range<Int>)
+        /// An RRPC request; the range is the message id in the topic.
+        case rrpc(Range<Int>)
+        case other
     }
 
     /// Classifies `buffer[range]` without making a String.
@@ -66,7 +81,22 @@ public struct AlinkTopics: Sendable, Equatable {
         if let ntpResponse, buffer.bytes(range, equal: ntpResponse) { return .ntpResponse }
         if let otaUpgrade, buffer.bytes(range, equal: otaUpgrade) { return .otaOffer }
         if let firmwareGetReply, buffer.bytes(range, equal: firmwareGetReply) { return .otaOffer }
+        if let name = AlinkTopics.level(after: servicePrefix, buffer, range), !AlinkTopics.endsWithReply(buffer, name) { return .service(name) }
+        if let id = AlinkTopics.level(after: rrpcRequestPrefix, buffer, range) { return .rrpc(id) }
         return .other
+    }
+
+    /// The one topic level after `prefix` in `buffer[range]` (1 to 64 bytes, no `/`), or nil.
+    static func level(after prefix: String, _ buffer: ByteBuffer, _ range: Range<Int>) -> Range<Int>? {
+        let n = prefix.utf8.count
+        guard range.count > n, range.count <= n + 64, buffer.bytes(range.lowerBound..<(range.lowerBound + n), equal: prefix) else { return nil }
+        let rest = (range.lowerBound + n)..<range.upperBound
+        for i in rest where buffer[i] == UInt8(ascii: "/") { return nil }
+        return rest
+    }
+
+    static func endsWithReply(_ buffer: ByteBuffer, _ range: Range<Int>) -> Bool {
+        range.count > 6 && buffer.bytes((range.upperBound - 6)..<range.upperBound, equal: "_reply")
     }
 
     /// What a refused subscription costs the device, for the log.
@@ -74,6 +104,8 @@ public struct AlinkTopics: Sendable, Equatable {
         if topic.equals(set) { return "property sets from the platform will not arrive" }
         if topic.equals(postReply) { return "post replies will not arrive" }
         if let ntpResponse, topic.equals(ntpResponse) { return "platform time will not arrive" }
+        if topic.startsWith(servicePrefix) { return "service calls from the platform will not arrive" }
+        if topic.startsWith(rrpcRequestPrefix) { return "RRPC calls from the platform will not arrive" }
         if let otaUpgrade, topic.equals(otaUpgrade) { return "upgrades pushed by the platform will not arrive" }
         if let firmwareGetReply, topic.equals(firmwareGetReply) { return "pending upgrades will not be found at connect" }
         return "its messages will not arrive"
