@@ -22,8 +22,9 @@ public struct Device<T: Transport> {
     var reply = JSONWriter(capacity: Device.replyCapacity)
     /// Ids of OTA messages (version reports, firmware.get, progress).
     var otaIds: UInt64 = 0
-    /// OTA upgrades (platform devices only).
+    /// OTA upgrades and remote config (platform devices only).
     let updater: Updater?
+    let remoteConfig: RemoteConfig?
     /// Set replies and NTP requests: a code, an id of at most 64 bytes and one sentence.
     static var replyCapacity: Int { 512 }
     let topics: AlinkTopics
@@ -53,6 +54,7 @@ public struct Device<T: Transport> {
             backlog = Backlog(names: thing.names, device: device)
         }
         updater = topics.otaUpgrade != nil ? Updater(device) : nil
+        remoteConfig = topics.otaUpgrade != nil ? RemoteConfig(loaded) : nil
         driver = makeDriver()
         json = JSONWriter(capacity: driver.session.config.maxOutboundPacket - topics.post.utf8.count - 8)
         values.reserveCapacity(thing.sensors.count + device.outputs.count + 1)
@@ -74,11 +76,18 @@ public struct Device<T: Transport> {
             }
             var deadline = nextSample
             if watchdogInterval != nil { deadline = min(deadline, nextWatchdog) }
-            if let updater {
+            if let updater, let remoteConfig {
                 updater.advance(now: now)
+                remoteConfig.advance(now: now)
                 sendReports()
-                driver.other = updater.poll
-                deadline = min(deadline, updater.deadline)
+                if let next = remoteConfig.ready, reload == nil {
+                    reload = next  // the push reply went out first; stop flushes it
+                    driver.session.stop(now: now)
+                }
+                // One extra descriptor in the poll: the upgrade's download first, the config's
+                // otherwise (both are also advanced at every wake-up).
+                driver.other = updater.poll.fd >= 0 ? updater.poll : remoteConfig.poll
+                deadline = min(deadline, updater.deadline, remoteConfig.deadline)
             }
             let event = driver.next(until: deadline)
             switch event {
@@ -142,6 +151,9 @@ public struct Device<T: Transport> {
                 otaIds &+= 1
                 FirmwareGet.write(id: otaIds, module: loaded.device.otaModule, into: &reply)
                 publishReply(get, qos: .atMostOnce)
+                otaIds &+= 1
+                ConfigFile.writeGet(id: otaIds, into: &reply)
+                publishReply(topics.configGet, qos: .atMostOnce)
                 sendReports()
             }
             everOnline = true
@@ -190,6 +202,16 @@ public struct Device<T: Transport> {
                     return ServiceCall.name(fromMethodOf: json)
                 }
                 serve(name ?? "(no thing.service method)", payload: p.payload, replyTopic: topics.rrpcResponsePrefix + id, qos: .atMostOnce)
+            case .configPush, .configGetReply:
+                let push = topics.classify(inbound, p.topic) == .configPush
+                inbound.withBytes { all in
+                    guard let json = try? JSONReader(UnsafeRawBufferPointer(rebasing: all[p.payload])) else {
+                        Log.warning("remote config: a message that is not JSON ignored")
+                        return
+                    }
+                    remoteConfig?.offer(json, push: push)
+                }
+                sendReports()
             case .otaOffer:
                 inbound.withBytes { all in updater?.offer(UnsafeRawBufferPointer(rebasing: all[p.payload])) }
             case .other:
@@ -258,9 +280,15 @@ public struct Device<T: Transport> {
         }
     }
 
-    /// Publishes the updater's progress reports while online (QoS 0, as the SDK does).
+    /// Publishes the updater's progress reports and the remote config's push replies while
+    /// online (QoS 0, as the SDK does).
     mutating func sendReports() {
-        guard let updater, let topic = topics.otaProgress, driver.session.isOnline else { return }
+        guard let updater, let remoteConfig, let topic = topics.otaProgress, driver.session.isOnline else { return }
+        while !remoteConfig.replies.isEmpty {
+            let r = remoteConfig.replies.removeFirst()
+            ConfigFile.writePushReply(code: r.code, id: r.id, message: r.message, into: &reply)
+            publishReply(topics.configPushReply, qos: .atMostOnce)
+        }
         while !updater.reports.isEmpty {
             let r = updater.reports.removeFirst()
             otaIds &+= 1

@@ -17,14 +17,15 @@ struct AlinkTests {
         #expect(t.otaProgress == "/ota/device/progress/a1B2c3/boiler-7")
         #expect(t.firmwareGet == "/sys/a1B2c3/boiler-7/thing/ota/firmware/get")
         #expect(t.subscriptions.map(\.topic) == [t.postReply, t.set, "/sys/a1B2c3/boiler-7/thing/service/+", "/sys/a1B2c3/boiler-7/rrpc/request/+",
+                                                 "/sys/a1B2c3/boiler-7/thing/config/push", "/sys/a1B2c3/boiler-7/thing/config/get_reply",
                                                  t.ntpResponse!, t.otaUpgrade!, "/sys/a1B2c3/boiler-7/thing/ota/firmware/get_reply"])
-        #expect(t.subscriptions.map(\.qos) == [.atLeastOnce, .atLeastOnce, .atLeastOnce, .atMostOnce, .atMostOnce, .atLeastOnce, .atMostOnce])
+        #expect(t.subscriptions.map(\.qos) == [.atLeastOnce, .atLeastOnce, .atLeastOnce, .atMostOnce, .atLeastOnce, .atMostOnce, .atMostOnce, .atLeastOnce, .atMostOnce])
     }
 
     @Test func otherBrokersGetTheSameLayoutWithoutNTP() {
         let t = AlinkTopics(plainClientId: "pi-1")
         #expect(t.post == "wisp/pi-1/thing/event/property/post")
-        #expect(t.ntpRequest == nil && t.otaUpgrade == nil && t.subscriptions.count == 4)
+        #expect(t.ntpRequest == nil && t.otaUpgrade == nil && t.subscriptions.count == 6)
     }
 
     @Test(arguments: [

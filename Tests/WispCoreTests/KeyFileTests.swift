@@ -57,6 +57,29 @@ struct KeyFileTests {
         }
     }
 
+    @Test func aRemoteConfigSetsWhatItNamesOverTheKeyFile() throws {
+        let file = "endpoint = wss://h\nproduct_key = p\ndevice_name = d\ndevice_secret = s\ntelemetry_interval = 60\nsensor.a = system:uptime\nsensor.b = system:load\n"
+        let c = try KeyFile.parse(file, remote: "# configId = x\ntelemetry_interval = 5\nsensor.b = system:mem_available\nsensor.c = system:disk_free\n")
+        #expect(c.telemetryInterval == 5)
+        #expect(c.sensors.map(\.identifier) == ["a", "b", "c"])
+        #expect(c.sensors[1].describe == "system:mem_available")
+        #expect(c.identity == .platform(productKey: "p", deviceName: "d", deviceSecret: "s", signMethod: .hmacsha256, timestamp: .now))
+        for (fragment, message) in [
+            ("device_secret = stolen\n", "remote config line 1: 'device_secret' may only be set in the key file"),
+            ("endpoint = wss://evil\n", "remote config line 1: 'endpoint' may only be set in the key file"),
+            ("telemetry_interval = 5\ntelemetry_interval = 6\n", "remote config line 2: 'telemetry_interval' is already set on line 1"),
+            ("# c\nsensor.x = nonsense:\n", "remote config line 2: bad value for 'sensor.x'"),
+            ("telemetry_interval = 0\n", "remote config line 1: bad value for 'telemetry_interval'"),
+        ] {
+            do {
+                _ = try KeyFile.parse(file, remote: fragment)
+                Issue.record("accepted \(fragment)")
+            } catch {
+                #expect(error.message.hasPrefix(message), "\(error.message)")
+            }
+        }
+    }
+
     @Test func otaLimitsAndStateDir() throws {
         let base = "endpoint = wss://h\nproduct_key = p\ndevice_name = d\ndevice_secret = s\n"
         let d = try KeyFile.parse(base)

@@ -5,7 +5,9 @@ import WispCore
 public enum ConfigLoader {
     public static let defaultPath = "/etc/wisp/device.key"
 
-    public static func load(_ path: String) -> Result<LoadedConfig, ConfigError> {
+    /// `remote`: a config fragment from the platform to check against this key file
+    /// instead of the one kept in `state_dir/remote.conf` (which is used when nil).
+    public static func load(_ path: String, remote candidate: String? = nil) -> Result<LoadedConfig, ConfigError> {
         let bytes: [UInt8]
         // 16 KiB: hundreds of sensor lines; the read buffer is the start-up heap peak.
         switch System.readSecretFile(path, limit: 16_384) {
@@ -14,8 +16,23 @@ public enum ConfigLoader {
         case .success(let b): bytes = b
         }
         var config: DeviceConfig
-        do { config = try KeyFile.parse(String(decoding: bytes, as: UTF8.self)) } catch {
+        let text = String(decoding: bytes, as: UTF8.self)
+        do { config = try KeyFile.parse(text) } catch {
             return .failure(.invalid(path, error))
+        }
+        // The platform's remote config, kept under state_dir, over the key file's settings.
+        var remoteId: String?
+        var remoteHash: UInt64 = 0
+        let kept = remotePath(config)
+        if let remote = candidate ?? System.readText(kept, limit: Int(ConfigFile.maxBytes) + 256) {
+            do {
+                config = try KeyFile.parse(text, remote: remote)
+                remoteId = remoteConfigId(remote)
+                remoteHash = fingerprint(Array(remote.utf8))
+            } catch {
+                if candidate != nil { return .failure(.invalid(path, error)) }
+                Log.warning(kept + ": " + error.message + "; the remote config is ignored until the platform sends another")
+            }
         }
         guard let clientId = config.clientId ?? BoardIdentity.defaultClientId() else {
             return .failure(.noClientId(path))
@@ -32,7 +49,27 @@ public enum ConfigLoader {
             case .failure(let e): return .failure(e)
             }
         }
-        return .success(LoadedConfig(path: path, device: config, clientId: clientId, fingerprint: fingerprint(bytes), registeredFrom: registered))
+        return .success(LoadedConfig(path: path, device: config, clientId: clientId, fingerprint: fingerprint(bytes) ^ remoteHash,
+                                     registeredFrom: registered, remoteConfigId: remoteId))
+    }
+
+    /// Where the last remote config that was applied is kept: the fragment as the platform
+    /// sent it (so its line numbers stay the console's), then a last line `# configId = ID`.
+    public static func remotePath(_ device: DeviceConfig) -> String { device.stateDir + "/remote.conf" }
+
+    public static func remoteConfigId(_ text: String) -> String? {
+        let marker = Array("\n# configId = ".utf8)
+        let bytes = Array(text.utf8)
+        guard bytes.count > marker.count else { return nil }
+        var start = bytes.count - marker.count
+        while start >= 0 {
+            if Array(bytes[start..<(start + marker.count)]) == marker {
+                let id = bytes[(start + marker.count)...].prefix { $0 != UInt8(ascii: "\n") }
+                return String(decoding: id, as: UTF8.self)
+            }
+            start -= 1
+        }
+        return nil
     }
 
     /// Where dynamic registration keeps the device secret it got.
@@ -68,6 +105,8 @@ public struct LoadedConfig: Sendable {
     public var fingerprint: UInt64
     /// The identity file the device secret came from (dynamic registration), if it did.
     public var registeredFrom: String? = nil
+    /// The platform's remote config in force (its configId), if any.
+    public var remoteConfigId: String? = nil
 }
 
 /// Why the key file could not be used. Each message names the file and the fix; none

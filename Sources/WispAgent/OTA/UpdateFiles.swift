@@ -42,7 +42,11 @@ struct UpdateFiles {
 
     /// Replaces `path` with `record` so that a power cut leaves the old or the new one.
     static func write(_ record: UpdateRecord, to path: String, mode: UInt32 = 0o600) -> SystemError? {
-        let bytes = Array(record.text.utf8)
+        write(Array(record.text.utf8), to: path, mode: mode)
+    }
+
+    /// Replaces `path` with `bytes` the same way.
+    static func write(_ bytes: [UInt8], to path: String, mode: UInt32 = 0o600) -> SystemError? {
         let tmp = path + ".tmp"
         let fd = wisp_open_new(tmp)
         if fd < 0 { return SystemError(errno: -fd) }

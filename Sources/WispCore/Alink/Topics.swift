@@ -23,6 +23,11 @@ public struct AlinkTopics: Sendable, Equatable {
     /// Service calls (`…/thing/service/{name}`, answered on `…_reply`) and RRPC
     /// (`…/rrpc/request/{messageId}`, answered on `…/rrpc/response/{messageId}`).
     public let servicePrefix: String
+    /// Remote config: the push and the device's answer, the device's get and its reply.
+    public let configPush: String
+    public let configPushReply: String
+    public let configGet: String
+    public let configGetReply: String
     public let rrpcRequestPrefix: String
     public let rrpcResponsePrefix: String
 
@@ -43,6 +48,10 @@ public struct AlinkTopics: Sendable, Equatable {
         firmwareGet = device.map { _ in base + "/thing/ota/firmware/get" }
         firmwareGetReply = firmwareGet.map { $0 + "_reply" }
         servicePrefix = base + "/thing/service/"
+        configPush = base + "/thing/config/push"
+        configPushReply = configPush + "_reply"
+        configGet = base + "/thing/config/get"
+        configGetReply = configGet + "_reply"
         rrpcRequestPrefix = base + "/rrpc/request/"
         rrpcResponsePrefix = base + "/rrpc/response/"
         post = base + "/thing/event/property/post"
@@ -57,7 +66,8 @@ public struct AlinkTopics: Sendable, Equatable {
     public var subscriptions: [MQTTEncoder.Subscription] {
         var s = [MQTTEncoder.Subscription(topic: postReply, qos: .atLeastOnce), MQTTEncoder.Subscription(topic: set, qos: .atLeastOnce),
                  MQTTEncoder.Subscription(topic: servicePrefix + "+", qos: .atLeastOnce),
-                 MQTTEncoder.Subscription(topic: rrpcRequestPrefix + "+", qos: .atMostOnce)]
+                 MQTTEncoder.Subscription(topic: rrpcRequestPrefix + "+", qos: .atMostOnce),
+                 MQTTEncoder.Subscription(topic: configPush, qos: .atLeastOnce), MQTTEncoder.Subscription(topic: configGetReply, qos: .atMostOnce)]
         if let ntpResponse { s.append(MQTTEncoder.Subscription(topic: ntpResponse, qos: .atMostOnce)) }
         if let otaUpgrade { s.append(MQTTEncoder.Subscription(topic: otaUpgrade, qos: .atLeastOnce)) }
         if let firmwareGetReply { s.append(MQTTEncoder.Subscription(topic: firmwareGetReply, qos: .atMostOnce)) }
@@ -66,7 +76,7 @@ public struct AlinkTopics: Sendable, Equatable {
 
     /// What an inbound topic is.
     public enum Inbound: Equatable, Sendable {
-        case propertySet, postReply, ntpResponse, otaOffer
+        case propertySet, postReply, ntpResponse, otaOffer, configPush, configGetReply
         /// A service call; the range is the service's name in the topic.
         case service(Range<Int>)
         /// An RRPC request; the range is the message id in the topic.
@@ -81,6 +91,8 @@ public struct AlinkTopics: Sendable, Equatable {
         if let ntpResponse, buffer.bytes(range, equal: ntpResponse) { return .ntpResponse }
         if let otaUpgrade, buffer.bytes(range, equal: otaUpgrade) { return .otaOffer }
         if let firmwareGetReply, buffer.bytes(range, equal: firmwareGetReply) { return .otaOffer }
+        if buffer.bytes(range, equal: configPush) { return .configPush }
+        if buffer.bytes(range, equal: configGetReply) { return .configGetReply }
         if let name = AlinkTopics.level(after: servicePrefix, buffer, range), !AlinkTopics.endsWithReply(buffer, name) { return .service(name) }
         if let id = AlinkTopics.level(after: rrpcRequestPrefix, buffer, range) { return .rrpc(id) }
         return .other
@@ -104,6 +116,7 @@ public struct AlinkTopics: Sendable, Equatable {
         if topic.equals(set) { return "property sets from the platform will not arrive" }
         if topic.equals(postReply) { return "post replies will not arrive" }
         if let ntpResponse, topic.equals(ntpResponse) { return "platform time will not arrive" }
+        if topic.equals(configPush) || topic.equals(configGetReply) { return "remote config will not arrive" }
         if topic.startsWith(servicePrefix) { return "service calls from the platform will not arrive" }
         if topic.startsWith(rrpcRequestPrefix) { return "RRPC calls from the platform will not arrive" }
         if let otaUpgrade, topic.equals(otaUpgrade) { return "upgrades pushed by the platform will not arrive" }

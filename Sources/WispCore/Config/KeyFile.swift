@@ -34,59 +34,38 @@ public enum KeyFile {
         ("output.NAME", "a GPIO output the platform may set as property NAME: gpio:gpiochipN:LINE"),
     ] }
 
-    /// Parses the text of a key file.
-    public static func parse(_ text: String) throws(KeyFileError) -> DeviceConfig {
+    /// Keys a remote config (the platform's `thing.config.push`) may set: how often and
+    /// what to post, never the identity, the endpoint, TLS or paths.
+    public static func remotelySettable(_ key: String) -> Bool {
+        key.equals("telemetry_interval") || key.equals("keepalive") || key.startsWith("sensor.") || key.startsWith("output.")
+    }
+
+    /// Parses the text of a key file; `remote`, a config fragment from the platform, sets
+    /// the keys it names over the file's (sensors and outputs by name). Errors in `remote`
+    /// name its lines as "remote config line N".
+    public static func parse(_ text: String, remote: String? = nil) throws(KeyFileError) -> DeviceConfig {
         var values = Entries()
         let keys = Self.keys  // once per parse
         var sensors: [SensorSpec] = []
         var outputs: [OutputSpec] = []
         var things: [(name: String, line: Int)] = []
-        var lineNumber = 0
-        for rawLine in text.utf8.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false) {
-            lineNumber += 1
-            let line = trim(Array(rawLine))
-            if line.isEmpty || line[0] == UInt8(ascii: "#") { continue }
-            guard let eq = line.firstIndex(of: UInt8(ascii: "=")) else {
-                throw KeyFileError(line: lineNumber, problem: .notKeyValue)
+        // The fragment first (lines numbered negative), so the file's lines it overrides are skipped.
+        var fromRemote = Entries()
+        var remoteSensors: [SensorSpec] = []
+        var remoteOutputs: [OutputSpec] = []
+        var remoteThings: [(name: String, line: Int)] = []
+        if let remote {
+            try scan(remote, sign: -1, keys: keys, values: &fromRemote, sensors: &remoteSensors, outputs: &remoteOutputs, things: &remoteThings, skip: nil)
+            for e in fromRemote.items where !remotelySettable(e.key) {
+                throw KeyFileError(line: e.line, problem: .notRemote(e.key))
             }
-            let key = String(decoding: trim(Array(line[0..<eq])), as: UTF8.self)
-            var value = trim(Array(line[(eq + 1)...]))
-            if value.count >= 2 && value.first == UInt8(ascii: "\"") && value.last == UInt8(ascii: "\"") {
-                value = Array(value[1..<(value.count - 1)])
-            }
-            if key.startsWith("sensor.") || key.startsWith("output.") {
-                let isSensor = key.startsWith("sensor.")
-                let name = String(key.utf8.dropFirst(7))!
-                guard SensorSyntax.isIdentifier(name) else {
-                    throw KeyFileError(line: lineNumber, problem: .badValue(key, allowed: "a property identifier after the dot: a letter, then letters, digits or _"))
-                }
-                if let first = things.first(where: { $0.name.equals(name) }) {
-                    throw KeyFileError(line: lineNumber, problem: .duplicate(name, firstLine: first.line))
-                }
-                let text = String(decoding: value, as: UTF8.self)
-                if isSensor {
-                    guard let spec = SensorSyntax.parseSensor(identifier: name, text) else {
-                        throw KeyFileError(line: lineNumber, problem: .badValue(key, allowed: SensorSyntax.help))
-                    }
-                    sensors.append(spec)
-                } else {
-                    guard let spec = SensorSyntax.parseOutput(identifier: name, text) else {
-                        throw KeyFileError(line: lineNumber, problem: .badValue(key, allowed: "gpio:gpiochipN:LINE"))
-                    }
-                    outputs.append(spec)
-                }
-                things.append((name, lineNumber))
-                continue
-            }
-            guard keys.contains(where: { $0.name.equals(key) }) else {
-                throw KeyFileError(line: lineNumber, problem: .unknownKey(key))
-            }
-            if let first = values[key] {
-                throw KeyFileError(line: lineNumber, problem: .duplicate(key, firstLine: first.line))
-            }
-            values.items.append((key, String(decoding: value, as: UTF8.self), lineNumber))
         }
-
+        try scan(text, sign: 1, keys: keys, values: &values, sensors: &sensors, outputs: &outputs, things: &things,
+                 skip: remote == nil ? nil : { key in fromRemote[key] != nil || remoteThings.contains(where: { key.equals("sensor." + $0.name) || key.equals("output." + $0.name) }) })
+        values.items += fromRemote.items
+        sensors += remoteSensors
+        outputs += remoteOutputs
+        things += remoteThings
         func bad(_ key: String) -> KeyFileError {
             let allowed = keys.first(where: { $0.name.equals(key) })?.allowed ?? ""
             return KeyFileError(line: values[key]?.line ?? 0, problem: .badValue(key, allowed: allowed))
@@ -189,6 +168,59 @@ public enum KeyFile {
         return config
     }
 
+    /// The `key = value` lines of `text` into the lists; `sign` -1 numbers the lines of a
+    /// remote fragment. `skip` drops keys (and sensor./output. lines) a fragment overrides.
+    static func scan(_ text: String, sign: Int, keys: [(name: String, allowed: String)], values: inout Entries, sensors: inout [SensorSpec],
+                     outputs: inout [OutputSpec], things: inout [(name: String, line: Int)], skip: ((String) -> Bool)?) throws(KeyFileError) {
+        var lineNumber = 0
+        for rawLine in text.utf8.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false) {
+            lineNumber += 1
+            let at = lineNumber * sign
+            let line = trim(Array(rawLine))
+            if line.isEmpty || line[0] == UInt8(ascii: "#") { continue }
+            guard let eq = line.firstIndex(of: UInt8(ascii: "=")) else {
+                throw KeyFileError(line: at, problem: .notKeyValue)
+            }
+            let key = String(decoding: trim(Array(line[0..<eq])), as: UTF8.self)
+            var value = trim(Array(line[(eq + 1)...]))
+            if value.count >= 2 && value.first == UInt8(ascii: "\"") && value.last == UInt8(ascii: "\"") {
+                value = Array(value[1..<(value.count - 1)])
+            }
+            if let skip, skip(key) { continue }
+            if key.startsWith("sensor.") || key.startsWith("output.") {
+                let isSensor = key.startsWith("sensor.")
+                let name = String(key.utf8.dropFirst(7))!
+                guard SensorSyntax.isIdentifier(name) else {
+                    throw KeyFileError(line: at, problem: .badValue(key, allowed: "a property identifier after the dot: a letter, then letters, digits or _"))
+                }
+                if let first = things.first(where: { $0.name.equals(name) }) {
+                    throw KeyFileError(line: at, problem: .duplicate(name, firstLine: first.line))
+                }
+                let text = String(decoding: value, as: UTF8.self)
+                if isSensor {
+                    guard let spec = SensorSyntax.parseSensor(identifier: name, text) else {
+                        throw KeyFileError(line: at, problem: .badValue(key, allowed: SensorSyntax.help))
+                    }
+                    sensors.append(spec)
+                } else {
+                    guard let spec = SensorSyntax.parseOutput(identifier: name, text) else {
+                        throw KeyFileError(line: at, problem: .badValue(key, allowed: "gpio:gpiochipN:LINE"))
+                    }
+                    outputs.append(spec)
+                }
+                things.append((name, at))
+                continue
+            }
+            guard keys.contains(where: { $0.name.equals(key) }) else {
+                throw KeyFileError(line: at, problem: .unknownKey(key))
+            }
+            if let first = values[key] {
+                throw KeyFileError(line: at, problem: .duplicate(key, firstLine: first.line))
+            }
+            values.items.append((key, String(decoding: value, as: UTF8.self), at))
+        }
+    }
+
     /// Product keys and device names: no separators the sign-in strings use.
     static func isPlatformName(_ s: String) -> Bool {
         for b in s.utf8 where b <= 0x20 || b == 0x7F || b == UInt8(ascii: "&") || b == UInt8(ascii: "|") || b == UInt8(ascii: "/") || b == UInt8(ascii: "+") || b == UInt8(ascii: "#") {
@@ -236,23 +268,26 @@ public struct KeyFileError: Error, Equatable, Sendable {
         case badValue(String, allowed: String)
         case missing(String, why: String)
         case conflict(String, with: String)
+        /// A remote config named a key only the key file may set.
+        case notRemote(String)
     }
 
     public var line: Int
     public var problem: Problem
 
     public var message: String {
-        let at = line > 0 ? "line \(line): " : ""
+        let at = line > 0 ? "line \(line): " : line < 0 ? "remote config line \(-line): " : ""
         switch problem {
         case .notKeyValue: return at + "expected `key = value` (or a # comment)"
         case .unknownKey(let key):
             var known = ""
             for k in KeyFile.keys { known += (known.isEmpty ? "" : ", ") + k.name }
             return at + "unknown key '" + key + "'; known keys: " + known
-        case .duplicate(let key, let first): return at + "'" + key + "' is already set on line \(first)"
+        case .duplicate(let key, let first): return at + "'" + key + "' is already set on line \(first < 0 ? -first : first)"
         case .badValue(let key, let allowed): return at + "bad value for '" + key + "': expected " + allowed
         case .missing(let key, let why): return at + "'" + key + "' is missing: " + why
         case .conflict(let key, let other): return at + "'" + key + "' cannot be combined with " + other
+        case .notRemote(let key): return at + "'" + key + "' may only be set in the key file (a remote config sets telemetry_interval, keepalive, sensor.NAME, output.NAME)"
         }
     }
 }
