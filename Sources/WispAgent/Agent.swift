@@ -157,13 +157,15 @@ public enum Agent {
             }
         }
         var backlog: Backlog?
+        var startup = LastRun.start(loaded.device)
         while true {
             // The driver is made in place: a second reference alive beside the device's would
             // make every buffer copy itself on its first write.
-            var device = Device(loaded, backlog: backlog, signals: signals,
+            var device = Device(loaded, backlog: backlog, signals: signals, startup: startup,
                                 driver: driver(loaded, config: sessionConfig(loaded), signals: signals))
             switch device.run() {
             case .stopped:
+                LastRun.stopped(loaded.device)
                 Log.info("stopped")
                 return .ok
             case .failed:
@@ -172,6 +174,7 @@ public enum Agent {
                 Log.info("key file changed: reconnecting with the new settings")
                 loaded = next
                 backlog = device.backlog
+                startup = device.startupReason
             }
         }
     }

@@ -25,6 +25,17 @@ public struct Device<T: Transport> {
     /// OTA upgrades and remote config (platform devices only).
     let updater: Updater?
     let remoteConfig: RemoteConfig?
+    /// Events waiting for the link (topic, payload), at most `maxEvents`, oldest dropped.
+    var events: [(topic: String, payload: [UInt8])] = []
+    static var maxEvents: Int { 16 }
+    /// Why this process started (`startup` event), reported after the first CONNACK; nil
+    /// once reported (a reload hands what is left to the next device).
+    public var startupReason: String?
+    var reportedDrops = 0
+    /// The Pi firmware's throttled word, when the board has one (`power` event).
+    var power: Sensor?
+    var lastPower: Int64?
+    var powerScratch = ByteBuffer(capacity: 64)
     /// Set replies and NTP requests: a code, an id of at most 64 bytes and one sentence.
     static var replyCapacity: Int { 512 }
     let topics: AlinkTopics
@@ -41,7 +52,8 @@ public struct Device<T: Transport> {
     /// `driver` carries the session for `loaded` (`Agent.driver` makes the real one). It is
     /// made after the thing model: sensor discovery's directory buffers and the session's
     /// must not be alive at once (the start-up heap peak).
-    public init(_ loaded: LoadedConfig, backlog previous: Backlog?, signals: Int32, driver makeDriver: @autoclosure () -> Driver<T>) {
+    public init(_ loaded: LoadedConfig, backlog previous: Backlog?, signals: Int32, startup: String? = nil, driver makeDriver: @autoclosure () -> Driver<T>) {
+        startupReason = startup
         self.loaded = loaded
         self.signals = signals
         let device = loaded.device
@@ -54,6 +66,8 @@ public struct Device<T: Transport> {
             backlog = Backlog(names: thing.names, device: device)
         }
         updater = topics.otaUpgrade != nil ? Updater(device) : nil
+        let sensor = Sensor(SensorSpec(identifier: "power", source: .system(.throttled)))
+        if sensor.problem == nil { power = sensor }
         remoteConfig = topics.otaUpgrade != nil ? RemoteConfig(loaded) : nil
         driver = makeDriver()
         json = JSONWriter(capacity: driver.session.config.maxOutboundPacket - topics.post.utf8.count - 8)
@@ -157,6 +171,14 @@ public struct Device<T: Transport> {
                 sendReports()
             }
             everOnline = true
+            if topics.otaUpgrade != nil {
+                if let reason = startupReason {
+                    startupReason = nil
+                    queueEvent("startup", [.text("reason", reason)])
+                }
+                noteEvents()
+                sendReports()
+            }
             let extra = resent > 0 ? ", \(resent) unacknowledged posts resent" : ""
             Log.info("online: " + loaded.device.endpoint.description + " as " + loaded.clientId
                      + " (keep-alive \(loaded.device.keepAlive) s" + extra + ")")
@@ -212,6 +234,9 @@ public struct Device<T: Transport> {
                     remoteConfig?.offer(json, push: push)
                 }
                 sendReports()
+            case .eventReply:
+                let code = PropertyPost.replyCode(inbound, p.payload)
+                if code != 200 { Log.warning("event refused by the platform: " + LogText.escape(inbound.bytesView(p.payload))) }
             case .otaOffer:
                 inbound.withBytes { all in updater?.offer(UnsafeRawBufferPointer(rebasing: all[p.payload])) }
             case .other:
@@ -280,9 +305,52 @@ public struct Device<T: Transport> {
         }
     }
 
-    /// Publishes the updater's progress reports and the remote config's push replies while
-    /// online (QoS 0, as the SDK does).
+    /// Queues event `name` for the platform (sent when online, oldest first).
+    mutating func queueEvent(_ name: String, _ fields: [EventPost.Field]) {
+        otaIds &+= 1
+        var json = JSONWriter(capacity: 512)
+        EventPost.write(id: otaIds, name: name, fields: fields, time: clock.wallClock(monotonic: System.monotonicMillis), into: &json)
+        if events.count >= Device.maxEvents {
+            Log.warning("event " + events[0].topic + " dropped: more than \(Device.maxEvents) waiting")
+            events.removeFirst()
+        }
+        events.append((topics.eventPost(name), json.buffer.bytes))
+    }
+
+    /// After each sample: sensors lost or back, the power word, offline-buffer drops.
+    mutating func noteEvents() {
+        for t in thing.transitions {
+            queueEvent(t.reading ? "sensor_back" : "sensor_lost", [.text("sensor", thing.sensors[t.index].spec.identifier)])
+        }
+        if var p = power, case .success(let v) = p.read(scratch: &powerScratch) {
+            let flags = Int64(v)
+            if lastPower.map({ $0 & 0xF != flags & 0xF }) ?? (flags & 0xF != 0) {
+                Log.warning("power: the firmware reports \(flags & 1 != 0 ? "under-voltage" : "no under-voltage")"
+                            + (flags & 0xE != 0 ? ", throttling" : "") + " (flags 0x" + Crypto.hex([UInt8(flags >> 16 & 0xFF), UInt8(flags >> 8 & 0xFF), UInt8(flags & 0xFF)]) + ")")
+                queueEvent("power", EventPost.powerFields(flags))
+            }
+            lastPower = flags
+            power = p
+        }
+        let dropped = backlog.ring.dropped
+        if dropped > reportedDrops && driver.session.isOnline {
+            reportedDrops = dropped
+            queueEvent("buffer_overflow", [.number("dropped", Int64(dropped))])
+        }
+    }
+
+    /// Publishes waiting events (QoS 1), the updater's progress reports and the remote
+    /// config's push replies while online (QoS 0, as the SDK does).
     mutating func sendReports() {
+        while driver.session.isOnline, !events.isEmpty {
+            let e = events[0]
+            do {
+                _ = try driver.session.publish(topic: e.topic, payload: e.payload[...], qos: .atLeastOnce)
+                events.removeFirst()
+            } catch {
+                break  // the window or the output is full: next time
+            }
+        }
         guard let updater, let remoteConfig, let topic = topics.otaProgress, driver.session.isOnline else { return }
         while !remoteConfig.replies.isEmpty {
             let r = remoteConfig.replies.removeFirst()
@@ -317,6 +385,7 @@ public struct Device<T: Transport> {
         values.removeAll(keepingCapacity: true)
         thing.sample(into: &values)
         backlog.add(time: clock.wallClock(monotonic: now), values: values)
+        if topics.otaUpgrade != nil { noteEvents() }
         if !driver.session.isOnline { Log.debug("offline: sample kept (\(backlog.ring.count) waiting)") }
         drain()
     }

@@ -18,14 +18,14 @@ struct AlinkTests {
         #expect(t.firmwareGet == "/sys/a1B2c3/boiler-7/thing/ota/firmware/get")
         #expect(t.subscriptions.map(\.topic) == [t.postReply, t.set, "/sys/a1B2c3/boiler-7/thing/service/+", "/sys/a1B2c3/boiler-7/rrpc/request/+",
                                                  "/sys/a1B2c3/boiler-7/thing/config/push", "/sys/a1B2c3/boiler-7/thing/config/get_reply",
-                                                 t.ntpResponse!, t.otaUpgrade!, "/sys/a1B2c3/boiler-7/thing/ota/firmware/get_reply"])
-        #expect(t.subscriptions.map(\.qos) == [.atLeastOnce, .atLeastOnce, .atLeastOnce, .atMostOnce, .atLeastOnce, .atMostOnce, .atMostOnce, .atLeastOnce, .atMostOnce])
+                                                 "/sys/a1B2c3/boiler-7/thing/event/+/post_reply", t.ntpResponse!, t.otaUpgrade!, "/sys/a1B2c3/boiler-7/thing/ota/firmware/get_reply"])
+        #expect(t.subscriptions.map(\.qos) == [.atLeastOnce, .atLeastOnce, .atLeastOnce, .atMostOnce, .atLeastOnce, .atMostOnce, .atMostOnce, .atMostOnce, .atLeastOnce, .atMostOnce])
     }
 
     @Test func otherBrokersGetTheSameLayoutWithoutNTP() {
         let t = AlinkTopics(plainClientId: "pi-1")
         #expect(t.post == "wisp/pi-1/thing/event/property/post")
-        #expect(t.ntpRequest == nil && t.otaUpgrade == nil && t.subscriptions.count == 6)
+        #expect(t.ntpRequest == nil && t.otaUpgrade == nil && t.subscriptions.count == 7)
     }
 
     @Test(arguments: [
@@ -39,6 +39,9 @@ struct AlinkTests {
         ("/sys/pk/dn/rrpc/request/12345", .rrpc(26..<31)),
         ("/sys/pk/dn/rrpc/request/12/34", .other),
         ("/sys/pk/dn/rrpc/request/", .other),
+        ("/sys/pk/dn/thing/event/power/post_reply", .eventReply),
+        ("/sys/pk/dn/thing/event/a/b/post_reply", .other),
+        ("/sys/pk/dn/thing/event//post_reply", .other),
     ])
     func classifiesInboundTopics(topic: String, kind: AlinkTopics.Inbound) throws {
         var b = ByteBuffer(capacity: 128)
@@ -188,5 +191,15 @@ struct OTAInformTests {
         var w = JSONWriter(capacity: 256)
         ServiceCall.writeReply(code: 200, id: nil, json: nil, message: "success", interval: 15, into: &w)
         #expect(String(decoding: w.buffer.bytes, as: UTF8.self) == #"{"code":200,"data":{"interval":15},"id":"","message":"success","version":"1.0"}"#)
+    }
+
+    @Test func eventPosts() {
+        var w = JSONWriter(capacity: 512)
+        EventPost.write(id: 9, name: "sensor_lost", fields: [.text("sensor", "x")], time: 1_700_000_000_000, into: &w)
+        #expect(String(decoding: w.buffer.bytes, as: UTF8.self)
+                == #"{"id":"9","version":"1.0","params":{"value":{"sensor":"x"},"time":1700000000000},"method":"thing.event.sensor_lost.post"}"#)
+        #expect(EventPost.powerFields(0x50005) == [.number("under_voltage", 1), .number("freq_capped", 0), .number("throttled", 1),
+                                                   .number("soft_temp_limit", 0), .number("flags", 0x50005)])
+        #expect(AlinkTopics(productKey: "pk", deviceName: "dn").eventPost("power") == "/sys/pk/dn/thing/event/power/post")
     }
 }

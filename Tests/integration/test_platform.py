@@ -4,6 +4,7 @@ refusals happens, for the reason the broker log gives."""
 import hashlib
 import hmac
 import json
+import signal
 import subprocess
 import threading
 import time
@@ -230,6 +231,73 @@ def test_service_calls_and_rrpc_are_answered(platform, keyfile, start_wisp):
         assert reply and json.loads(reply[0][2])["code"] == 200 and json.loads(reply[0][2])["id"] == "80", seen
         assert reply[0][0] - t2 < 1.0, "RRPC answered after 1 s"
         assert "refused" not in w.log().replace("service nope refused", "")
+    finally:
+        observer.loop_stop()
+        observer.disconnect()
+
+
+def test_events_startup_sensor_lost_and_back_and_power(platform, keyfile, start_wisp, tmp_path):
+    """Built-in events through the stand-in platform: `startup` with why the process started
+    (boot, restart after a clean stop, crash after a kill), `sensor_lost`/`sensor_back`, and
+    `power` when the Pi firmware's throttled word changes (a fake /sys tree)."""
+    binary = ROOT / ".build-embedded/release/wisp"
+    if not binary.exists():
+        pytest.skip("no Embedded build")
+    board = tmp_path / "board"
+    firmware = board / "sys/devices/platform/soc/soc:firmware"
+    firmware.mkdir(parents=True)
+    (firmware / "get_throttled").write_text("throttled=0x0\n")
+    (board / "proc/sys/kernel/random").mkdir(parents=True)
+    (board / "proc/sys/kernel/random/boot_id").write_text("1b5e0c6e-0000-4000-8000-000000000001\n")
+    value = tmp_path / "value"
+    value.write_text("21.5\n")
+    state = tmp_path / "state"
+    state.mkdir()
+    seen = []
+    observer = mqtt.Client(client_id="observer-events")
+    observer.on_message = lambda c, u, m: seen.append((m.topic, json.loads(m.payload)))
+    observer.connect("127.0.0.1", platform["ports"]["tcp"])
+    observer.subscribe(f"/sys/{PK}/{DN}/thing/event/+/post", qos=1)
+    observer.loop_start()
+    time.sleep(0.3)
+    values = dict(endpoint=platform["wss"], product_key=PK, device_name=DN, device_secret=SECRET, client_id="wisp-events",
+                  keepalive="60", telemetry_interval="1", ca_file=platform["ca_file"], state_dir=str(state),
+                  **{"sensor.x": f"file:{value}"})
+    key = keyfile(**values)
+
+    def events(name):
+        return [body for topic, body in list(seen) if topic == f"/sys/{PK}/{DN}/thing/event/{name}/post"]
+
+    def wait(name, n, timeout=10):
+        deadline = time.time() + timeout
+        while time.time() < deadline and len(events(name)) < n:
+            time.sleep(0.05)
+        return events(name)
+
+    try:
+        w = start_wisp([str(binary)], key, env={"WISP_ROOT": str(board)})
+        first = wait("startup", 1)
+        assert first and first[0]["params"]["value"] == {"reason": "boot"}, seen
+        assert first[0]["method"] == "thing.event.startup.post" and first[0]["params"]["time"] > 1.6e12
+        value.unlink()
+        lost = wait("sensor_lost", 1)
+        assert lost and lost[0]["params"]["value"] == {"sensor": "x"}, seen
+        value.write_text("22\n")
+        back = wait("sensor_back", 1)
+        assert back and back[0]["params"]["value"] == {"sensor": "x"}, seen
+        (firmware / "get_throttled").write_text("throttled=0x50005\n")
+        power = wait("power", 1)
+        assert power and power[0]["params"]["value"] == {"under_voltage": 1, "freq_capped": 0, "throttled": 1,
+                                                         "soft_temp_limit": 0, "flags": 0x50005}, seen
+        assert w.stop() == 0
+        w = start_wisp([str(binary)], key, env={"WISP_ROOT": str(board)})
+        assert [e["params"]["value"]["reason"] for e in wait("startup", 2)] == ["boot", "restart"]
+        time.sleep(1)
+        w.signal(signal.SIGKILL)
+        w.proc.wait(5)
+        start_wisp([str(binary)], key, env={"WISP_ROOT": str(board)})
+        assert [e["params"]["value"]["reason"] for e in wait("startup", 3)] == ["boot", "restart", "crash"]
+        assert not [l for l in w.log().splitlines() if "event refused" in l]
     finally:
         observer.loop_stop()
         observer.disconnect()

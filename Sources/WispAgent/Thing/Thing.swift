@@ -21,6 +21,9 @@ public struct Thing {
     /// hundred, and a `file:` sensor reads the first number in the file.
     var scratch = ByteBuffer(capacity: 1024)
     var failing: [Bool] = []
+    /// Sensors that stopped (false) or started (true) reading in the last `sample`, by
+    /// index: the `sensor_lost` / `sensor_back` events. Sized at start-up.
+    public private(set) var transitions: [(index: Int, reading: Bool)] = []
     /// False over a link anyone on the path can write to (DeviceConfig.controlAllowed).
     let controlAllowed: Bool
 
@@ -65,6 +68,8 @@ public struct Thing {
     /// Appends this interval's values: every sensor that reads (a failing one is left
     /// out and logged once until it recovers), and every output's state.
     public mutating func sample(into values: inout [PropertyValue]) {
+        if transitions.capacity < sensors.count { transitions.reserveCapacity(sensors.count) }
+        transitions.removeAll(keepingCapacity: true)
         for i in sensors.indices {
             var reading = sensors[i].read(scratch: &scratch)
             // Posted with 3 decimals as an Int64: a scale or offset may push a file's number
@@ -76,6 +81,7 @@ public struct Thing {
             case .success(let value):
                 if failing[i] {
                     failing[i] = false
+                    transitions.append((i, true))
                     Log.info("sensor " + sensors[i].spec.identifier + " recovered")
                 }
                 if sensors[i].shouldPost(value) {
@@ -84,6 +90,7 @@ public struct Thing {
             case .failure(let e):
                 if !failing[i] {
                     failing[i] = true
+                    transitions.append((i, false))
                     Log.warning("sensor " + sensors[i].spec.identifier + ": " + e.message + "; left out of posts until it reads again")
                 }
             }

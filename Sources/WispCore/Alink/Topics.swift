@@ -23,6 +23,8 @@ public struct AlinkTopics: Sendable, Equatable {
     /// Service calls (`…/thing/service/{name}`, answered on `…_reply`) and RRPC
     /// (`…/rrpc/request/{messageId}`, answered on `…/rrpc/response/{messageId}`).
     public let servicePrefix: String
+    /// `…/thing/event/`: events post under it (`{id}/post`), their replies come on `{id}/post_reply`.
+    public let eventPrefix: String
     /// Remote config: the push and the device's answer, the device's get and its reply.
     public let configPush: String
     public let configPushReply: String
@@ -48,6 +50,7 @@ public struct AlinkTopics: Sendable, Equatable {
         firmwareGet = device.map { _ in base + "/thing/ota/firmware/get" }
         firmwareGetReply = firmwareGet.map { $0 + "_reply" }
         servicePrefix = base + "/thing/service/"
+        eventPrefix = base + "/thing/event/"
         configPush = base + "/thing/config/push"
         configPushReply = configPush + "_reply"
         configGet = base + "/thing/config/get"
@@ -67,7 +70,8 @@ public struct AlinkTopics: Sendable, Equatable {
         var s = [MQTTEncoder.Subscription(topic: postReply, qos: .atLeastOnce), MQTTEncoder.Subscription(topic: set, qos: .atLeastOnce),
                  MQTTEncoder.Subscription(topic: servicePrefix + "+", qos: .atLeastOnce),
                  MQTTEncoder.Subscription(topic: rrpcRequestPrefix + "+", qos: .atMostOnce),
-                 MQTTEncoder.Subscription(topic: configPush, qos: .atLeastOnce), MQTTEncoder.Subscription(topic: configGetReply, qos: .atMostOnce)]
+                 MQTTEncoder.Subscription(topic: configPush, qos: .atLeastOnce), MQTTEncoder.Subscription(topic: configGetReply, qos: .atMostOnce),
+                 MQTTEncoder.Subscription(topic: eventPrefix + "+/post_reply", qos: .atMostOnce)]
         if let ntpResponse { s.append(MQTTEncoder.Subscription(topic: ntpResponse, qos: .atMostOnce)) }
         if let otaUpgrade { s.append(MQTTEncoder.Subscription(topic: otaUpgrade, qos: .atLeastOnce)) }
         if let firmwareGetReply { s.append(MQTTEncoder.Subscription(topic: firmwareGetReply, qos: .atMostOnce)) }
@@ -76,7 +80,7 @@ public struct AlinkTopics: Sendable, Equatable {
 
     /// What an inbound topic is.
     public enum Inbound: Equatable, Sendable {
-        case propertySet, postReply, ntpResponse, otaOffer, configPush, configGetReply
+        case propertySet, postReply, ntpResponse, otaOffer, configPush, configGetReply, eventReply
         /// A service call; the range is the service's name in the topic.
         case service(Range<Int>)
         /// An RRPC request; the range is the message id in the topic.
@@ -91,12 +95,20 @@ public struct AlinkTopics: Sendable, Equatable {
         if let ntpResponse, buffer.bytes(range, equal: ntpResponse) { return .ntpResponse }
         if let otaUpgrade, buffer.bytes(range, equal: otaUpgrade) { return .otaOffer }
         if let firmwareGetReply, buffer.bytes(range, equal: firmwareGetReply) { return .otaOffer }
+        // {eventPrefix}{id}/post_reply: the id is one level.
+        if range.count > eventPrefix.utf8.count + 11, buffer.bytes((range.upperBound - 11)..<range.upperBound, equal: "/post_reply"),
+           AlinkTopics.level(after: eventPrefix, buffer, range.lowerBound..<(range.upperBound - 11)) != nil {
+            return .eventReply
+        }
         if buffer.bytes(range, equal: configPush) { return .configPush }
         if buffer.bytes(range, equal: configGetReply) { return .configGetReply }
         if let name = AlinkTopics.level(after: servicePrefix, buffer, range), !AlinkTopics.endsWithReply(buffer, name) { return .service(name) }
         if let id = AlinkTopics.level(after: rrpcRequestPrefix, buffer, range) { return .rrpc(id) }
         return .other
     }
+
+    /// Where event `name` posts.
+    public func eventPost(_ name: String) -> String { eventPrefix + name + "/post" }
 
     /// The one topic level after `prefix` in `buffer[range]` (1 to 64 bytes, no `/`), or nil.
     static func level(after prefix: String, _ buffer: ByteBuffer, _ range: Range<Int>) -> Range<Int>? {
@@ -116,6 +128,7 @@ public struct AlinkTopics: Sendable, Equatable {
         if topic.equals(set) { return "property sets from the platform will not arrive" }
         if topic.equals(postReply) { return "post replies will not arrive" }
         if let ntpResponse, topic.equals(ntpResponse) { return "platform time will not arrive" }
+        if topic.startsWith(eventPrefix) { return "event replies will not arrive (errors in them go unlogged)" }
         if topic.equals(configPush) || topic.equals(configGetReply) { return "remote config will not arrive" }
         if topic.startsWith(servicePrefix) { return "service calls from the platform will not arrive" }
         if topic.startsWith(rrpcRequestPrefix) { return "RRPC calls from the platform will not arrive" }
