@@ -280,8 +280,8 @@ public struct Device<T: Transport> {
             case .failure(let refusal):
                 ServiceCall.writeReply(code: refusal.code, id: refusal.id, json: json, message: refusal.message, into: &reply)
             case .success(let (id, parsed)):
-                if case .setInterval = parsed, !loaded.device.controlAllowed {
-                    ServiceCall.writeReply(code: 403, id: id, json: json, message: "set_interval refused over an unauthenticated link (allow_plaintext_control)", into: &reply)
+                if let (code, message) = serviceRefusal(of: parsed, name) {
+                    ServiceCall.writeReply(code: code, id: id, json: json, message: message, into: &reply)
                     return
                 }
                 call = parsed
@@ -296,6 +296,8 @@ public struct Device<T: Transport> {
         case .sampleNow?:
             Log.info("service sample_now: posting now")
             sample(now: System.monotonicMillis)
+        case .reboot?:
+            Log.warning("service reboot: the platform asked for a reboot; wisp-update.service restarts the board")
         case .setInterval(let seconds)?:
             Log.info("service set_interval: posting every \(seconds) s until the key file is read again")
             interval = UInt64(seconds) * 1000
@@ -303,6 +305,26 @@ public struct Device<T: Transport> {
         case nil:
             Log.warning("service " + shown + " refused (see the reply on " + replyTopic + ")")
         }
+    }
+
+    /// Why a parsed service call is not run here, or nil to run it (the reboot request is
+    /// left for the root step on the way).
+    func serviceRefusal(of call: ServiceCall, _ name: String) -> (Int64, String)? {
+        if call == .sampleNow { return nil }
+        if !loaded.device.controlAllowed { return (403, name + " refused over an unauthenticated link (allow_plaintext_control)") }
+        guard call == .reboot else { return nil }
+        guard loaded.device.allowReboot else { return (460, "reboot is not allowed on this device (allow_reboot = false)") }
+        if let e = Device.requestReboot(loaded.device) { return (400, "request error: cannot ask for the reboot: " + e.message) }
+        return nil
+    }
+
+    /// Leaves the reboot request for the root step (wisp-update.path watches for it).
+    static func requestReboot(_ device: DeviceConfig) -> SystemError? {
+        let files = UpdateFiles(stateDir: device.stateDir)
+        if let e = files.create() { return e }
+        var r = UpdateRecord()
+        r["requested"] = "\(System.realtimeMillis)"
+        return UpdateFiles.write(r, to: files.reboot, mode: 0o644)
     }
 
     /// Queues event `name` for the platform (sent when online, oldest first).

@@ -175,6 +175,8 @@ struct OTAInformTests {
             guard case .failure(let r) = call("set_interval", bad) else { Issue.record("accepted \(bad)"); continue }
             #expect(r.code == 460)
         }
+        guard case .success(let (_, reboot)) = call("reboot", #"{"id":"2","params":{}}"#) else { Issue.record("reboot refused"); return }
+        #expect(reboot == .reboot)
         guard case .failure(let r) = call("reboot_now", #"{"id":"5"}"#) else { Issue.record("unknown accepted"); return }
         #expect(r.code == 460 && r.message == "service not found: reboot_now" && r.id == 7..<8)
     }

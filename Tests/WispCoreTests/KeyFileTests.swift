@@ -84,9 +84,10 @@ struct KeyFileTests {
         let base = "endpoint = wss://h\nproduct_key = p\ndevice_name = d\ndevice_secret = s\n"
         let d = try KeyFile.parse(base)
         #expect(d.stateDir == "/var/lib/wisp" && d.otaMaxBytes == 16 << 20 && d.otaConfirmSeconds == 300)
-        let c = try KeyFile.parse(base + "state_dir = /data/wisp\nota_max_bytes = 2048\nota_confirm_seconds = 5\n")
-        #expect(c.stateDir == "/data/wisp" && c.otaMaxBytes == 2048 && c.otaConfirmSeconds == 5)
-        for bad in ["state_dir = relative/dir", "ota_max_bytes = 1023", "ota_max_bytes = 2000000000", "ota_confirm_seconds = 4"] {
+        #expect(!d.allowReboot)
+        let c = try KeyFile.parse(base + "state_dir = /data/wisp\nota_max_bytes = 2048\nota_confirm_seconds = 5\nallow_reboot = true\n")
+        #expect(c.stateDir == "/data/wisp" && c.otaMaxBytes == 2048 && c.otaConfirmSeconds == 5 && c.allowReboot)
+        for bad in ["state_dir = relative/dir", "allow_reboot = yes", "ota_max_bytes = 1023", "ota_max_bytes = 2000000000", "ota_confirm_seconds = 4"] {
             #expect(throws: KeyFileError.self) { try KeyFile.parse(base + bad + "\n") }
         }
     }

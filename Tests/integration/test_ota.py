@@ -108,10 +108,10 @@ class Board:
                 time.sleep(0.3)
 
     def watch(self):
-        """wisp-update.path: PathExists= staged.ready or the journal → wisp-update.service."""
+        """wisp-update.path: PathExists= staged.ready, the journal or a reboot request → wisp-update.service."""
         ota = self.state / "ota"
         while not self.stopping.is_set():
-            if (ota / "staged.ready").exists() or (ota / "applying").exists():
+            if (ota / "staged.ready").exists() or (ota / "applying").exists() or (ota / "reboot").exists():
                 r = subprocess.run([str(self.binary), "apply-update", "--config", str(self.key),
                                     "--systemctl", str(self.systemctl)], capture_output=True, text=True, timeout=120)
                 self.applies.put(r)
@@ -352,3 +352,33 @@ def test_a_deb_package_upgrades_a_board_installed_with_scripts_install(builds, b
     assert b.version() == "0.1.1"
     assert (root / "usr/local/bin/wisp.previous").exists()
     assert not (b.state / "ota" / "deb").exists(), "the unpacked .deb was left behind"
+
+
+@pytest.mark.parametrize("allowed", [True, False])
+def test_the_reboot_service_goes_through_the_root_step_only_when_allowed(builds, board, platform, allowed):  # noqa: F811
+    import paho.mqtt.client as mqtt
+    b = board(builds["base"], extra={"allow_reboot": "true" if allowed else "false"})
+    assert wait_for(lambda: "online:" in b.log(), 15), b.log()
+    replies = []
+    c = mqtt.Client(client_id=f"console-reboot-{allowed}")
+    c.on_message = lambda cl, u, m: replies.append(json.loads(m.payload))
+    c.connect("127.0.0.1", platform["ports"]["tcp"])
+    c.subscribe(f"/sys/{PK}/{DN}/thing/service/reboot_reply", qos=1)
+    c.loop_start()
+    try:
+        time.sleep(0.3)
+        c.publish(f"/sys/{PK}/{DN}/thing/service/reboot", json.dumps({"id": "31", "params": {}, "method": "thing.service.reboot"}), qos=1)
+        assert wait_for(lambda: replies, 10), b.log()
+        calls = b.root / "systemctl.calls"
+        if allowed:
+            assert replies[0]["code"] == 200 and replies[0]["id"] == "31"
+            assert wait_for(lambda: calls.exists() and "--no-block reboot" in calls.read_text(), 10), b.log()
+            assert b.applies.get(timeout=5).returncode == 0
+            assert not (b.state / "ota" / "reboot").exists()
+        else:
+            assert replies[0]["code"] == 460 and "allow_reboot = false" in replies[0]["message"]
+            time.sleep(1)
+            assert not calls.exists() and not (b.state / "ota" / "reboot").exists()
+    finally:
+        c.loop_stop()
+        c.disconnect()

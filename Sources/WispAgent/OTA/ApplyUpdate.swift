@@ -35,6 +35,18 @@ public enum ApplyUpdate {
         }
         let files = UpdateFiles(stateDir: device.stateDir)
         let previous = binary + ".previous"
+        // A reboot the platform asked for (allow_reboot), unless an upgrade is on trial: the
+        // request stays until the trial ends.
+        if wisp_file_mode(files.reboot) >= 0 && wisp_file_mode(files.applying) < 0 {
+            _ = wisp_unlink(files.reboot)
+            guard device.allowReboot else {
+                Log.warning("apply-update: a reboot request, but the key file has allow_reboot = false; ignored")
+                return .ok
+            }
+            Log.warning("apply-update: rebooting the board, as the platform asked")
+            let r = UpdateFiles.run(systemctl, ["--no-block", "reboot"], timeoutMillis: 30_000)
+            return r.status == 0 ? .ok : .failure
+        }
         var version: String
         var sha: [UInt8]
         var from: String

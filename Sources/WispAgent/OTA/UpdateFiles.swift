@@ -13,6 +13,7 @@ import WispCore
 ///   applying       the root step's journal: a trial is running   (root)
 ///   running        the version that last reached CONNACK         (service)
 ///   result         the root step's verdict for the platform      (root; reported, then removed)
+///   reboot         the platform's reboot service asked for one    (service; the root step reboots)
 struct UpdateFiles {
     let dir: String
 
@@ -26,6 +27,7 @@ struct UpdateFiles {
     var applying: String { dir + "/applying" }
     var running: String { dir + "/running" }
     var result: String { dir + "/result" }
+    var reboot: String { dir + "/reboot" }
     var debDir: String { dir + "/deb" }
 
     var exists: Bool { wisp_file_mode(dir) >= 0 }

@@ -5,12 +5,14 @@
 ///
 /// - `sample_now`: read the sensors and post now;
 /// - `set_interval` `{"interval": N}`: post every N seconds (1–86400) until the key file
-///   is read again (SIGHUP, restart).
+///   is read again (SIGHUP, restart);
+/// - `reboot`: restart the board (only with `allow_reboot = true`).
 ///
 /// Anything else is answered with 460 and "service not found".
 public enum ServiceCall: Equatable, Sendable {
     case sampleNow
     case setInterval(Int)
+    case reboot
 
     /// A request: the id to echo (a range of the payload) and the call, or why not.
     public static func parse(name: String, _ json: JSONReader) -> Result<(id: Range<Int>?, call: ServiceCall), PropertySet.Refusal> {
@@ -22,6 +24,8 @@ public enum ServiceCall: Equatable, Sendable {
         switch name {
         case "sample_now":
             return .success((id, .sampleNow))
+        case "reboot":
+            return .success((id, .reboot))
         case "set_interval":
             guard case .object(let params)? = json.member("params"),
                   case .number(let scaled, let decimals)? = json.member("interval", in: params), decimals == 0,

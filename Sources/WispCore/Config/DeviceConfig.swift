@@ -32,6 +32,9 @@ public struct DeviceConfig: Sendable, Equatable {
     /// Lets property sets drive outputs over a link an attacker on the path could write
     /// to (ws://, mqtt://, or TLS without certificate checks).
     public var allowPlaintextControl = false
+    /// Lets the platform's `reboot` service restart the board (through the root-owned
+    /// wisp-update.service: the hardened wisp.service cannot).
+    public var allowReboot = false
     public var proxy: Endpoint?
     public var telemetryInterval = 60
     public var will: Will?
@@ -122,6 +125,7 @@ public struct DeviceConfig: Sendable, Equatable {
         }
         if let proxy { lines.append("proxy = http://" + proxy.hostHeader) }
         lines.append("state_dir = " + stateDir)
+        if allowReboot { lines.append("allow_reboot = true (the platform's reboot service restarts the board)") }
         lines.append("buffer_samples = \(bufferSamples)")
         if let bufferFile { lines.append("buffer_file = " + bufferFile) }
         if let will { lines.append("will_topic = " + will.topic) }

@@ -18,6 +18,7 @@ public enum KeyFile {
         ("ca_file", "path of a PEM bundle of trusted roots (default: the system bundle)"),
         ("tls_insecure", "true or false (default false; true skips certificate checks, lab use only)"),
         ("allow_plaintext_control", "true or false (default false; true lets property sets drive outputs over ws://, mqtt:// or tls_insecure)"),
+        ("allow_reboot", "true or false (default false; true lets the platform's reboot service restart the board through wisp-update.service)"),
         ("proxy", "http://host:port of an HTTP CONNECT proxy"),
         ("telemetry_interval", "seconds between property posts, 1 to 86400 (default 60)"),
         ("username", "user name for brokers other than the platform"),
@@ -155,6 +156,9 @@ public enum KeyFile {
             if allow.equals("true") { config.allowPlaintextControl = true } else if allow.equals("false") { config.allowPlaintextControl = false } else {
                 throw bad("allow_plaintext_control")
             }
+        }
+        if let allow = try string("allow_reboot") {
+            if allow.equals("true") { config.allowReboot = true } else if allow.equals("false") { config.allowReboot = false } else { throw bad("allow_reboot") }
         }
         if let p = try string("proxy") {
             guard let proxy = Endpoint(parsing: p, allowing: [.http]), proxy.path.equals(Endpoint.defaultPath) else { throw bad("proxy") }
