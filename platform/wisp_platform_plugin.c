@@ -14,7 +14,11 @@
 // `product PK PRODUCTSECRET` lines hold product secrets; a device pre-registered in the
 // registry signs `deviceName{dn}productKey{pk}random{r}` with it and, once accepted, is sent
 // its device secret on /ext/register (no SUBSCRIBE needed), once: a second registration of
-// the same device is refused as "already activated", as the platform does.
+// the same device is refused as "already activated", as the platform does. Without
+// pre-registration (authType=regnwl) any device name of the product is accepted: the plugin
+// makes a client id and a token, sends them on /ext/regnwl, and accepts later sign-ins with
+// `clientId|securemode=-2,authType=connwl|` and the token as the password (tokens live as
+// long as the broker). securemode=-2 (new-style instances) is taken on the TLS listener.
 //
 // Options: plugin_opt_registry PATH (required), plugin_opt_securemode 2|3 (required).
 #include <ctype.h>
@@ -33,6 +37,8 @@
 struct device { char pk[65], dn[65], secret[129]; int activated; };
 struct product { char pk[65], secret[129]; };
 #define MAX_PRODUCTS 16
+#define MAX_TOKENS 64
+struct token { char pk[65], dn[65], client[80], token[33]; };
 
 struct plugin {
     mosquitto_plugin_id_t *id;
@@ -42,6 +48,8 @@ struct plugin {
     int count;
     struct product products[MAX_PRODUCTS];
     int products_count;
+    struct token tokens[MAX_TOKENS];
+    int tokens_count;
 };
 
 static void refuse_log(const char *client, const char *reason) {
@@ -153,6 +161,61 @@ static int register_device(struct plugin *p, struct mosquitto_evt_basic_auth *ed
     return MOSQ_ERR_SUCCESS;
 }
 
+// authType=regnwl: the product secret's signature; a new client id and token for the device.
+static int register_nwl(struct plugin *p, struct mosquitto_evt_basic_auth *ed, const char *full, const char *pk,
+                        const char *dn, const char *method, const char *random) {
+    char reason[600];
+    const struct product *pr = find_product(p, pk);
+    if (pr == NULL) {
+        snprintf(reason, sizeof reason, "regnwl: product %s has no product secret (dynamic registration not enabled)", pk);
+        refuse_log(full, reason);
+        return MOSQ_ERR_AUTH;
+    }
+    char content[300], expected[65];
+    snprintf(content, sizeof content, "deviceName%sproductKey%srandom%s", dn, pk, random);
+    if (random[0] == 0 || sign(method, pr->secret, content, expected) != 0 || ed->password == NULL || strcmp(expected, ed->password) != 0) {
+        snprintf(reason, sizeof reason, "regnwl: signature mismatch for %s/%s: wrong product secret", pk, dn);
+        refuse_log(full, reason);
+        return MOSQ_ERR_AUTH;
+    }
+    if (p->tokens_count >= MAX_TOKENS) { refuse_log(full, "regnwl: token table full"); return MOSQ_ERR_AUTH; }
+    struct token *t = &p->tokens[p->tokens_count++];
+    snprintf(t->pk, sizeof t->pk, "%s", pk);
+    snprintf(t->dn, sizeof t->dn, "%s", dn);
+    snprintf(t->client, sizeof t->client, "%s.%s", pk, dn);
+    unsigned char raw[16];
+    FILE *f = fopen("/dev/urandom", "rb");
+    if (f == NULL || fread(raw, 1, sizeof raw, f) != sizeof raw) { if (f) fclose(f); return MOSQ_ERR_AUTH; }
+    fclose(f);
+    for (size_t i = 0; i < sizeof raw; i++) sprintf(t->token + 2 * i, "%02x", raw[i]);
+    char payload[400];
+    int n = snprintf(payload, sizeof payload, "{\"clientId\":\"%s\",\"productKey\":\"%s\",\"deviceName\":\"%s\",\"deviceToken\":\"%s\"}",
+                     t->client, pk, dn, t->token);
+    mosquitto_broker_publish_copy(full, "/ext/regnwl", n, payload, 0, false, NULL);
+    mosquitto_log_printf(MOSQ_LOG_INFO, "wisp-platform: registered without pre-registration %s/%s as %s", pk, dn, t->client);
+    return MOSQ_ERR_SUCCESS;
+}
+
+// authType=connwl: the token a regnwl registration handed out.
+static int connect_token(struct plugin *p, struct mosquitto_evt_basic_auth *ed, const char *full, const char *client,
+                         const char *pk, const char *dn) {
+    char reason[400];
+    for (int i = p->tokens_count - 1; i >= 0; i--) {
+        struct token *t = &p->tokens[i];
+        if (strcmp(t->pk, pk) || strcmp(t->dn, dn)) continue;
+        if (strcmp(t->client, client) != 0 || ed->password == NULL || strcmp(t->token, ed->password) != 0) {
+            snprintf(reason, sizeof reason, "connwl: wrong client id or token for %s/%s", pk, dn);
+            refuse_log(full, reason);
+            return MOSQ_ERR_AUTH;
+        }
+        mosquitto_log_printf(MOSQ_LOG_INFO, "wisp-platform: accepted %s as %s/%s (token)", full, pk, dn);
+        return MOSQ_ERR_SUCCESS;
+    }
+    snprintf(reason, sizeof reason, "connwl: no token for %s/%s (register with regnwl first)", pk, dn);
+    refuse_log(full, reason);
+    return MOSQ_ERR_AUTH;
+}
+
 static int on_basic_auth(int event, void *event_data, void *userdata) {
     (void)event;
     struct plugin *p = userdata;
@@ -191,11 +254,17 @@ static int on_basic_auth(int event, void *event_data, void *userdata) {
         else if (strcmp(kv, "authType") == 0) snprintf(auth_type, sizeof auth_type, "%s", eq + 1);
         else if (strcmp(kv, "random") == 0) snprintf(random, sizeof random, "%s", eq + 1);
     }
+    if (securemode == -2 && p->securemode == 2) securemode = 2;  // new-style instances, on TLS
     if (securemode != p->securemode) {
         snprintf(reason, sizeof reason, "securemode=%d on a %s listener (expected securemode=%d)", securemode,
                  p->securemode == 2 ? "TLS" : "plain", p->securemode);
         refuse_log(full, reason);
         return MOSQ_ERR_AUTH;
+    }
+    if (strcmp(auth_type, "connwl") == 0) {
+        char dn_c[65], pk_c[65];
+        if (split_username(ed->username, dn_c, pk_c) != 0) { refuse_log(full, "username is not deviceName&productKey"); return MOSQ_ERR_AUTH; }
+        return connect_token(p, ed, full, client, pk_c, dn_c);
     }
     if (strcmp(method, "hmacmd5") && strcmp(method, "hmacsha1") && strcmp(method, "hmacsha256")) {
         snprintf(reason, sizeof reason, "unknown signmethod '%s' (hmacmd5, hmacsha1, hmacsha256)", method);
@@ -214,8 +283,9 @@ static int on_basic_auth(int event, void *event_data, void *userdata) {
         return MOSQ_ERR_AUTH;
     }
     if (auth_type[0] && strcmp(auth_type, "register") == 0) return register_device(p, ed, full, pk, dn, method, random);
+    if (auth_type[0] && strcmp(auth_type, "regnwl") == 0) return register_nwl(p, ed, full, pk, dn, method, random);
     if (auth_type[0]) {
-        snprintf(reason, sizeof reason, "authType=%s is not supported by this stand-in (register only)", auth_type);
+        snprintf(reason, sizeof reason, "authType=%s is not supported by this stand-in (register, regnwl, connwl)", auth_type);
         refuse_log(full, reason);
         return MOSQ_ERR_AUTH;
     }
@@ -264,7 +334,7 @@ static int on_acl_check(int event, void *event_data, void *userdata) {
     char dn[65], pk[65];
     if (split_username(mosquitto_client_username(ed->client), dn, pk) != 0) return MOSQ_ERR_ACL_DENIED;
     if (own_topic(ed->topic, pk, dn)) return MOSQ_ERR_SUCCESS;
-    if (ed->access == MOSQ_ACL_READ && strcmp(ed->topic, "/ext/register") == 0) return MOSQ_ERR_SUCCESS;
+    if (ed->access == MOSQ_ACL_READ && (strcmp(ed->topic, "/ext/register") == 0 || strcmp(ed->topic, "/ext/regnwl") == 0)) return MOSQ_ERR_SUCCESS;
     char reason[600];
     snprintf(reason, sizeof reason, "%s on topic %s, which is not this device's (/sys/%s/%s/#, /ext/ntp/%s/%s/#, /%s/%s/user/#)",
              ed->access == MOSQ_ACL_SUBSCRIBE ? "subscribe" : ed->access == MOSQ_ACL_WRITE ? "publish" : "read",

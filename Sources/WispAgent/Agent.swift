@@ -30,6 +30,9 @@ public enum Agent {
             return identity.credentials(secureMode: loaded.device.endpoint.secureMode, timestamp: signTimestamp(loaded.device),
                                         sign: Crypto.hmacHex)
         }
+        if case .token(let pk, let dn, let cid, let token) = loaded.device.identity {
+            return TokenIdentity(productKey: pk, deviceName: dn, clientId: cid, token: token).credentials
+        }
         guard case .plain(let user, let password) = loaded.device.identity else {
             return MQTTCredentials(clientId: loaded.clientId, username: nil, password: nil)
         }

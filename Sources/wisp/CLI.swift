@@ -153,7 +153,7 @@ struct CLI {
         guard let loaded = load(path) else { return .configuration }
         System.out("key file " + path + " is valid; effective settings:")
         System.write(loaded.device.describe(effectiveClientId: loaded.clientId), to: 1)
-        if let file = loaded.registeredFrom { System.out("identity = registered, device secret from " + file + " (redacted)") }
+        if let file = loaded.registeredFrom { System.out("identity = registered, from " + file + " (secret redacted)") }
         guard online else { return .ok }
         let code = Agent.probe(loaded)
         System.out(code == .ok ? "online check: signed in and disconnected" : "online check failed (exit \(code.rawValue))")

@@ -50,9 +50,24 @@ struct CredentialsTests {
     ] as [(String, String?)])
     func theRegistrationReplyMustNameThisDevice(reply: String, secret: String?) {
         let r = DynamicRegistration(productKey: "pk", deviceName: "device", productSecret: "p", clientId: "c", signMethod: .hmacsha256)
-        let got = Array(reply.utf8).withUnsafeBytes { r.secret(fromReply: $0) }
-        if let secret { #expect(got == .success(secret)) } else {
+        let got = Array(reply.utf8).withUnsafeBytes { r.granted(fromReply: $0) }
+        if let secret { #expect(got == .success(.secret(secret))) } else {
             guard case .failure = got else { Issue.record("accepted \(reply)"); return }
         }
+    }
+
+    @Test func registrationWithoutPreRegistrationGetsAToken() {
+        let r = DynamicRegistration(productKey: "pk", deviceName: "device", productSecret: "psecret", clientId: "12345", signMethod: .hmacsha1,
+                                    mode: .regnwl, instanceId: "iot-06z00abc")
+        let c = r.credentials(random: "77", sign: Self.recorder)
+        #expect(c.clientId == "12345|securemode=-2,authType=regnwl,random=77,signmethod=hmacsha1,instanceId=iot-06z00abc|")
+        #expect(c.password == "hmacsha1(psecret,deviceNamedeviceproductKeypkrandom77)")
+        #expect(r.topic == "/ext/regnwl")
+        let reply = #"{"clientId":"pk.device|x","productKey":"pk","deviceName":"device","deviceToken":"tok"}"#
+        guard case .failure = Array(reply.utf8).withUnsafeBytes({ r.granted(fromReply: $0) }) else { Issue.record("a | in the client id"); return }
+        let ok = #"{"clientId":"pk.device","productKey":"pk","deviceName":"device","deviceToken":"tok-1"}"#
+        #expect(Array(ok.utf8).withUnsafeBytes { r.granted(fromReply: $0) } == .success(.token(clientId: "pk.device", token: "tok-1")))
+        let t = TokenIdentity(productKey: "pk", deviceName: "device", clientId: "pk.device", token: "tok-1").credentials
+        #expect(t == MQTTCredentials(clientId: "pk.device|securemode=-2,authType=connwl|", username: "device&pk", password: "tok-1"))
     }
 }

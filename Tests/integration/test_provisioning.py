@@ -82,7 +82,7 @@ def test_first_run_registers_keeps_the_secret_then_signs_in_with_it(platform, tm
     assert f"accepted reg-board-0|securemode=2,signmethod=hmacsha256" in broker_log(platform)
     no_secrets(log.read_text())
     check = subprocess.run([str(BINARY), "check", "--config", str(key)], capture_output=True, text=True)
-    assert "identity = registered, device secret from " + str(identity) in check.stdout, check.stdout
+    assert "identity = registered, from " + str(identity) in check.stdout, check.stdout
     no_secrets(check.stdout + check.stderr)
 
 
@@ -125,3 +125,32 @@ def test_an_identity_file_for_another_device_is_refused(platform, tmp_path):
     os.chmod(identity, 0o600)
     r = subprocess.run([str(BINARY), "check", "--config", str(key)], capture_output=True, text=True)
     assert r.returncode == 78 and "is not the identity of this key file" in r.stderr, r.stderr
+
+
+def test_registration_without_pre_registration_uses_the_token_it_gets(platform, tmp_path):
+    """register_mode = regnwl (here on a new-style instance: instance_id, securemode=-2): the
+    platform creates the device and hands out a client id and a token; wisp keeps both in
+    the identity file and signs in with authType=connwl from then on."""
+    key, identity = key_file(tmp_path, platform, "fresh-1", register_mode="regnwl", instance_id="iot-06z00test")
+    log = tmp_path / "wisp.log"
+    with open(log, "w") as err:
+        p = subprocess.Popen([str(BINARY), "run", "--config", str(key), "--verbose"], stderr=err, stdout=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 20
+        while time.time() < deadline and "property post accepted" not in log.read_text():
+            time.sleep(0.1)
+        assert "property post accepted" in log.read_text(), log.read_text()
+    finally:
+        p.terminate()
+        p.wait(10)
+    record = dict(line.split(" = ", 1) for line in identity.read_text().splitlines())
+    assert record["client_id"] == f"{PK}.fresh-1" and len(record["device_token"]) == 32 and "device_secret" not in record
+    text = broker_log(platform)
+    assert f"registered without pre-registration {PK}/fresh-1" in text
+    assert "securemode=-2,authType=regnwl" in text and "instanceId=iot-06z00test" in text
+    assert f"accepted {PK}.fresh-1|securemode=-2,authType=connwl| as {PK}/fresh-1 (token)" in text
+    assert record["device_token"] not in log.read_text(), "the token reached the log"
+    no_secrets(log.read_text())
+    online = subprocess.run([str(BINARY), "check", "--online", "--config", str(key)], capture_output=True, text=True, timeout=30)
+    assert online.returncode == 0, online.stdout + online.stderr
+    assert record["device_token"] not in online.stdout + online.stderr

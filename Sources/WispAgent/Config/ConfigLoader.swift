@@ -42,8 +42,11 @@ public enum ConfigLoader {
         if case .unregistered(let pk, let dn, _, _, _) = config.identity {
             let file = identityPath(config)
             switch readIdentity(file, productKey: pk, deviceName: dn) {
-            case .success(let secret?):
+            case .success(.secret(let secret)?):
                 config = config.registered(deviceSecret: secret)
+                registered = file
+            case .success(.token(let cid, let token)?):
+                config = config.registered(clientId: cid, token: token)
                 registered = file
             case .success(nil): break
             case .failure(let e): return .failure(e)
@@ -75,18 +78,22 @@ public enum ConfigLoader {
     /// Where dynamic registration keeps the device secret it got.
     public static func identityPath(_ device: DeviceConfig) -> String { device.stateDir + "/identity" }
 
-    /// The device secret in `path` (nil when there is no file), checked like the key file.
-    static func readIdentity(_ path: String, productKey: String, deviceName: String) -> Result<String?, ConfigError> {
+    /// The identity in `path` (nil when there is no file), checked like the key file.
+    static func readIdentity(_ path: String, productKey: String, deviceName: String) -> Result<DynamicRegistration.Granted?, ConfigError> {
         switch System.readSecretFile(path, limit: 4096) {
         case .failure(.system(let e)) where e.errno == 2: return .success(nil)  // ENOENT: not registered yet
         case .failure(.system(let e)): return .failure(.unreadable(path, e))
         case .failure(.access(let problem)): return .failure(.access(path, problem))
         case .success(let bytes):
-            guard let record = UpdateRecord.parse(bytes), let secret = record["device_secret"], !secret.isEmpty,
+            guard let record = UpdateRecord.parse(bytes),
                   record["product_key"]?.equals(productKey) == true, record["device_name"]?.equals(deviceName) == true else {
                 return .failure(.identity(path))
             }
-            return .success(secret)
+            if let secret = record["device_secret"], !secret.isEmpty { return .success(.secret(secret)) }
+            if let cid = record["client_id"], !cid.isEmpty, let token = record["device_token"], !token.isEmpty {
+                return .success(.token(clientId: cid, token: token))
+            }
+            return .failure(.identity(path))
         }
     }
 

@@ -31,7 +31,8 @@ public enum Registration {
         guard case .unregistered(let pk, let dn, let ps, let method, _) = loaded.device.identity else {
             return .registered(loaded)
         }
-        let exchange = DynamicRegistration(productKey: pk, deviceName: dn, productSecret: ps, clientId: loaded.clientId, signMethod: method)
+        let exchange = DynamicRegistration(productKey: pk, deviceName: dn, productSecret: ps, clientId: loaded.clientId, signMethod: method,
+                                           mode: loaded.device.registerMode, instanceId: loaded.device.instanceId)
         let device = loaded.device
         var config = SessionConfig(keepAlive: device.keepAlive,
                                    webSocket: device.endpoint.isWebSocket ? .init(hostHeader: device.endpoint.hostHeader, path: device.endpoint.path) : nil)
@@ -57,25 +58,25 @@ public enum Registration {
             case .openFailed(let message):
                 Log.warning("cannot connect: " + message)
             case .session(.online):
-                Log.info("registration: signed in; waiting for the device secret on " + DynamicRegistration.topic)
+                Log.info("registration: signed in; waiting for the platform's answer on " + exchange.topic)
                 replyDeadline = System.monotonicMillis + replyMillis
             case .session(.message(let p)):
                 let inbound = driver.session.inbound
-                guard inbound.bytes(p.topic, equal: DynamicRegistration.topic) else {
+                guard inbound.bytes(p.topic, equal: exchange.topic) else {
                     Log.debug("registration: message on " + LogText.escape(inbound.bytesView(p.topic)) + " ignored")
                     continue
                 }
-                let parsed = inbound.withBytes { all in exchange.secret(fromReply: UnsafeRawBufferPointer(rebasing: all[p.payload])) }
+                let parsed = inbound.withBytes { all in exchange.granted(fromReply: UnsafeRawBufferPointer(rebasing: all[p.payload])) }
                 switch parsed {
                 case .failure(let e):
                     outcome = .failed(e.message)
-                case .success(let secret):
-                    outcome = persist(secret, loaded: loaded)
+                case .success(let granted):
+                    outcome = persist(granted, loaded: loaded)
                 }
                 driver.session.stop(now: System.monotonicMillis)
             case .deadline:
                 replyDeadline = UInt64.max
-                let why = "signed in, but no device secret arrived on " + DynamicRegistration.topic + " within \(replyMillis / 1000) s"
+                let why = "signed in, but no answer arrived on " + exchange.topic + " within \(replyMillis / 1000) s"
                 if !persistent {
                     outcome = .failed(why)
                     driver.session.stop(now: System.monotonicMillis)
@@ -121,19 +122,25 @@ public enum Registration {
     }
 
     /// Writes the identity, then loads the key file again with it in force.
-    static func persist(_ secret: String, loaded: LoadedConfig) -> Outcome {
+    static func persist(_ granted: DynamicRegistration.Granted, loaded: LoadedConfig) -> Outcome {
         let device = loaded.device
         let path = ConfigLoader.identityPath(device)
         var record = UpdateRecord()
         record["product_key"] = device.productKey ?? ""
         record["device_name"] = device.deviceName ?? ""
-        record["device_secret"] = secret
+        switch granted {
+        case .secret(let secret):
+            record["device_secret"] = secret
+        case .token(let cid, let token):
+            record["client_id"] = cid
+            record["device_token"] = token
+        }
         let made = wisp_mkdir(device.stateDir, 0o700)
         if made < 0 { return .failed("cannot create state_dir " + device.stateDir + ": " + SystemError(errno: -made).message) }
         if let e = UpdateFiles.write(record, to: path, mode: 0o600) {
             return .failed("the device secret arrived but cannot be kept in " + path + ": " + e.message)
         }
-        Log.info("registered: the device secret is kept in " + path + " (0600); it is used from now on")
+        Log.info("registered: the device " + (record["device_token"] == nil ? "secret" : "token") + " is kept in " + path + " (0600); it is used from now on")
         switch ConfigLoader.load(loaded.path) {
         case .success(let next) where next.registeredFrom != nil: return .registered(next)
         case .success: return .failed(path + " was written but is not read back")

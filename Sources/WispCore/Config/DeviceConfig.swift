@@ -18,6 +18,9 @@ public struct DeviceConfig: Sendable, Equatable {
         /// A platform device that has only its product's secret: it registers itself
         /// (dynamic registration) and is then a `.platform` device with the secret it got.
         case unregistered(productKey: String, deviceName: String, productSecret: String, signMethod: SignMethod, timestamp: SignTimestamp)
+        /// A device the platform created at registration without pre-registration (`regnwl`):
+        /// it signs in with the client id and token it was given.
+        case token(productKey: String, deviceName: String, clientId: String, token: String)
         /// Any other broker: plain username and password, both optional.
         case plain(username: String?, password: String?)
     }
@@ -68,16 +71,30 @@ public struct DeviceConfig: Sendable, Equatable {
     /// Alink topics of the thing model for a platform device; nil for plain brokers.
     public var productKey: String? {
         switch identity {
-        case .platform(let pk, _, _, _, _), .unregistered(let pk, _, _, _, _): return pk
+        case .platform(let pk, _, _, _, _), .unregistered(let pk, _, _, _, _), .token(let pk, _, _, _): return pk
         case .plain: return nil
         }
     }
 
     public var deviceName: String? {
         switch identity {
-        case .platform(_, let dn, _, _, _), .unregistered(_, let dn, _, _, _): return dn
+        case .platform(_, let dn, _, _, _), .unregistered(_, let dn, _, _, _), .token(_, let dn, _, _): return dn
         case .plain: return nil
         }
+    }
+
+    /// How a product secret registers (`register_mode`), and the instance id of a
+    /// new-style instance (`securemode=-2`).
+    public var registerMode = DynamicRegistration.Mode.register
+    public var instanceId: String?
+
+    /// The identity with the token a registration without pre-registration gave it.
+    public func registered(clientId: String, token: String) -> DeviceConfig {
+        var c = self
+        if case .unregistered(let pk, let dn, _, _, _) = identity {
+            c.identity = .token(productKey: pk, deviceName: dn, clientId: clientId, token: token)
+        }
+        return c
     }
 
     /// The identity with the device secret dynamic registration gave it.
@@ -99,6 +116,7 @@ public struct DeviceConfig: Sendable, Equatable {
             lines.append("device_name = " + dn)
             if case .unregistered = identity {
                 lines.append("product_secret = (set, redacted)")
+                lines.append("register_mode = " + registerMode.rawValue + (instanceId.map { ", instance_id = " + $0 } ?? ""))
                 lines.append("identity = not registered yet: wisp registers at its first connect (or run `wisp register`)")
             } else {
                 lines.append("device_secret = (set, redacted)")
@@ -112,6 +130,10 @@ public struct DeviceConfig: Sendable, Equatable {
             case .off: lines.append("sign_timestamp = off")
             case .fixed(let value): lines.append("sign_timestamp = " + value)
             }
+        case .token(let pk, let dn, let cid, _):
+            lines.append("product_key = " + pk)
+            lines.append("device_name = " + dn)
+            lines.append("product_secret = (set, redacted; registered without pre-registration: client id " + cid + ", token redacted)")
         case .plain(let user, let password):
             lines.append("username = " + (user ?? "(none)"))
             lines.append("password = " + (password == nil ? "(none)" : "(set, redacted)"))

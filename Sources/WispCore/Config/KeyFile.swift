@@ -11,6 +11,8 @@ public enum KeyFile {
         ("device_name", "the device's name from the platform"),
         ("device_secret", "the device's secret from the platform"),
         ("product_secret", "the product's secret, instead of device_secret: one image for every board; wisp registers itself (dynamic registration, wss only) and keeps the secret it gets in state_dir/identity"),
+        ("register_mode", "register (default: the device is added in the console first) or regnwl (the platform creates it), with product_secret"),
+        ("instance_id", "the instance id of a new-style IoT Platform instance (registration then uses securemode=-2)"),
         ("client_id", "1 to 64 of A-Z a-z 0-9 - _ . : (default: the board's serial, else its MAC)"),
         ("sign_method", "hmacmd5, hmacsha1 or hmacsha256 (default hmacsha256)"),
         ("sign_timestamp", "now (default), off, or a fixed number of milliseconds"),
@@ -89,6 +91,8 @@ public enum KeyFile {
         guard let endpoint = Endpoint(parsing: endpointText) else { throw bad("endpoint") }
 
         let identity: DeviceConfig.Identity
+        var registerMode = DynamicRegistration.Mode.register
+        var instanceId: String?
         let pk = try string("product_key"), dn = try string("device_name"), ds = try string("device_secret")
         let ps = try string("product_secret")
         if pk != nil || dn != nil || ds != nil || ps != nil {
@@ -115,19 +119,32 @@ public enum KeyFile {
                     stamp = .fixed(t)
                 }
             }
+            if ps == nil, let line = values["register_mode"]?.line ?? values["instance_id"]?.line {
+                throw KeyFileError(line: line, problem: .conflict(values["register_mode"] != nil ? "register_mode" : "instance_id", with: "device_secret (they are for product_secret)"))
+            }
+            if let m = try string("register_mode") {
+                guard let mode = DynamicRegistration.Mode.allCases.first(where: { $0.rawValue.equals(m) }) else { throw bad("register_mode") }
+                registerMode = mode
+            }
+            if let id = try string("instance_id") {
+                guard isClientId(id) else { throw bad("instance_id") }
+                instanceId = id
+            }
             if let ps {
                 identity = .unregistered(productKey: pk, deviceName: dn, productSecret: ps, signMethod: method, timestamp: stamp)
             } else {
                 identity = .platform(productKey: pk, deviceName: dn, deviceSecret: ds!, signMethod: method, timestamp: stamp)
             }
         } else {
-            for key in ["sign_method", "sign_timestamp"] where values[key] != nil {
+            for key in ["sign_method", "sign_timestamp", "register_mode", "instance_id"] where values[key] != nil {
                 throw KeyFileError(line: values[key]!.line, problem: .conflict(key, with: "username/password (no product_key)"))
             }
             identity = .plain(username: try string("username"), password: try string("password"))
         }
 
         var config = DeviceConfig(endpoint: endpoint, identity: identity)
+        config.registerMode = registerMode
+        config.instanceId = instanceId
         config.sensors = sensors
         config.outputs = outputs
         if let id = try string("client_id") {
