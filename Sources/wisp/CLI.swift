@@ -153,6 +153,7 @@ struct CLI {
         guard let loaded = load(path) else { return .configuration }
         System.out("key file " + path + " is valid; effective settings:")
         System.write(loaded.device.describe(effectiveClientId: loaded.clientId), to: 1)
+        if loaded.deviceNameFromBoard { System.out("(device_name is the board's: its client_id, serial number or MAC)") }
         if let file = loaded.registeredFrom { System.out("identity = registered, from " + file + " (secret redacted)") }
         guard online else { return .ok }
         let code = Agent.probe(loaded)

@@ -51,7 +51,12 @@ struct KeyFileTests {
         let text = c.describe(effectiveClientId: "x")
         #expect(text.contains("product_secret = (set, redacted)") && !text.contains("= ps\n"))
         #expect(c.registered(deviceSecret: "ds").identity == .platform(productKey: "p", deviceName: "d", deviceSecret: "ds", signMethod: .hmacsha256, timestamp: .now))
+        let fleet = try KeyFile.parse("endpoint = wss://h\nproduct_key = p\nproduct_secret = ps\nregister_mode = regnwl\n")
+        #expect(fleet.deviceNameFromBoard && fleet.registerMode == .regnwl)
+        #expect(fleet.named("pi-1").deviceName == "pi-1" && !fleet.named("pi-1").deviceNameFromBoard)
         for bad in ["endpoint = wss://h\nproduct_key = p\ndevice_name = d\nproduct_secret = ps\ndevice_secret = s\n",
+                    "endpoint = wss://h\nproduct_key = p\ndevice_secret = s\n",
+                    "endpoint = wss://h\nproduct_key = p\ndevice_name = d\ndevice_secret = s\nregister_mode = regnwl\n",
                     "endpoint = ws://h\nproduct_key = p\ndevice_name = d\nproduct_secret = ps\n"] {
             #expect(throws: KeyFileError.self) { try KeyFile.parse(bad) }
         }

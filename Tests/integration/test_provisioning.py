@@ -44,6 +44,7 @@ def key_file(tmp_path, platform, dn, secret=PRODUCT_SECRET, **extra):
     values = dict(endpoint=f"wss://localhost:{platform['ports']['wss']}/mqtt", product_key=PK, device_name=dn,
                   product_secret=secret, client_id=f"reg-{dn}", ca_file=platform["ca_file"], state_dir=str(state),
                   telemetry_interval="1", **extra)
+    values = {k: v for k, v in values.items() if v is not None}
     key = tmp_path / "device.key"
     key.write_text("".join(f"{k} = {v}\n" for k, v in values.items()))
     os.chmod(key, 0o600)
@@ -154,3 +155,17 @@ def test_registration_without_pre_registration_uses_the_token_it_gets(platform, 
     online = subprocess.run([str(BINARY), "check", "--online", "--config", str(key)], capture_output=True, text=True, timeout=30)
     assert online.returncode == 0, online.stdout + online.stderr
     assert record["device_token"] not in online.stdout + online.stderr
+
+
+def test_one_image_for_every_board_the_device_name_is_the_boards(platform, tmp_path):
+    """A key file with product_secret and no device_name: the board's client id (here set;
+    on a board its serial or MAC) is the device name it registers as."""
+    key, identity = key_file(tmp_path, platform, None, register_mode="regnwl")
+    text = "".join(l for l in key.read_text().splitlines(keepends=True) if not l.startswith("device_name") and not l.startswith("client_id"))
+    key.write_text(text + "client_id = pi-00000000c0ffee01\n")
+    check = subprocess.run([str(BINARY), "check", "--config", str(key)], capture_output=True, text=True)
+    assert check.returncode == 0 and "device_name = pi-00000000c0ffee01" in check.stdout and "device_name is the board's" in check.stdout, check.stdout
+    r = subprocess.run([str(BINARY), "register", "--config", str(key)], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "device_name = pi-00000000c0ffee01" in identity.read_text()
+    assert f"registered without pre-registration {PK}/pi-00000000c0ffee01" in broker_log(platform)

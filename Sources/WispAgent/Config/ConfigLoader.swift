@@ -37,6 +37,13 @@ public enum ConfigLoader {
         guard let clientId = config.clientId ?? BoardIdentity.defaultClientId() else {
             return .failure(.noClientId(path))
         }
+        // A product secret and no device_name: the board's name (client_id, else its serial or MAC).
+        var nameFromBoard = false
+        if config.deviceNameFromBoard {
+            guard KeyFile.isPlatformName(clientId) else { return .failure(.noClientId(path)) }
+            config = config.named(clientId)
+            nameFromBoard = true
+        }
         // A product secret: the identity a registration left, if there is one, wins.
         var registered: String?
         if case .unregistered(let pk, let dn, _, _, _) = config.identity {
@@ -53,7 +60,7 @@ public enum ConfigLoader {
             }
         }
         return .success(LoadedConfig(path: path, device: config, clientId: clientId, fingerprint: fingerprint(bytes) ^ remoteHash,
-                                     registeredFrom: registered, remoteConfigId: remoteId))
+                                     registeredFrom: registered, remoteConfigId: remoteId, deviceNameFromBoard: nameFromBoard))
     }
 
     /// Where the last remote config that was applied is kept: the fragment as the platform
@@ -114,6 +121,8 @@ public struct LoadedConfig: Sendable {
     public var registeredFrom: String? = nil
     /// The platform's remote config in force (its configId), if any.
     public var remoteConfigId: String? = nil
+    /// The device name is the board's (product secret, no device_name in the key file).
+    public var deviceNameFromBoard = false
 }
 
 /// Why the key file could not be used. Each message names the file and the fix; none

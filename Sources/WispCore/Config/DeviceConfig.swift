@@ -97,6 +97,21 @@ public struct DeviceConfig: Sendable, Equatable {
         return c
     }
 
+    /// Whether the device name was left to the board (product secret, no device_name).
+    public var deviceNameFromBoard: Bool {
+        if case .unregistered(_, let dn, _, _, _) = identity { return dn.isEmpty }
+        return false
+    }
+
+    /// The identity with the board's name filled in for a device name the key file left out.
+    public func named(_ board: String) -> DeviceConfig {
+        var c = self
+        if case .unregistered(let pk, let dn, let ps, let method, let stamp) = identity, dn.isEmpty {
+            c.identity = .unregistered(productKey: pk, deviceName: board, productSecret: ps, signMethod: method, timestamp: stamp)
+        }
+        return c
+    }
+
     /// The identity with the device secret dynamic registration gave it.
     public func registered(deviceSecret: String) -> DeviceConfig {
         var c = self

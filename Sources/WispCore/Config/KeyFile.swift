@@ -97,14 +97,18 @@ public enum KeyFile {
         let ps = try string("product_secret")
         if pk != nil || dn != nil || ds != nil || ps != nil {
             guard let pk else { throw missing("product_key", "the platform triplet needs product_key, device_name and device_secret") }
-            guard let dn else { throw missing("device_name", "the platform triplet needs product_key, device_name and device_secret") }
+            // With a product secret the device name may be left to the board (its serial or
+            // MAC, as client_id): one identical image for every board. Filled in by the loader.
+            guard let dn = dn ?? (ps != nil ? "" : nil) else {
+                throw missing("device_name", "the platform triplet needs product_key, device_name and device_secret")
+            }
             if ds != nil, ps != nil { throw KeyFileError(line: values["product_secret"]!.line, problem: .conflict("product_secret", with: "device_secret")) }
             guard ds != nil || ps != nil else {
                 throw missing("device_secret", "the platform triplet needs product_key, device_name and device_secret (or product_secret to register)")
             }
             if ps != nil && !endpoint.isTLS { throw KeyFileError(line: values["product_secret"]!.line, problem: .conflict("product_secret", with: "an endpoint without TLS (dynamic registration is wss:// or mqtts:// only)")) }
             if !isPlatformName(pk) { throw bad("product_key") }
-            if !isPlatformName(dn) { throw bad("device_name") }
+            if !dn.isEmpty && !isPlatformName(dn) { throw bad("device_name") }
             if values["username"] != nil { throw KeyFileError(line: values["username"]!.line, problem: .conflict("username", with: "product_key")) }
             if values["password"] != nil { throw KeyFileError(line: values["password"]!.line, problem: .conflict("password", with: "product_key")) }
             var method = SignMethod.hmacsha256
@@ -243,7 +247,7 @@ public enum KeyFile {
     }
 
     /// Product keys and device names: no separators the sign-in strings use.
-    static func isPlatformName(_ s: String) -> Bool {
+    public static func isPlatformName(_ s: String) -> Bool {
         for b in s.utf8 where b <= 0x20 || b == 0x7F || b == UInt8(ascii: "&") || b == UInt8(ascii: "|") || b == UInt8(ascii: "/") || b == UInt8(ascii: "+") || b == UInt8(ascii: "#") {
             return false
         }
