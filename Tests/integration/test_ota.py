@@ -249,6 +249,7 @@ def test_wrong_digest_is_refused_and_the_old_binary_keeps_running(builds, board,
     ota = push(builds["newer"], "0.1.1", "--sign", "0" * 64)
     failed = ota.wait(lambda e: e["event"] == "progress" and e["step"] < 0, 30)
     assert failed and failed["step"] == -3 and "sha256" in failed["desc"], ota.events
+    assert "0.1.1" in (b.state / "ota" / "failed").read_text(), "the failed version is remembered"
     time.sleep(1)
     assert b.applies.empty()
     assert b.version() == "0.1.0"
@@ -302,6 +303,7 @@ def test_a_new_binary_that_never_connects_is_rolled_back(builds, board, push, tm
     assert failed and "0.1.2 did not reach the platform" in failed["desc"] and "rolled back to 0.1.0" in failed["desc"], ota.events
     assert ota.wait(lambda e: e["event"] == "inform" and e["version"] == "0.1.0", 5)
     assert not (b.state / "ota" / "result").exists(), "the result was reported and removed"
+    assert ota.wait(lambda e: e["event"] == "progress" and "already failed on this board" in (e["desc"] or ""), 15), ota.events
     assert b.applies.empty(), "apply-update ran again"
 
 
@@ -327,6 +329,10 @@ def test_a_new_binary_that_keeps_exiting_is_rolled_back_without_waiting_out_the_
     assert b.version() == "0.1.0"
     failed = ota.wait(lambda e: e["event"] == "progress" and e["step"] == -1, 30)
     assert failed and re.search(r"exited [3-9] times", failed["desc"]), ota.events
+    # The platform offers the same upgrade again at the old wisp's connect: it is not retried.
+    assert ota.wait(lambda e: e["event"] == "progress" and "already failed on this board" in (e["desc"] or ""), 15), ota.events
+    time.sleep(1)
+    assert b.applies.empty() and b.version() == "0.1.0"
 
 
 def test_a_deb_package_upgrades_a_board_installed_with_scripts_install(builds, board, push, tmp_path):

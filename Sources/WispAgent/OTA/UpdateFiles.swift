@@ -14,6 +14,7 @@ import WispCore
 ///   running        the version that last reached CONNACK         (service)
 ///   result         the root step's verdict for the platform      (root; reported, then removed)
 ///   reboot         the platform's reboot service asked for one    (service; the root step reboots)
+///   failed         a version that failed verification or was rolled back: not taken again (service)
 struct UpdateFiles {
     let dir: String
 
@@ -28,6 +29,7 @@ struct UpdateFiles {
     var running: String { dir + "/running" }
     var result: String { dir + "/result" }
     var reboot: String { dir + "/reboot" }
+    var failed: String { dir + "/failed" }
     var debDir: String { dir + "/deb" }
 
     var exists: Bool { wisp_file_mode(dir) >= 0 }

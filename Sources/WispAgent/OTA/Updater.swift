@@ -43,7 +43,10 @@ final class Updater {
         if let result = UpdateFiles.read(files.result) {
             let step = Int(result.integer("step") ?? Int64(OTAProgress.upgradeFailed))
             let desc = result["desc"] ?? "upgrade failed"
-            if step < 0 { Log.warning("OTA: the last upgrade (" + (result["version"] ?? "?") + ") failed: " + desc) }
+            if step < 0 {
+                Log.warning("OTA: the last upgrade (" + (result["version"] ?? "?") + ") failed: " + desc)
+                if let v = result["version"] { remember(failed: v, desc) }
+            }
             report(step, desc)
             _ = wisp_unlink(files.result)
         }
@@ -82,6 +85,14 @@ final class Updater {
                 download.url = url  // a fresh signed URL for the next resume
             }
             Log.debug("OTA: upgrade to " + version + " already in progress")
+            return
+        }
+        if let failed = UpdateFiles.read(files.failed), failed["version"]?.equals(p.version) == true {
+            // The platform offers a pending upgrade again at every connect: a version that
+            // already failed here (verification, rollback) would fail again, in a loop.
+            let why = "version " + p.version + " already failed on this board (" + (failed["desc"] ?? "") + "); not retried: upload a new version"
+            Log.warning("OTA: " + why)
+            report(OTAProgress.upgradeFailed, why)
             return
         }
         if let staged = UpdateFiles.read(files.ready), staged["version"]?.equals(p.version) == true {
@@ -232,6 +243,7 @@ final class Updater {
 
     func fail(_ step: Int, _ why: String) {
         Log.error("OTA: upgrade failed: " + why)
+        if step == OTAProgress.verificationFailed, let p = package { remember(failed: p.version, why) }
         report(step, why)
         download = nil
         package = nil
@@ -246,6 +258,14 @@ final class Updater {
             _ = wisp_unlink(files.stagedDeb)
         }
         if wisp_file_mode(files.debDir) >= 0 { _ = UpdateFiles.run("/bin/rm", ["-rf", files.debDir], timeoutMillis: 30_000) }
+    }
+
+    /// Keeps the version that failed, so the platform's next offer of it is refused at once.
+    func remember(failed version: String, _ why: String) {
+        var r = UpdateRecord()
+        r["version"] = version
+        r["desc"] = String(decoding: why.utf8.prefix(200).map { $0 < 0x20 ? 0x20 : $0 }, as: UTF8.self)
+        _ = UpdateFiles.write(r, to: files.failed)
     }
 
     /// Queues a progress report; the queue keeps the last eight.
