@@ -388,3 +388,25 @@ def test_the_reboot_service_goes_through_the_root_step_only_when_allowed(builds,
     finally:
         c.loop_stop()
         c.disconnect()
+
+
+def test_a_power_cut_during_the_install_is_resumed_from_the_journal(builds, board, push):
+    """The root step was cut off after writing its journal and before the rename (a power
+    cut): BINARY is still the old one. At the next start the path unit sees the journal;
+    apply-update puts the new binary in place, restarts wisp and confirms it."""
+    b = board(builds["base"])
+    assert wait_for(lambda: "online:" in b.log(), 15), b.log()
+    ota = b.state / "ota"
+    ota.mkdir(exist_ok=True)
+    new = builds["newer"].read_bytes()
+    (ota / "staged").write_bytes(new)
+    os.chmod(ota / "staged", 0o755)
+    shutil.copy(b.binary, b.binary.with_name("wisp.previous"))
+    journal = (f"version = 0.1.1\nsha256 = {hashlib.sha256(new).hexdigest()}\nfrom = 0.1.0\n"
+               f"previous = {b.binary.with_name('wisp.previous')}\n")
+    (ota / "applying.tmp").write_text(journal)
+    os.rename(ota / "applying.tmp", ota / "applying")  # the path unit fires on this
+    r = b.applies.get(timeout=40)
+    assert r.returncode == 0 and "resuming the trial of version 0.1.1" in r.stderr and "upgrade complete" in r.stderr, r.stderr
+    assert b.version() == "0.1.1"
+    assert not (ota / "applying").exists() and not (ota / "staged").exists()
