@@ -123,31 +123,44 @@ static int split_username(const char *username, char *dn, char *pk) {
     return 0;
 }
 
+// Whether the password is the product secret's signature over
+// deviceName{dn}productKey{pk}random{r} (register and regnwl); logs the refusal when not.
+static int product_signed(struct plugin *p, struct mosquitto_evt_basic_auth *ed, const char *full, const char *kind,
+                          const char *pk, const char *dn, const char *method, const char *random) {
+    char reason[600];
+    const struct product *pr = find_product(p, pk);
+    if (pr == NULL) {
+        snprintf(reason, sizeof reason, "%s: product %s has no product secret (dynamic registration not enabled)", kind, pk);
+        refuse_log(full, reason);
+        return 0;
+    }
+    if (random[0] == 0) {
+        snprintf(reason, sizeof reason, "%s: no random in the client id", kind);
+        refuse_log(full, reason);
+        return 0;
+    }
+    char content[300], expected[65];
+    snprintf(content, sizeof content, "deviceName%sproductKey%srandom%s", dn, pk, random);
+    if (sign(method, pr->secret, content, expected) != 0 || ed->password == NULL || strcmp(expected, ed->password) != 0) {
+        snprintf(reason, sizeof reason, "%s: signature mismatch for %s/%s (%s over \"%s\"): wrong product secret", kind, pk, dn, method, content);
+        refuse_log(full, reason);
+        return 0;
+    }
+    return 1;
+}
+
 // authType=register: checks the product secret's signature, then sends the device its
 // secret on /ext/register (delivered right after the CONNACK) — once per device.
 static int register_device(struct plugin *p, struct mosquitto_evt_basic_auth *ed, const char *full, const char *pk,
                            const char *dn, const char *method, const char *random) {
     char reason[600];
-    const struct product *pr = find_product(p, pk);
-    if (pr == NULL) {
-        snprintf(reason, sizeof reason, "register: product %s has no product secret (dynamic registration not enabled)", pk);
-        refuse_log(full, reason);
-        return MOSQ_ERR_AUTH;
-    }
     struct device *d = (struct device *)find(p, pk, dn);
     if (d == NULL) {
         snprintf(reason, sizeof reason, "register: no device %s in product %s (add it in the console first)", dn, pk);
         refuse_log(full, reason);
         return MOSQ_ERR_AUTH;
     }
-    if (random[0] == 0) { refuse_log(full, "register: no random in the client id"); return MOSQ_ERR_AUTH; }
-    char content[300], expected[65];
-    snprintf(content, sizeof content, "deviceName%sproductKey%srandom%s", dn, pk, random);
-    if (sign(method, pr->secret, content, expected) != 0 || ed->password == NULL || strcmp(expected, ed->password) != 0) {
-        snprintf(reason, sizeof reason, "register: signature mismatch for %s/%s (%s over \"%s\"): wrong product secret", pk, dn, method, content);
-        refuse_log(full, reason);
-        return MOSQ_ERR_AUTH;
-    }
+    if (!product_signed(p, ed, full, "register", pk, dn, method, random)) return MOSQ_ERR_AUTH;
     if (d->activated) {
         snprintf(reason, sizeof reason, "register: device %s/%s is already activated", pk, dn);
         refuse_log(full, reason);
@@ -164,20 +177,7 @@ static int register_device(struct plugin *p, struct mosquitto_evt_basic_auth *ed
 // authType=regnwl: the product secret's signature; a new client id and token for the device.
 static int register_nwl(struct plugin *p, struct mosquitto_evt_basic_auth *ed, const char *full, const char *pk,
                         const char *dn, const char *method, const char *random) {
-    char reason[600];
-    const struct product *pr = find_product(p, pk);
-    if (pr == NULL) {
-        snprintf(reason, sizeof reason, "regnwl: product %s has no product secret (dynamic registration not enabled)", pk);
-        refuse_log(full, reason);
-        return MOSQ_ERR_AUTH;
-    }
-    char content[300], expected[65];
-    snprintf(content, sizeof content, "deviceName%sproductKey%srandom%s", dn, pk, random);
-    if (random[0] == 0 || sign(method, pr->secret, content, expected) != 0 || ed->password == NULL || strcmp(expected, ed->password) != 0) {
-        snprintf(reason, sizeof reason, "regnwl: signature mismatch for %s/%s: wrong product secret", pk, dn);
-        refuse_log(full, reason);
-        return MOSQ_ERR_AUTH;
-    }
+    if (!product_signed(p, ed, full, "regnwl", pk, dn, method, random)) return MOSQ_ERR_AUTH;
     if (p->tokens_count >= MAX_TOKENS) { refuse_log(full, "regnwl: token table full"); return MOSQ_ERR_AUTH; }
     struct token *t = &p->tokens[p->tokens_count++];
     snprintf(t->pk, sizeof t->pk, "%s", pk);

@@ -200,6 +200,17 @@ def push(platform):  # noqa: F811
         p.close()
 
 
+def fake_wisp(directory, name, version, run):
+    """A C program for this machine whose --version names `version` and whose `run` does `run`."""
+    src = directory / f"{name}.c"
+    src.write_text('#include <stdio.h>\n#include <string.h>\n#include <unistd.h>\n'
+                   'int main(int c, char **v) { if (c > 1 && !strcmp(v[1], "--version")) '
+                   f'{{ puts("wisp {version} ({name} test build)"); return 0; }} {run} }}\n')
+    binary = directory / f"wisp-{name}"
+    subprocess.run(["gcc", "-O2", "-o", str(binary), str(src)], check=True)
+    return binary
+
+
 def wait_for(predicate, timeout):
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -286,12 +297,7 @@ def test_a_new_binary_that_never_connects_is_rolled_back(builds, board, push, tm
     """The new binary passes every check (an ELF for this machine, --version names the
     version) but never reaches CONNACK: apply-update restores the previous binary after
     ota_confirm_seconds, and the old wisp reports progress -1 saying why."""
-    src = tmp_path / "mute.c"
-    src.write_text('#include <stdio.h>\n#include <string.h>\n#include <unistd.h>\n'
-                   'int main(int c, char **v) { if (c > 1 && !strcmp(v[1], "--version")) '
-                   '{ puts("wisp 0.1.2 (mute test build)"); return 0; } for (;;) pause(); }\n')
-    mute = tmp_path / "wisp-mute"
-    subprocess.run(["gcc", "-O2", "-o", str(mute), str(src)], check=True)
+    mute = fake_wisp(tmp_path, "mute", "0.1.2", "for (;;) pause();")
     b = board(builds["base"], confirm=5)
     assert wait_for(lambda: "online:" in b.log(), 15), b.log()
     ota = push(mute, "0.1.2")
@@ -308,12 +314,7 @@ def test_a_new_binary_that_never_connects_is_rolled_back(builds, board, push, tm
 
 
 def test_a_new_binary_that_keeps_exiting_is_rolled_back_without_waiting_out_the_window(builds, board, push, tmp_path):
-    src = tmp_path / "crash.c"
-    src.write_text('#include <stdio.h>\n#include <string.h>\n'
-                   'int main(int c, char **v) { if (c > 1 && !strcmp(v[1], "--version")) '
-                   '{ puts("wisp 0.1.3 (crashing test build)"); return 0; } return 70; }\n')
-    crash = tmp_path / "wisp-crash"
-    subprocess.run(["gcc", "-O2", "-o", str(crash), str(src)], check=True)
+    crash = fake_wisp(tmp_path, "crash", "0.1.3", "return 70;")
     b = board(builds["base"], confirm=120)
     assert wait_for(lambda: "online:" in b.log(), 15), b.log()
     ota = push(crash, "0.1.3")

@@ -17,11 +17,11 @@ from conftest import ROOT, free_port
 PK, DN, SECRET = "a1TestProd", "sensor-7", "platform-secret-0123456789"
 
 
-@pytest.fixture(scope="module")
-def platform(tmp_path_factory):
-    d = tmp_path_factory.mktemp("platform")
+def start_platform(d, registry):
+    """scripts/platform in `d` with the registry text, on free ports: its ready lines as a
+    dict, the ports, and the process (`proc`)."""
     devices = d / "devices"
-    devices.write_text(f"{PK} {DN} {SECRET}\nother otherdev othersecret\n")
+    devices.write_text(registry)
     ports = dict(ws=free_port(), wss=free_port(), tcp=free_port())
     proc = subprocess.Popen([str(ROOT / "scripts/platform"), "--devices", str(devices), "--dir", str(d),
                              "--ws-port", str(ports["ws"]), "--wss-port", str(ports["wss"]), "--tcp-port", str(ports["tcp"])],
@@ -33,9 +33,16 @@ def platform(tmp_path_factory):
         k, _, v = line.strip().partition("=")
         info[k] = v
     info["ports"] = ports
+    info["proc"] = proc
+    return info
+
+
+@pytest.fixture(scope="module")
+def platform(tmp_path_factory):
+    info = start_platform(tmp_path_factory.mktemp("platform"), f"{PK} {DN} {SECRET}\nother otherdev othersecret\n")
     yield info
-    proc.terminate()
-    proc.wait(10)
+    info["proc"].terminate()
+    info["proc"].wait(10)
 
 
 def log_after(platform, mark, text, timeout=5):

@@ -10,6 +10,7 @@ import time
 import pytest
 
 from conftest import ROOT
+from test_platform import start_platform
 
 BINARY = ROOT / ".build-embedded/release/wisp"
 pytestmark = pytest.mark.skipif(not BINARY.exists(), reason="no Embedded build (WISP_EMBEDDED=1 swift build -c release)")
@@ -19,24 +20,11 @@ DEVICES = {f"board-{i}": f"device-secret-DO-NOT-LEAK-{i}" for i in range(4)}
 
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory):
-    from conftest import free_port
-    d = tmp_path_factory.mktemp("regplatform")
-    registry = d / "devices"
-    registry.write_text(f"product {PK} {PRODUCT_SECRET}\n" + "".join(f"{PK} {dn} {s}\n" for dn, s in DEVICES.items()))
-    ports = dict(ws=free_port(), wss=free_port(), tcp=free_port())
-    proc = subprocess.Popen([str(ROOT / "scripts/platform"), "--devices", str(registry), "--dir", str(d),
-                             "--ws-port", str(ports["ws"]), "--wss-port", str(ports["wss"]), "--tcp-port", str(ports["tcp"])],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    info = {}
-    while "log" not in info:
-        line = proc.stdout.readline()
-        assert line, "scripts/platform ended before it was ready"
-        k, _, v = line.strip().partition("=")
-        info[k] = v
-    info["ports"] = ports
+    info = start_platform(tmp_path_factory.mktemp("regplatform"),
+                          f"product {PK} {PRODUCT_SECRET}\n" + "".join(f"{PK} {dn} {s}\n" for dn, s in DEVICES.items()))
     yield info
-    proc.terminate()
-    proc.wait(10)
+    info["proc"].terminate()
+    info["proc"].wait(10)
 
 
 def key_file(tmp_path, platform, dn, secret=PRODUCT_SECRET, **extra):
@@ -61,8 +49,8 @@ def no_secrets(text):
         assert s not in text, "a device secret reached the output"
 
 
-def test_first_run_registers_keeps_the_secret_then_signs_in_with_it(platform, tmp_path):
-    key, identity = key_file(tmp_path, platform, "board-0")
+def run_until_a_post_is_accepted(key, tmp_path):
+    """`wisp run` until the platform accepts a property post, then SIGTERM; its log file."""
     log = tmp_path / "wisp.log"
     with open(log, "w") as err:
         p = subprocess.Popen([str(BINARY), "run", "--config", str(key), "--verbose"], stderr=err, stdout=subprocess.DEVNULL)
@@ -70,12 +58,18 @@ def test_first_run_registers_keeps_the_secret_then_signs_in_with_it(platform, tm
         deadline = time.time() + 20
         while time.time() < deadline and "property post accepted" not in log.read_text():
             time.sleep(0.1)
-        text = log.read_text()
-        assert "property post accepted" in text, text
-        assert text.index("registered: the device secret is kept in") < text.index("online:")
+        assert "property post accepted" in log.read_text(), log.read_text()
     finally:
         p.terminate()
         p.wait(10)
+    return log
+
+
+def test_first_run_registers_keeps_the_secret_then_signs_in_with_it(platform, tmp_path):
+    key, identity = key_file(tmp_path, platform, "board-0")
+    log = run_until_a_post_is_accepted(key, tmp_path)
+    text = log.read_text()
+    assert text.index("registered: the device secret is kept in") < text.index("online:")
     record = identity.read_text()
     assert f"device_secret = {DEVICES['board-0']}" in record and f"product_key = {PK}" in record
     assert stat.S_IMODE(os.stat(identity).st_mode) == 0o600
@@ -133,17 +127,7 @@ def test_registration_without_pre_registration_uses_the_token_it_gets(platform, 
     platform creates the device and hands out a client id and a token; wisp keeps both in
     the identity file and signs in with authType=connwl from then on."""
     key, identity = key_file(tmp_path, platform, "fresh-1", register_mode="regnwl", instance_id="iot-06z00test")
-    log = tmp_path / "wisp.log"
-    with open(log, "w") as err:
-        p = subprocess.Popen([str(BINARY), "run", "--config", str(key), "--verbose"], stderr=err, stdout=subprocess.DEVNULL)
-    try:
-        deadline = time.time() + 20
-        while time.time() < deadline and "property post accepted" not in log.read_text():
-            time.sleep(0.1)
-        assert "property post accepted" in log.read_text(), log.read_text()
-    finally:
-        p.terminate()
-        p.wait(10)
+    log = run_until_a_post_is_accepted(key, tmp_path)
     record = dict(line.split(" = ", 1) for line in identity.read_text().splitlines())
     assert record["client_id"] == f"{PK}.fresh-1" and len(record["device_token"]) == 32 and "device_secret" not in record
     text = broker_log(platform)

@@ -22,13 +22,7 @@ import WispCore
 /// synced file, so BINARY is always one whole binary, old or new.
 public enum ApplyUpdate {
     public static func run(configPath: String, systemctl: String) -> ExitCode {
-        let device: DeviceConfig
-        switch ConfigLoader.load(configPath) {
-        case .success(let l): device = l.device
-        case .failure(let e):
-            Log.error(e.message)
-            return .configuration
-        }
+        guard let device = load(configPath) else { return .configuration }
         guard let binary = UpdateFiles.selfPath else {
             Log.error("apply-update: cannot find the running binary (/proc/self/exe)")
             return .failure
@@ -139,6 +133,17 @@ public enum ApplyUpdate {
                         why: "version " + version + " did not reach the platform within \(seconds) s (ota_confirm_seconds); rolled back to " + from)
     }
 
+    /// The key file's settings (state_dir, ota_confirm_seconds, allow_reboot), or nil after
+    /// saying why not.
+    static func load(_ path: String) -> DeviceConfig? {
+        switch ConfigLoader.load(path) {
+        case .success(let l): return l.device
+        case .failure(let e):
+            Log.error(e.message)
+            return nil
+        }
+    }
+
     /// Why the staged binary may not be installed, or nil.
     static func check(_ path: String, sha: [UInt8]) -> String? {
         guard let digest = UpdateFiles.digest(path, .sha256) else { return "cannot read " + path }
@@ -220,13 +225,7 @@ public enum ApplyUpdate {
 
     /// `wisp ota status`: what the OTA files say, for a person at the board.
     public static func status(configPath: String) -> ExitCode {
-        let device: DeviceConfig
-        switch ConfigLoader.load(configPath) {
-        case .success(let l): device = l.device
-        case .failure(let e):
-            Log.error(e.message)
-            return .configuration
-        }
+        guard let device = load(configPath) else { return .configuration }
         let files = UpdateFiles(stateDir: device.stateDir)
         System.out("version: " + Agent.version + " (module " + device.otaModule + ")")
         System.out("state: " + files.dir + (files.exists ? "" : " (none yet)"))
