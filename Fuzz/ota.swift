@@ -1,13 +1,14 @@
-// OTA input: the platform's upgrade messages (OTAOffer.parse), the package server's response
-// head (HTTPResponseHead), and the update records read back from state_dir (UpdateRecord).
-// The first byte picks the parser. Invariants: an offer taken is usable as it stands (digest
+// OTA and provisioning input: the platform's upgrade messages (OTAOffer.parse), the package
+// server's response head (HTTPResponseHead), the records read back from state_dir
+// (UpdateRecord), remote-config messages and fragments, registration replies and service
+// calls. The first byte picks the parser. Invariants: an offer taken is usable as it stands (digest
 // length fits the method, version and URL within bounds, size positive); a response head
 // gives the same verdict however it is split, and a 206 it accepts has a sane range; a
 // record that parses prints back to the same record.
 func fuzzOne(_ bytes: [UInt8]) {
     guard let selector = bytes.first else { return }
     let input = Array(bytes.dropFirst())
-    switch selector % 3 {
+    switch selector % 6 {
     case 0:
         let offer = input.withUnsafeBytes { OTAOffer.parse($0) }
         if case .package(let p) = offer {
@@ -28,9 +29,37 @@ func fuzzOne(_ bytes: [UInt8]) {
             return v
         }
         check(verdict([input]) == verdict(chunks(input)), "split changes the verdict")
-    default:
+    case 2:
         if let record = UpdateRecord.parse(input) {
             check(UpdateRecord.parse(Array(record.text.utf8)) == record, "a record does not print back to itself")
+        }
+    case 3:
+        // A remote config fragment over a fixed key file: it may set only what it is allowed to.
+        let base = "endpoint = wss://h\nproduct_key = p\ndevice_name = d\ndevice_secret = s\n"
+        if let c = try? KeyFile.parse(base, remote: String(decoding: input, as: UTF8.self)) {
+            check(c.identity == .platform(productKey: "p", deviceName: "d", deviceSecret: "s", signMethod: .hmacsha256, timestamp: .now),
+                  "a remote config changed the identity")
+            check(c.endpoint.host == "h" && c.stateDir == "/var/lib/wisp", "a remote config changed the endpoint or a path")
+        }
+    case 4:
+        input.withUnsafeBytes { bytes in  // the reader points into the bytes: used only in here
+            guard let json = try? JSONReader(bytes) else { return }
+            if case .file(let f) = ConfigFile.parse(json) {
+                check(f.sha256.count == 32 && f.size > 0 && f.size <= ConfigFile.maxBytes && !f.configId.isEmpty, "unusable config file taken")
+            }
+            _ = ConfigFile.requestId(json)
+            if let name = ServiceCall.name(fromMethodOf: json) {
+                if case .success(let (id, _)) = ServiceCall.parse(name: name, json) { check((id?.count ?? 0) <= 64, "a long id echoed") }
+            }
+        }
+    default:
+        for mode in [DynamicRegistration.Mode.register, .regnwl] {
+            let r = DynamicRegistration(productKey: "pk", deviceName: "dn", productSecret: "x", clientId: "c", signMethod: .hmacsha256, mode: mode)
+            switch input.withUnsafeBytes({ r.granted(fromReply: $0) }) {
+            case .success(.secret(let s)), .success(.token(_, let s)):
+                check(!s.isEmpty && s.utf8.count <= 128 && s.utf8.allSatisfy { $0 > 0x20 && $0 < 0x7F }, "an unprintable secret taken")
+            case .failure: break
+            }
         }
     }
 }
