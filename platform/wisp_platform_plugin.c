@@ -349,7 +349,8 @@ static long long now_ms(void) {
     return (long long)tv.tv_sec * 1000 + tv.tv_usec / 1000;
 }
 
-// Answers NTP requests and acknowledges property posts, as the platform does.
+// Answers NTP requests and acknowledges property posts and history batches (checked), as
+// the platform does.
 static int on_message(int event, void *event_data, void *userdata) {
     (void)event;
     (void)userdata;
@@ -377,6 +378,27 @@ static int on_message(int event, void *event_data, void *userdata) {
         strcat(topic, "_reply");
         int n = snprintf(payload, sizeof payload,
                          "{\"code\":200,\"data\":{},\"id\":\"%s\",\"message\":\"success\",\"method\":\"thing.event.property.post\",\"version\":\"1.0\"}", id);
+        mosquitto_broker_publish_copy(mosquitto_client_id(ed->client), topic, n, payload, 0, false, NULL);
+        return MOSQ_ERR_SUCCESS;
+    }
+    snprintf(topic, sizeof topic, "/sys/%s/%s/thing/event/property/history/post", pk, dn);
+    if (strcmp(ed->topic, topic) == 0) {
+        // A history batch: the method, a params list naming this very device, a list of samples.
+        char id[32] = "0", head[200];
+        const char *at = memmem(ed->payload, ed->payloadlen, "\"id\":\"", 6);
+        if (at) sscanf(at + 6, "%31[0-9]", id);
+        snprintf(head, sizeof head, "\"params\":[{\"identity\":{\"productKey\":\"%s\",\"deviceName\":\"%s\"},\"properties\":[{", pk, dn);
+        const char *why = NULL;
+        if (!memmem(ed->payload, ed->payloadlen, "\"method\":\"thing.event.property.history.post\"", 44)) why = "method is not thing.event.property.history.post";
+        else if (!memmem(ed->payload, ed->payloadlen, head, strlen(head))) why = "params is not a list with this device's identity and its properties";
+        int samples = 0;
+        for (const char *q = ed->payload, *e = q + ed->payloadlen; !why && (q = memmem(q, e - q, "\"time\":", 7)); q += 7) samples++;
+        strcat(topic, "_reply");
+        int n = snprintf(payload, sizeof payload,
+                         "{\"code\":%d,\"data\":{},\"id\":\"%s\",\"message\":\"%s\",\"method\":\"thing.event.property.history.post\",\"version\":\"1.0\"}",
+                         why ? 460 : 200, id, why ? why : "success");
+        if (why) refuse_log(mosquitto_client_id(ed->client), why);
+        else mosquitto_log_printf(MOSQ_LOG_INFO, "wisp-platform: history post %s from %s accepted (%d values)", id, mosquitto_client_id(ed->client), samples);
         mosquitto_broker_publish_copy(mosquitto_client_id(ed->client), topic, n, payload, 0, false, NULL);
     }
     return MOSQ_ERR_SUCCESS;

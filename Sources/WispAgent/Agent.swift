@@ -59,7 +59,7 @@ public enum Agent {
         // (PUBLISH overhead: fixed header ≤ 5, topic length 2, packet id 2).
         let device = loaded.device
         let names = (device.sensors.isEmpty ? Thing.defaults : device.sensors).map { $0.identifier } + device.outputs.map { $0.identifier }
-        let post = PropertyPost.maximumSize(names: names) + topics.post.utf8.count
+        let post = PropertyPost.maximumSize(names: names) + topics.longestPostTopic
         let reply = Device<SocketTransport>.replyCapacity + max(topics.setReply.utf8.count, topics.ntpRequest?.utf8.count ?? 0)
         config.maxOutboundPacket = max(post, reply) + 9
         return config

@@ -70,7 +70,7 @@ public struct Device<T: Transport> {
         if sensor.problem == nil { power = sensor }
         remoteConfig = topics.otaUpgrade != nil ? RemoteConfig(loaded) : nil
         driver = makeDriver()
-        json = JSONWriter(capacity: driver.session.config.maxOutboundPacket - topics.post.utf8.count - 8)
+        json = JSONWriter(capacity: driver.session.config.maxOutboundPacket - topics.longestPostTopic - 8)
         values.reserveCapacity(thing.sensors.count + device.outputs.count + 1)
         interval = UInt64(device.telemetryInterval) * 1000
         nextSample = System.monotonicMillis + interval
@@ -421,8 +421,17 @@ public struct Device<T: Transport> {
 
     /// Publishes waiting samples oldest first, QoS 1, while the in-flight window has room.
     /// Each post's id is the sample's sequence number and each value carries its sample time.
+    /// On the platform, samples kept while offline go out as history batches and only the
+    /// newest as a property post (the console's current value).
     mutating func drain() {
         while driver.session.isOnline, let position = backlog.ring.nextWaiting() {
+            if topics.historyPost != nil && position < backlog.ring.count - 1 {
+                switch sendBatch(from: position) {
+                case .sent: continue
+                case .notSent: return
+                case .nothingFits: break  // one sample alone, as a property post
+                }
+            }
             // No local copy of the ring: one alive during markSent would copy its storage.
             let seq = backlog.ring.seq(position)
             guard render(position) else {
@@ -438,6 +447,40 @@ public struct Device<T: Transport> {
                 if error != .windowFull && error != .outputFull { Log.warning("post \(seq) not sent: " + error.message) }
                 return
             }
+        }
+    }
+
+    enum BatchOutcome { case sent, notSent, nothingFits }
+
+    /// One history post of the waiting samples from `position` on, the newest excepted: as
+    /// many as the post buffer (and `HistoryPost.maxValues`) takes. They leave the ring on
+    /// its PUBACK, all together.
+    mutating func sendBatch(from position: Int) -> BatchOutcome {
+        guard let topic = topics.historyPost, let pk = loaded.device.productKey, let dn = loaded.device.deviceName else { return .nothingFits }
+        HistoryPost.begin(id: backlog.ring.seq(position), productKey: pk, deviceName: dn, into: &json)
+        var end = position
+        var samples = 0
+        var values = 0
+        while end < backlog.ring.count - 1 {
+            if backlog.ring.isWaiting(end) {
+                values += backlog.ring.valueCount(end)
+                guard values <= HistoryPost.maxValues,
+                      HistoryPost.add(values: backlog.ring.values(end), names: backlog.names, time: backlog.ring.time(end),
+                                      first: samples == 0, into: &json) else { break }
+                samples += 1
+            }
+            end += 1
+        }
+        guard samples > 0, HistoryPost.finish(into: &json) else { return .nothingFits }
+        let first = backlog.ring.seq(position)
+        do {
+            let id = try driver.session.publish(topic: topic, payload: json.buffer.bytesView(0..<json.buffer.count), qos: .atLeastOnce)
+            for p in position..<end where backlog.ring.isWaiting(p) { backlog.ring.markSent(p, packetId: id) }
+            Log.debug("history post of \(samples) samples from \(first) sent as packet \(id)")
+            return .sent
+        } catch {
+            if error != .windowFull && error != .outputFull { Log.warning("history post from \(first) not sent: " + error.message) }
+            return .notSent
         }
     }
 

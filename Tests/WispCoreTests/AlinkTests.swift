@@ -18,19 +18,22 @@ struct AlinkTests {
         #expect(t.firmwareGet == "/sys/a1B2c3/boiler-7/thing/ota/firmware/get")
         #expect(t.subscriptions.map(\.topic) == [t.postReply, t.set, "/sys/a1B2c3/boiler-7/thing/service/+", "/sys/a1B2c3/boiler-7/rrpc/request/+",
                                                  "/sys/a1B2c3/boiler-7/thing/config/push", "/sys/a1B2c3/boiler-7/thing/config/get_reply",
-                                                 "/sys/a1B2c3/boiler-7/thing/event/+/post_reply", t.ntpResponse!, t.otaUpgrade!, "/sys/a1B2c3/boiler-7/thing/ota/firmware/get_reply"])
-        #expect(t.subscriptions.map(\.qos) == [.atLeastOnce, .atLeastOnce, .atLeastOnce, .atMostOnce, .atLeastOnce, .atMostOnce, .atMostOnce, .atMostOnce, .atLeastOnce, .atMostOnce])
+                                                 "/sys/a1B2c3/boiler-7/thing/event/+/post_reply", t.ntpResponse!, t.otaUpgrade!, "/sys/a1B2c3/boiler-7/thing/ota/firmware/get_reply",
+                                                 "/sys/a1B2c3/boiler-7/thing/event/property/history/post_reply"])
+        #expect(t.historyPost == "/sys/a1B2c3/boiler-7/thing/event/property/history/post")
+        #expect(t.subscriptions.map(\.qos) == [.atLeastOnce, .atLeastOnce, .atLeastOnce, .atMostOnce, .atLeastOnce, .atMostOnce, .atMostOnce, .atMostOnce, .atLeastOnce, .atMostOnce, .atMostOnce])
     }
 
     @Test func otherBrokersGetTheSameLayoutWithoutNTP() {
         let t = AlinkTopics(plainClientId: "pi-1")
         #expect(t.post == "wisp/pi-1/thing/event/property/post")
-        #expect(t.ntpRequest == nil && t.otaUpgrade == nil && t.subscriptions.count == 7)
+        #expect(t.ntpRequest == nil && t.otaUpgrade == nil && t.historyPost == nil && t.subscriptions.count == 7)
     }
 
     @Test(arguments: [
         ("/sys/pk/dn/thing/service/property/set", AlinkTopics.Inbound.propertySet),
         ("/sys/pk/dn/thing/event/property/post_reply", .postReply),
+        ("/sys/pk/dn/thing/event/property/history/post_reply", .postReply),
         ("/ext/ntp/pk/dn/response", .ntpResponse),
         ("/sys/pk/dn/thing/service/property/set_reply", .other),
         ("/sys/pk/other/thing/service/property/set", .other),
@@ -140,6 +143,41 @@ struct PropertyPostSizeTests {
         #expect(PropertyPost.write(id: 7, values: [PropertyValue(index: 0, scaled: 2345, decimals: 2)], names: names, time: 1_700_000_000_000, into: &json))
         #expect(String(decoding: json.buffer.written, as: UTF8.self)
                 == #"{"id":"7","version":"1.0","params":{"t":{"value":23.45,"time":1700000000000}},"method":"thing.event.property.post"}"#)
+    }
+}
+
+@Suite("History post")
+struct HistoryPostTests {
+    /// The platform's documented shape: a list with this device's identity and one object per
+    /// sample, every value with its own time.
+    @Test func shapeOfABatch() {
+        var json = JSONWriter(capacity: 512)
+        HistoryPost.begin(id: 41, productKey: "a1B2c3", deviceName: "boiler-7", into: &json)
+        #expect(HistoryPost.add(values: [PropertyValue(index: 0, scaled: 215, decimals: 1), PropertyValue(index: 1, scaled: 1, decimals: 0)],
+                                names: ["temp", "relay"], time: 1_700_000_000_000, first: true, into: &json))
+        #expect(HistoryPost.add(values: [PropertyValue(index: 0, scaled: -5, decimals: 1)], names: ["temp", "relay"],
+                                time: 1_700_000_060_000, first: false, into: &json))
+        #expect(HistoryPost.finish(into: &json))
+        #expect(String(decoding: json.buffer.written, as: UTF8.self) ==
+            #"{"id":"41","version":"1.0","params":[{"identity":{"productKey":"a1B2c3","deviceName":"boiler-7"},"properties":["#
+            + #"{"temp":{"value":21.5,"time":1700000000000},"relay":{"value":1,"time":1700000000000}},"#
+            + #"{"temp":{"value":-0.5,"time":1700000060000}}]}],"method":"thing.event.property.history.post"}"#)
+    }
+
+    /// A sample that does not fit is taken back whole and the batch still closes: what goes
+    /// out is always a complete document.
+    @Test func aSampleThatDoesNotFitIsRolledBack() {
+        let sample = [PropertyValue(index: 0, scaled: 2345, decimals: 2)]
+        var json = JSONWriter(capacity: 200)
+        HistoryPost.begin(id: 1, productKey: "pk", deviceName: "dn", into: &json)
+        var added = 0
+        while HistoryPost.add(values: sample, names: ["t"], time: 1_700_000_000_000, first: added == 0, into: &json) { added += 1 }
+        #expect(added == 1)
+        let before = json.buffer.count
+        #expect(!HistoryPost.add(values: sample, names: ["t"], time: 1_700_000_000_000, first: false, into: &json))
+        #expect(json.buffer.count == before && json.ok)
+        #expect(HistoryPost.finish(into: &json))
+        #expect(String(decoding: json.buffer.written, as: UTF8.self).hasSuffix(#"{"t":{"value":23.45,"time":1700000000000}}]}],"method":"thing.event.property.history.post"}"#))
     }
 }
 

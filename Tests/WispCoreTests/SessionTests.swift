@@ -167,6 +167,23 @@ struct SessionTests {
         #expect(h.takePackets() == [subscribe])
     }
 
+    /// Eleven topics of a device with a 32-character name make a SUBSCRIBE larger than any
+    /// post the outbound buffers are sized for: it is still sent, whole.
+    @Test func aSubscribeLargerThanTheLargestPostIsSent() throws {
+        let base = "/sys/a1B2c3D4e5F/" + String(repeating: "d", count: 32)
+        let topics = ["/thing/event/property/post_reply", "/thing/service/property/set", "/thing/service/+", "/rrpc/request/+",
+                      "/thing/config/push", "/thing/config/get_reply", "/thing/event/+/post_reply", "/thing/ota/firmware/get_reply",
+                      "/thing/event/property/history/post_reply", "/thing/a", "/thing/b"]
+        let subscriptions = topics.map { MQTTEncoder.Subscription(topic: base + $0, qos: .atMostOnce) }
+        var h = Harness(subscriptions: subscriptions) { $0.maxOutboundPacket = 300 }
+        online(&h)
+        let subscribe = try encoded { try MQTTEncoder.encodeSubscribe(subscriptions, packetId: 1, into: &$0) }
+        #expect(subscribe.count > 600)
+        #expect(h.takePackets().last == subscribe)
+        h.run()
+        #expect(h.session.isOnline)
+    }
+
     @Test func upgradeResponseAndConnackInOneReadByteByByte() {
         var h = Harness()
         h.run()

@@ -181,7 +181,8 @@ def broker(tmp_path, certs):
 
 
 class Observer:
-    """A paho subscriber over plain TCP that records (topic, payload)."""
+    """A paho subscriber over plain TCP that records (topic, payload); `topic` is a filter or a
+    list of them."""
 
     def __init__(self, broker, topic="#", persistent=False):
         import paho.mqtt.client as mqtt
@@ -195,7 +196,7 @@ class Observer:
         subscribed = threading.Event()
         self.client.on_subscribe = lambda *a: subscribed.set()
         self.client.connect("127.0.0.1", broker.tcp)
-        self.client.subscribe(topic, qos=1)
+        self.client.subscribe([(t, 1) for t in topic] if isinstance(topic, list) else topic, qos=1)
         self.client.loop_start()
         assert subscribed.wait(5), "observer could not subscribe"
 

@@ -10,6 +10,9 @@ import pytest
 from conftest import CLIENT, DN, PK, SECRET, Mosquitto, Observer, platform_password, run
 
 POST = f"/sys/{PK}/{DN}/thing/event/property/post"
+# Samples kept while offline go out in history batches: observers of samples take both.
+HISTORY = f"/sys/{PK}/{DN}/thing/event/property/history/post"
+SAMPLES = [POST, HISTORY]
 
 
 def device(broker, certs=None, scheme="ws", **extra):

@@ -13,7 +13,7 @@ import zlib
 import pytest
 
 from conftest import CLIENT, DN, PK, ROOT, SECRET, VALGRIND, Mosquitto, Observer, free_port, run, stripped
-from test_agent import POST, device
+from test_agent import POST, SAMPLES, device
 from test_reliability import assert_complete, sample_ids
 
 EMBEDDED = VALGRIND + [str(stripped(ROOT / ".build-embedded/release/wisp", "embedded") if VALGRIND else ROOT / ".build-embedded/release/wisp")]
@@ -96,7 +96,7 @@ def test_tls_writes_that_would_block_lose_no_frame(tmp_path, certs, keyfile, sta
     broker = Mosquitto(tmp_path, certs, extra="max_inflight_messages 0\nmax_queued_messages 0\n")
     broker.start()
     proxy = StallProxy(broker.wss)
-    observer = Observer(broker, topic=POST)
+    observer = Observer(broker, topic=SAMPLES)
     flood = 10_000
     try:
         values = device(broker, certs, "wss", endpoint=f"wss://localhost:{proxy.port}/mqtt", keepalive="60")
@@ -395,7 +395,7 @@ def test_a_large_buffer_file_is_replayed_not_wiped(durable_broker, keyfile, star
     path = tmp_path / "wisp.buffer"
     size = buffer_file(path, delivered=4000, waiting=30)
     assert size > 4 * 9136
-    observer = Observer(durable_broker, topic=POST)
+    observer = Observer(durable_broker, topic=SAMPLES)
     values = device(durable_broker, **{"buffer_file": str(path), "buffer_samples": "60", "sensor.load": "system:load"})
     w = start_wisp(EMBEDDED, keyfile(**values))
     assert w.wait_log("30 undelivered samples from before the restart", 10), w.log()
@@ -446,7 +446,7 @@ def test_compaction_on_a_full_disk_keeps_the_old_file(small_disk, durable_broker
     assert path.read_bytes()[:len(before)] == before, "the good file is untouched"
     assert not (small_disk / "wisp.buffer.tmp").exists()
     filler.unlink()
-    observer = Observer(durable_broker, topic=POST)
+    observer = Observer(durable_broker, topic=SAMPLES)
     values["endpoint"] = f"ws://127.0.0.1:{durable_broker.ws}/mqtt"
     second = start_wisp(EMBEDDED, keyfile(**values))
     deadline = time.time() + 15

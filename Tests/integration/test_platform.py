@@ -8,6 +8,7 @@ import signal
 import subprocess
 import threading
 import time
+import zlib
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -308,3 +309,91 @@ def test_events_startup_sensor_lost_and_back_and_power(platform, keyfile, start_
     finally:
         observer.loop_stop()
         observer.disconnect()
+
+
+def buffer_file(path, names, samples):
+    """A buffer file for properties `names` holding `samples` waiting records: (seq, time ms,
+    values), each value with 2 decimals."""
+    def frame(kind, payload):
+        body = bytes([kind]) + len(payload).to_bytes(2, "little") + payload
+        return b"\xb7" + body + zlib.crc32(body).to_bytes(4, "little")
+    data = frame(0, ",".join(names).encode())
+    for seq, t, values in samples:
+        record = seq.to_bytes(8, "little") + t.to_bytes(8, "little") + bytes([len(values)])
+        for i, v in enumerate(values):
+            record += bytes([i, 2]) + round(v * 100).to_bytes(8, "little", signed=True)
+        data += frame(1, record)
+    path.write_bytes(data)
+
+
+def test_backlog_goes_out_as_history_batches_and_each_sample_arrives_once(platform, keyfile, start_wisp, tmp_path):
+    """Samples kept while offline (a buffer file of 120 samples from an outage) go out as
+    `thing.event.property.history.post` batches that the stand-in checks and accepts, each
+    sample once with its own time and value; live samples keep coming as property posts, and
+    the file ends with nothing waiting."""
+    binary = ROOT / ".build-embedded/release/wisp"
+    if not binary.exists():
+        pytest.skip("no Embedded build")
+    names = ["t", "h"]
+    base = int(time.time() * 1000) - 3_600_000
+    kept = [(seq, base + seq * 30_000, [seq / 100, 50 + seq / 100]) for seq in range(1, 121)]
+    path = tmp_path / "wisp.buffer"
+    buffer_file(path, names, kept)
+    (tmp_path / "t").write_text("21.5\n")
+    (tmp_path / "h").write_text("40\n")
+    history, live = [], []
+    observer = mqtt.Client(client_id="observer-history")
+
+    def on_message(c, u, m):
+        body = json.loads(m.payload)
+        (history if m.topic.endswith("/history/post") else live).append(body)
+    observer.on_message = on_message
+    observer.connect("127.0.0.1", platform["ports"]["tcp"])
+    observer.subscribe([(f"/sys/{PK}/{DN}/thing/event/property/post", 1), (f"/sys/{PK}/{DN}/thing/event/property/history/post", 1)])
+    observer.loop_start()
+    time.sleep(0.3)
+    mark = log_mark(platform)
+    key = keyfile(endpoint=platform["wss"], product_key=PK, device_name=DN, device_secret=SECRET, client_id="wisp-history",
+                  keepalive="60", telemetry_interval="1", ca_file=platform["ca_file"], buffer_file=str(path),
+                  **{"sensor.t": f"file:{tmp_path / 't'}", "sensor.h": f"file:{tmp_path / 'h'}"})
+    try:
+        w = start_wisp([str(binary)], key)
+        assert w.wait_log("120 undelivered samples from before the restart", 10), w.log()
+
+        def kept_seen():
+            # Batched, plus the newest kept sample, which goes as a property post (the
+            # console's current value) when no newer one was taken yet.
+            batched = [s for body in list(history) for s in body["params"][0]["properties"]]
+            posted = [body["params"] for body in list(live) if body["params"]["t"]["time"] <= kept[-1][1]]
+            return batched + posted
+        deadline = time.time() + 20
+        while time.time() < deadline and len(kept_seen()) < 120:
+            time.sleep(0.1)
+        seen = kept_seen()
+        # Each kept sample once, in order, with its time on every value and its values.
+        assert [s["t"]["time"] for s in seen] == [t for _, t, _ in kept], w.log()
+        assert all(s["h"]["time"] == s["t"]["time"] for s in seen)
+        assert [(s["t"]["value"], s["h"]["value"]) for s in seen] == [(v[0], v[1]) for _, _, v in kept]
+        assert all(body["method"] == "thing.event.property.history.post" and body["params"][0]["identity"] == {"productKey": PK, "deviceName": DN}
+                   for body in history)
+        print("samples per history post:", [len(b["params"][0]["properties"]) for b in history])
+        # Batches, not one post per sample: as many samples as the post buffer holds.
+        assert len(history) <= 120 // 2, [len(b["params"][0]["properties"]) for b in history]
+        # The stand-in checked and accepted every batch, and wisp saw no refusal.
+        accepted = log_after(platform, mark, f"history post {history[-1]['id']} from wisp-history", timeout=5)
+        assert accepted and accepted.count("history post ") >= len(history), accepted
+        assert "refused wisp-history" not in accepted
+        # Live samples are property posts with today's values.
+        deadline = time.time() + 5
+        while time.time() < deadline and not any(body["params"]["t"]["value"] == 21.5 for body in list(live)):
+            time.sleep(0.1)
+        assert any(body["params"]["t"]["value"] == 21.5 for body in live), live
+        assert "refused" not in w.log()
+        assert w.stop() == 0
+    finally:
+        observer.loop_stop()
+        observer.disconnect()
+    # Nothing waits in the file: a restart offers nothing again.
+    w = start_wisp([str(binary)], key)
+    assert w.wait_log("online", 15), w.log()
+    assert "undelivered samples from before the restart" not in w.log()

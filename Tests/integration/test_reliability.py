@@ -11,15 +11,27 @@ import time
 import pytest
 
 from conftest import ROOT, SECRET, VALGRIND, Mosquitto, Observer, stripped
-from test_agent import POST, device
+from test_agent import HISTORY, POST, SAMPLES, device
 
 EMBEDDED = VALGRIND + [str(stripped(ROOT / ".build-embedded/release/wisp", "embedded") if VALGRIND else ROOT / ".build-embedded/release/wisp")]
 OUTAGE = int(os.environ.get("WISP_OUTAGE_SECONDS", "20"))
 
 
 def sample_ids(observer):
+    """Sequence numbers of the samples received, in arrival order: a post's id, or for a
+    history batch its id (the first sample's) and the ones after it, one per sample (a batch
+    holds consecutive waiting samples; their times must not fall)."""
+    ids = []
     with observer.lock:
-        return [int(json.loads(p)["id"]) for t, p in observer.messages if t == POST]
+        for t, p in observer.messages:
+            body = json.loads(p)
+            if t == POST:
+                ids.append(int(body["id"]))
+            elif t == HISTORY:
+                times = [next(iter(s.values()))["time"] for s in body["params"][0]["properties"]]
+                assert times == sorted(times), f"a batch out of order: {times}"
+                ids += range(int(body["id"]), int(body["id"]) + len(times))
+    return ids
 
 
 def assert_complete(ids, first, last):
@@ -45,7 +57,7 @@ def durable(tmp_path, certs):
 def test_broker_outage_loses_no_sample(durable, keyfile, start_wisp):
     """Broker down for OUTAGE seconds (120 by hand: WISP_OUTAGE_SECONDS=120) while sampling
     every second: afterwards the subscriber has every sample, in order."""
-    observer = Observer(durable, topic=POST, persistent=True)
+    observer = Observer(durable, topic=SAMPLES, persistent=True)
     w = start_wisp(EMBEDDED, keyfile(**device(durable, keepalive="30")))
     assert w.wait_log("online", 10)
     time.sleep(3)
@@ -65,7 +77,7 @@ def test_broker_outage_loses_no_sample(durable, keyfile, start_wisp):
 
 
 def test_buffer_file_survives_kill_9(durable, keyfile, start_wisp, tmp_path):
-    observer = Observer(durable, topic=POST, persistent=True)
+    observer = Observer(durable, topic=SAMPLES, persistent=True)
     path = keyfile(**device(durable, buffer_file=str(tmp_path / "wisp.buffer")))
     durable.stop()
     first = start_wisp(EMBEDDED, path)

@@ -34,7 +34,8 @@ public final class Backlog {
         }
     }
 
+    /// A PUBACK: every sample the packet carried (one post, or a history batch) leaves.
     func delivered(packetId: UInt16) {
-        if let seq = ring.acknowledge(packetId) { file?.appendDelivered(seq) }
+        while let seq = ring.acknowledge(packetId) { file?.appendDelivered(seq) }
     }
 }

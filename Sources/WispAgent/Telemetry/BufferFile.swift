@@ -44,7 +44,7 @@ final class BufferFile {
         /// No file yet.
         case missing
         /// Read to its end: `good` bytes of valid frames out of `total`.
-        case read(good: Int, total: Int, replayed: Int)
+        case read(good: Int, total: Int)
         /// Written for other properties.
         case foreign
         /// Reading failed: nothing may be cut or rewritten.
@@ -69,7 +69,7 @@ final class BufferFile {
         case .foreign:
             Log.warning("buffer file " + path + " was written for other sensors; set aside as " + path + ".old")
             _ = wisp_rename(path, path + ".old")
-        case .read(let g, let total, let replayed):
+        case .read(let g, let total):
             if g == 0 && total > 0 {
                 Log.warning("buffer file " + path + " holds no valid record; set aside as " + path + ".old")
                 _ = wisp_rename(path, path + ".old")
@@ -78,7 +78,7 @@ final class BufferFile {
                 _ = wisp_truncate(path, Int64(g))
             }
             good = g
-            if replayed > 0 { Log.info("buffer file " + path + ": \(ring.count) undelivered samples from before the restart") }
+            if ring.count > 0 { Log.info("buffer file " + path + ": \(ring.count) undelivered samples from before the restart") }
         }
         ring.requeueInFlight()
         let fd = wisp_open_append(path)
@@ -109,7 +109,7 @@ final class BufferFile {
             if parser.outcome == .reading { parser.feed(buf[0..<Int(got)], into: &ring) }
         }
         if parser.outcome == .foreign { return .foreign }
-        return .read(good: parser.good, total: total, replayed: parser.replayed)
+        return .read(good: parser.good, total: total)
     }
 
     /// Appends the sample at ring `position` and syncs it to the card.

@@ -7,6 +7,10 @@ public struct AlinkTopics: Sendable, Equatable {
     /// `thing.event.property.post` and the platform's reply to it.
     public let post: String
     public let postReply: String
+    /// `thing.event.property.history.post` (samples kept while offline, in batches) and its
+    /// reply, platform devices only.
+    public let historyPost: String?
+    public let historyPostReply: String?
     /// `thing.service.property.set` (downlink) and wisp's answer.
     public let set: String
     public let setReply: String
@@ -59,6 +63,8 @@ public struct AlinkTopics: Sendable, Equatable {
         rrpcResponsePrefix = base + "/rrpc/response/"
         post = base + "/thing/event/property/post"
         postReply = post + "_reply"
+        historyPost = device.map { _ in base + "/thing/event/property/history/post" }
+        historyPostReply = historyPost.map { $0 + "_reply" }
         set = base + "/thing/service/property/set"
         setReply = set + "_reply"
         ntpRequest = ntp.map { $0 + "/request" }
@@ -75,6 +81,7 @@ public struct AlinkTopics: Sendable, Equatable {
         if let ntpResponse { s.append(MQTTEncoder.Subscription(topic: ntpResponse, qos: .atMostOnce)) }
         if let otaUpgrade { s.append(MQTTEncoder.Subscription(topic: otaUpgrade, qos: .atLeastOnce)) }
         if let firmwareGetReply { s.append(MQTTEncoder.Subscription(topic: firmwareGetReply, qos: .atMostOnce)) }
+        if let historyPostReply { s.append(MQTTEncoder.Subscription(topic: historyPostReply, qos: .atMostOnce)) }
         return s
     }
 
@@ -92,6 +99,7 @@ public struct AlinkTopics: Sendable, Equatable {
     public func classify(_ buffer: ByteBuffer, _ range: Range<Int>) -> Inbound {
         if buffer.bytes(range, equal: set) { return .propertySet }
         if buffer.bytes(range, equal: postReply) { return .postReply }
+        if let historyPostReply, buffer.bytes(range, equal: historyPostReply) { return .postReply }
         if let ntpResponse, buffer.bytes(range, equal: ntpResponse) { return .ntpResponse }
         if let otaUpgrade, buffer.bytes(range, equal: otaUpgrade) { return .otaOffer }
         if let firmwareGetReply, buffer.bytes(range, equal: firmwareGetReply) { return .otaOffer }
@@ -106,6 +114,9 @@ public struct AlinkTopics: Sendable, Equatable {
         if let id = AlinkTopics.level(after: rrpcRequestPrefix, buffer, range) { return .rrpc(id) }
         return .other
     }
+
+    /// The longer of the two topics samples go out on (the history post's, on the platform).
+    public var longestPostTopic: Int { max(post.utf8.count, historyPost?.utf8.count ?? 0) }
 
     /// Where event `name` posts.
     public func eventPost(_ name: String) -> String { eventPrefix + name + "/post" }
@@ -126,7 +137,7 @@ public struct AlinkTopics: Sendable, Equatable {
     /// What a refused subscription costs the device, for the log.
     public func consequenceOfRefusing(_ topic: String) -> String {
         if topic.equals(set) { return "property sets from the platform will not arrive" }
-        if topic.equals(postReply) { return "post replies will not arrive" }
+        if topic.equals(postReply) || historyPostReply.map({ topic.equals($0) }) == true { return "post replies will not arrive" }
         if let ntpResponse, topic.equals(ntpResponse) { return "platform time will not arrive" }
         if topic.startsWith(eventPrefix) { return "event replies will not arrive (errors in them go unlogged)" }
         if topic.equals(configPush) || topic.equals(configGetReply) { return "remote config will not arrive" }

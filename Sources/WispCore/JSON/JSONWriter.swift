@@ -16,6 +16,13 @@ public struct JSONWriter {
     /// False when something did not fit: the document is incomplete and must not be sent.
     public var ok: Bool { !failed }
 
+    /// Goes back to `length` bytes written, with nothing failed: undoes a part that did not
+    /// fit (a history batch's last sample).
+    public mutating func rollBack(to length: Int) {
+        buffer.truncate(to: length)
+        failed = false
+    }
+
     public mutating func raw(_ s: StaticString) {
         let n = s.utf8CodeUnitCount
         guard n <= buffer.available else { failed = true; return }

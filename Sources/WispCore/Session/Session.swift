@@ -75,7 +75,10 @@ public struct Session {
         input = InputBuffer(capacity: config.maxInboundPacket + 512)  // a largest packet, its frame header, the next ones' start
         output = ByteBuffer(capacity: out)
         mqtt = MQTTDecoder(capacity: config.maxInboundPacket)
-        scratch = ByteBuffer(capacity: config.maxOutboundPacket)
+        // Scratch also takes the one SUBSCRIBE: all the thing model's topics, longer than any
+        // post for a device with a long name (fixed header ≤ 5, id 2, per topic 2 + it + QoS 1).
+        let subscribe = config.subscriptions.reduce(7) { $0 + 3 + $1.topic.utf8.count }
+        scratch = ByteBuffer(capacity: max(config.maxOutboundPacket, subscribe))
         inflight = InflightWindow(slots: config.inflightWindow, capacity: config.maxOutboundPacket)
         var masks = MaskPool(fill: fill)
         random = SplitMix64(seed: masks.next64())

@@ -65,13 +65,19 @@ public struct SampleRing {
         (0..<count).first { state(slot($0)) == .waiting }
     }
 
+    public func isWaiting(_ position: Int) -> Bool { state(slot(position)) == .waiting }
+
+    /// How many values the record at `position` holds.
+    public func valueCount(_ position: Int) -> Int { Int(storage[slot(position) * recordSize + 16]) }
+
     public mutating func markSent(_ position: Int, packetId: UInt16) {
         let s = slot(position)
         states[s] = .inFlight
         packetIds[s] = packetId
     }
 
-    /// PUBACK for `packetId`: the record is delivered. Returns its sequence number.
+    /// PUBACK for `packetId`: a record sent in it is delivered; returns its sequence number
+    /// (a history batch carries several: call until nil).
     public mutating func acknowledge(_ packetId: UInt16) -> UInt64? {
         for i in 0..<count {
             let s = slot(i)
