@@ -16,9 +16,7 @@ public enum EventPost {
     }
 
     public static func write(id: UInt64, name: String, fields: [Field], time: UInt64, into json: inout JSONWriter) {
-        json.reset()
-        json.raw("{\"id\":\"")
-        json.integer(Int64(truncatingIfNeeded: id))
+        json.startMessage(id: id)
         json.raw("\",\"version\":\"1.0\",\"params\":{\"value\":{")
         for (i, f) in fields.enumerated() {
             if i > 0 { json.byte(UInt8(ascii: ",")) }

@@ -15,9 +15,7 @@ public enum HistoryPost {
     static let end: StaticString = "]}],\"method\":\"thing.event.property.history.post\"}"
 
     public static func begin(id: UInt64, productKey: String, deviceName: String, into json: inout JSONWriter) {
-        json.reset()
-        json.raw("{\"id\":\"")
-        json.integer(Int64(truncatingIfNeeded: id))
+        json.startMessage(id: id)
         json.raw("\",\"version\":\"1.0\",\"params\":[{\"identity\":{\"productKey\":")
         json.string(productKey)
         json.raw(",\"deviceName\":")

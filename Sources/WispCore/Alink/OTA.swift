@@ -15,9 +15,7 @@ public enum OTAInform {
     /// `{"id":"N","params":{"version":"0.1.0","module":"wisp"}}` (module `default` is the
     /// whole device's firmware).
     public static func write(id: UInt64, version: String, module: String, into json: inout JSONWriter) {
-        json.reset()
-        json.raw("{\"id\":\"")
-        json.integer(Int64(truncatingIfNeeded: id))
+        json.startMessage(id: id)
         json.raw("\",\"params\":{\"version\":")
         json.string(version)
         json.raw(",\"module\":")
@@ -47,9 +45,7 @@ public enum OTAProgress {
     public static let writingFailed = -4
 
     public static func write(id: UInt64, step: Int, desc: String, module: String, into json: inout JSONWriter) {
-        json.reset()
-        json.raw("{\"id\":\"")
-        json.integer(Int64(truncatingIfNeeded: id))
+        json.startMessage(id: id)
         json.raw("\",\"params\":{\"step\":\"")
         json.integer(Int64(step))
         json.raw("\",\"desc\":")
@@ -63,9 +59,7 @@ public enum OTAProgress {
 /// `thing.ota.firmware.get`: asks the platform for the upgrade pending for this module.
 public enum FirmwareGet {
     public static func write(id: UInt64, module: String, into json: inout JSONWriter) {
-        json.reset()
-        json.raw("{\"id\":\"")
-        json.integer(Int64(truncatingIfNeeded: id))
+        json.startMessage(id: id)
         json.raw("\",\"version\":\"1.0\",\"params\":{\"module\":")
         json.string(module)
         json.raw("},\"method\":\"thing.ota.firmware.get\"}")

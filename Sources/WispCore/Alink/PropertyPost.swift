@@ -21,9 +21,7 @@ public enum PropertyPost {
     /// Returns false when it did not fit the writer.
     public static func write<S: Sequence>(id: UInt64, values: S, names: [String], time: UInt64? = nil, into json: inout JSONWriter) -> Bool
     where S.Element == PropertyValue {
-        json.reset()
-        json.raw("{\"id\":\"")
-        json.integer(Int64(truncatingIfNeeded: id))
+        json.startMessage(id: id)
         json.raw("\",\"version\":\"1.0\",\"params\":{")
         var first = true
         for v in values {

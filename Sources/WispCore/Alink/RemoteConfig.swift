@@ -64,9 +64,7 @@ public struct ConfigFile: Sendable, Equatable {
     }
 
     public static func writeGet(id: UInt64, into json: inout JSONWriter) {
-        json.reset()
-        json.raw("{\"id\":\"")
-        json.integer(Int64(truncatingIfNeeded: id))
+        json.startMessage(id: id)
         json.raw("\",\"version\":\"1.0\",\"params\":{\"configScope\":\"product\",\"getType\":\"file\"},\"method\":\"thing.config.get\"}")
     }
 }

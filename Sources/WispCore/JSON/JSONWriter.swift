@@ -16,6 +16,14 @@ public struct JSONWriter {
     /// False when something did not fit: the document is incomplete and must not be sent.
     public var ok: Bool { !failed }
 
+    /// Starts an Alink message: `{"id":"N"` (the platform's ids are decimal strings); the
+    /// caller goes on with `","version":…`.
+    public mutating func startMessage(id: UInt64) {
+        reset()
+        raw("{\"id\":\"")
+        integer(Int64(truncatingIfNeeded: id))
+    }
+
     /// Goes back to `length` bytes written, with nothing failed: undoes a part that did not
     /// fit (a history batch's last sample).
     public mutating func rollBack(to length: Int) {
