@@ -269,6 +269,7 @@ public struct Device<T: Transport> {
     /// Runs a built-in service and answers it on `replyTopic`.
     mutating func serve(_ name: String, payload: Range<Int>, replyTopic: String, qos: QoS) {
         let inbound = driver.session.inbound
+        let device = loaded.device  // the closure must not capture self: that copied the whole Device
         var call: ServiceCall?
         inbound.withBytes { all in
             let bytes = UnsafeRawBufferPointer(rebasing: all[payload])
@@ -280,7 +281,7 @@ public struct Device<T: Transport> {
             case .failure(let refusal):
                 ServiceCall.writeReply(code: refusal.code, id: refusal.id, json: json, message: refusal.message, into: &reply)
             case .success(let (id, parsed)):
-                if let (code, message) = serviceRefusal(of: parsed, name) {
+                if let (code, message) = Device.serviceRefusal(of: parsed, name, device) {
                     ServiceCall.writeReply(code: code, id: id, json: json, message: message, into: &reply)
                     return
                 }
@@ -309,12 +310,12 @@ public struct Device<T: Transport> {
 
     /// Why a parsed service call is not run here, or nil to run it (the reboot request is
     /// left for the root step on the way).
-    func serviceRefusal(of call: ServiceCall, _ name: String) -> (Int64, String)? {
+    static func serviceRefusal(of call: ServiceCall, _ name: String, _ device: DeviceConfig) -> (Int64, String)? {
         if call == .sampleNow { return nil }
-        if !loaded.device.controlAllowed { return (403, name + " refused over an unauthenticated link (allow_plaintext_control)") }
+        if !device.controlAllowed { return (403, name + " refused over an unauthenticated link (allow_plaintext_control)") }
         guard call == .reboot else { return nil }
-        guard loaded.device.allowReboot else { return (460, "reboot is not allowed on this device (allow_reboot = false)") }
-        if let e = Device.requestReboot(loaded.device) { return (400, "request error: cannot ask for the reboot: " + e.message) }
+        guard device.allowReboot else { return (460, "reboot is not allowed on this device (allow_reboot = false)") }
+        if let e = Device.requestReboot(device) { return (400, "request error: cannot ask for the reboot: " + e.message) }
         return nil
     }
 
