@@ -102,11 +102,15 @@ final class BufferFile {
         var buf = [UInt8](repeating: 0, count: 4096)
         var total = 0  // the whole file is read (and counted) before anything is cut
         while true {
-            let got = buf.withUnsafeMutableBufferPointer { b in wisp_read(fd, b.baseAddress!, b.count) }
+            // Parsed in place: a slice of `buf` still alive at the next read would copy it.
+            let got = buf.withUnsafeMutableBufferPointer { b in
+                let n = wisp_read(fd, b.baseAddress!, b.count)
+                if n > 0 && parser.outcome == .reading { parser.feed(UnsafeBufferPointer(rebasing: b[0..<Int(n)]), into: &ring) }
+                return n
+            }
             if got < 0 { return .failed(SystemError(errno: Int32(-got))) }
             if got == 0 { break }
             total += Int(got)
-            if parser.outcome == .reading { parser.feed(buf[0..<Int(got)], into: &ring) }
         }
         if parser.outcome == .foreign { return .foreign }
         return .read(good: parser.good, total: total)

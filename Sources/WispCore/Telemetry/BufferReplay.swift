@@ -73,20 +73,24 @@ public struct BufferReplay {
             outcome = .ended
             return
         }
-        let payload = frame[4..<c]
-        switch type {
-        case 0:
-            sameHeader = payload.elementsEqual(header)
-            if !sameHeader {
-                outcome = .foreign
-                return
+        // The slice of `frame` lives in its own scope: alive at the removeAll below, it would
+        // make that copy the buffer (one allocation per frame replayed).
+        do {
+            let payload = frame[4..<c]
+            switch type {
+            case 0:
+                sameHeader = payload.elementsEqual(header)
+                if !sameHeader {
+                    outcome = .foreign
+                    return
+                }
+            case 1 where sameHeader && SampleRecord.validCount(payload, maxValues: maxValues) != nil:
+                if ring.append(record: payload) != nil { replayed += 1 }
+            case 2 where sameHeader && len == 8:
+                ring.deliver(seq: SampleRecord.get64(frame, 4))
+            default:
+                break
             }
-        case 1 where sameHeader && SampleRecord.validCount(payload, maxValues: maxValues) != nil:
-            if ring.append(record: payload) != nil { replayed += 1 }
-        case 2 where sameHeader && len == 8:
-            ring.deliver(seq: SampleRecord.get64(frame, 4))
-        default:
-            break
         }
         good += need
         frame.removeAll(keepingCapacity: true)
