@@ -104,6 +104,7 @@ struct Bench {
         var sent = 0, acked = 0
         var stopping = false
         while true {
+            let before = sent
             var full = !driver.session.isOnline
             while !full && sent < count {
                 do {
@@ -116,9 +117,10 @@ struct Bench {
                 stopping = true
                 driver.session.stop(now: now)
             }
-            // While there was room, only write and read what is ready (no poll); when full,
-            // wait in poll for the socket or a PUBACK (1 ms at most).
-            switch driver.next(until: full || sent == count ? now + 1 : now) {
+            // After a round that queued something, only write and read what is ready (no
+            // poll): the socket usually takes it all and the next round goes on. Only when
+            // nothing could be queued, wait in poll for the socket or a PUBACK (1 ms at most).
+            switch driver.next(until: sent > before ? now : now + 1) {
             case .session(.delivered): acked += 1
             case .stopped, .closed:
                 System.out("burst: \(sent) sent, \(acked) acknowledged")
