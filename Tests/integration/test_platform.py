@@ -397,3 +397,49 @@ def test_backlog_goes_out_as_history_batches_and_each_sample_arrives_once(platfo
     w = start_wisp([str(binary)], key)
     assert w.wait_log("online", 15), w.log()
     assert "undelivered samples from before the restart" not in w.log()
+
+
+def test_buffer_overflow_event_counts_samples_the_full_buffer_dropped(platform, keyfile, start_wisp, tmp_path):
+    """A buffer file holding more samples than `buffer_samples` (a long outage on a small
+    buffer): the oldest are dropped at start-up, the newest kept, and once online a
+    `buffer_overflow` event tells the platform how many were lost."""
+    binary = ROOT / ".build-embedded/release/wisp"
+    if not binary.exists():
+        pytest.skip("no Embedded build")
+    base = int(time.time() * 1000) - 600_000
+    kept = [(seq, base + seq * 1000, [20 + seq / 100]) for seq in range(1, 11)]
+    path = tmp_path / "wisp.buffer"
+    buffer_file(path, ["x"], kept)
+    (tmp_path / "x").write_text("21.5\n")
+    seen = []
+    observer = mqtt.Client(client_id="observer-overflow")
+    observer.on_message = lambda c, u, m: seen.append((m.topic, json.loads(m.payload)))
+    observer.connect("127.0.0.1", platform["ports"]["tcp"])
+    observer.subscribe([(f"/sys/{PK}/{DN}/thing/event/+/post", 1), (f"/sys/{PK}/{DN}/thing/event/property/history/post", 1)])
+    observer.loop_start()
+    time.sleep(0.3)
+    key = keyfile(endpoint=platform["wss"], product_key=PK, device_name=DN, device_secret=SECRET, client_id="wisp-overflow",
+                  keepalive="60", telemetry_interval="1", ca_file=platform["ca_file"], buffer_file=str(path),
+                  buffer_samples="4", **{"sensor.x": f"file:{tmp_path / 'x'}"})
+    try:
+        w = start_wisp([str(binary)], key)
+        assert w.wait_log("4 undelivered samples from before the restart", 10), w.log()
+        deadline = time.time() + 10
+        overflow = []
+        while time.time() < deadline and not overflow:
+            overflow = [b for t, b in list(seen) if t.endswith("/thing/event/buffer_overflow/post")]
+            time.sleep(0.05)
+        assert overflow, (seen, w.log())
+        assert overflow[0]["method"] == "thing.event.buffer_overflow.post"
+        assert overflow[0]["params"]["value"]["dropped"] >= 6, overflow
+        # The four newest kept samples were the ones delivered, the six oldest were not.
+        time.sleep(1)
+        times = {v["x"]["time"] for t, b in list(seen) if t.endswith("/property/post") for v in [b["params"]]}
+        times |= {p["x"]["time"] for t, b in list(seen) if t.endswith("/history/post") for p in b["params"][0]["properties"]}
+        assert {t for _, t, _ in kept[-4:]} <= times, (sorted(times), kept)
+        assert not {t for _, t, _ in kept[:6]} & times
+        assert len(overflow) == 1, overflow
+        assert w.stop() == 0
+    finally:
+        observer.loop_stop()
+        observer.disconnect()
