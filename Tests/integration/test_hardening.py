@@ -8,11 +8,11 @@ import socket
 import subprocess
 import threading
 import time
-import zlib
 
 import pytest
 
 from conftest import CLIENT, DN, PK, ROOT, SECRET, VALGRIND, Mosquitto, Observer, free_port, run, stripped
+import bufferfile  # scripts/bufferfile.py (conftest puts scripts/ on the path)
 from test_agent import POST, SAMPLES, device
 from test_reliability import assert_complete, sample_ids
 
@@ -367,22 +367,16 @@ def test_proxy_status_line_without_a_space(keyfile, broker, start_wisp):
 
 # ------------------------------------------------------------------ buffer file
 
-def frame(kind, payload):
-    body = bytes([kind]) + len(payload).to_bytes(2, "little") + payload
-    return b"\xb7" + body + zlib.crc32(body).to_bytes(4, "little")
-
-
 def sample(seq, value):
-    return frame(1, seq.to_bytes(8, "little") + int(time.time() * 1000).to_bytes(8, "little") + b"\x01"
-                 + b"\x00\x00" + (value * 1000).to_bytes(8, "little", signed=True))
+    return bufferfile.sample(seq, int(time.time() * 1000), [(value * 1000, 0)])
 
 
 def buffer_file(path, delivered, waiting):
     """A buffer file for the single property `load`: `delivered` acknowledged records
     (type 2, 16 bytes each), then the samples 1…`waiting` still to send."""
-    data = frame(0, b"load")
+    data = bufferfile.header(["load"])
     for i in range(delivered):
-        data += frame(2, (100_000 + i).to_bytes(8, "little"))
+        data += bufferfile.delivered(100_000 + i)
     for seq in range(1, waiting + 1):
         data += sample(seq, seq)
     path.write_bytes(data)

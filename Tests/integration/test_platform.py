@@ -8,12 +8,12 @@ import signal
 import subprocess
 import threading
 import time
-import zlib
 
 import paho.mqtt.client as mqtt
 import pytest
 
 from conftest import ROOT, free_port
+import bufferfile  # scripts/bufferfile.py (conftest puts scripts/ on the path)
 
 PK, DN, SECRET = "a1TestProd", "sensor-7", "platform-secret-0123456789"
 
@@ -314,16 +314,8 @@ def test_events_startup_sensor_lost_and_back_and_power(platform, keyfile, start_
 def buffer_file(path, names, samples):
     """A buffer file for properties `names` holding `samples` waiting records: (seq, time ms,
     values), each value with 2 decimals."""
-    def frame(kind, payload):
-        body = bytes([kind]) + len(payload).to_bytes(2, "little") + payload
-        return b"\xb7" + body + zlib.crc32(body).to_bytes(4, "little")
-    data = frame(0, ",".join(names).encode())
-    for seq, t, values in samples:
-        record = seq.to_bytes(8, "little") + t.to_bytes(8, "little") + bytes([len(values)])
-        for i, v in enumerate(values):
-            record += bytes([i, 2]) + round(v * 100).to_bytes(8, "little", signed=True)
-        data += frame(1, record)
-    path.write_bytes(data)
+    path.write_bytes(bufferfile.header(names) + b"".join(
+        bufferfile.sample(seq, t, [(round(v * 100), 2) for v in values]) for seq, t, values in samples))
 
 
 def test_backlog_goes_out_as_history_batches_and_each_sample_arrives_once(platform, keyfile, start_wisp, tmp_path):
