@@ -44,6 +44,10 @@ public struct Device<T: Transport> {
     var nextSample: UInt64
     public let backlog: Backlog
     var reload: LoadedConfig?
+    /// When `sample_now` last ran: at most one per `Device.sampleNowSpacing` (each one
+    /// samples, posts and fsyncs the buffer file).
+    var lastSampleNow: UInt64?
+    static var sampleNowSpacing: UInt64 { 1000 }
     var everOnline = false
     let signals: Int32
     let watchdogInterval = Systemd.watchdogInterval
@@ -270,6 +274,8 @@ public struct Device<T: Transport> {
     mutating func serve(_ name: String, payload: Range<Int>, replyTopic: String, qos: QoS) {
         let inbound = driver.session.inbound
         let device = loaded.device  // the closure must not capture self: that copied the whole Device
+        let now = System.monotonicMillis
+        let last = lastSampleNow
         var call: ServiceCall?
         inbound.withBytes { all in
             let bytes = UnsafeRawBufferPointer(rebasing: all[payload])
@@ -281,7 +287,7 @@ public struct Device<T: Transport> {
             case .failure(let refusal):
                 ServiceCall.writeReply(code: refusal.code, id: refusal.id, json: json, message: refusal.message, into: &reply)
             case .success(let (id, parsed)):
-                if let (code, message) = Device.serviceRefusal(of: parsed, name, device) {
+                if let (code, message) = Device.serviceRefusal(of: parsed, name, device, now: now, lastSampleNow: last) {
                     ServiceCall.writeReply(code: code, id: id, json: json, message: message, into: &reply)
                     return
                 }
@@ -296,6 +302,7 @@ public struct Device<T: Transport> {
         switch call {
         case .sampleNow?:
             Log.info("service sample_now: posting now")
+            lastSampleNow = now
             sample(now: System.monotonicMillis)
         case .reboot?:
             Log.warning("service reboot: the platform asked for a reboot; wisp-update.service restarts the board")
@@ -310,9 +317,12 @@ public struct Device<T: Transport> {
 
     /// Why a parsed service call is not run here, or nil to run it (the reboot request is
     /// left for the root step on the way).
-    static func serviceRefusal(of call: ServiceCall, _ name: String, _ device: DeviceConfig) -> (Int64, String)? {
-        if call == .sampleNow { return nil }
+    static func serviceRefusal(of call: ServiceCall, _ name: String, _ device: DeviceConfig, now: UInt64, lastSampleNow: UInt64?) -> (Int64, String)? {
         if !device.controlAllowed { return (403, name + " refused over an unauthenticated link (allow_plaintext_control)") }
+        if call == .sampleNow {
+            guard let last = lastSampleNow, now < last + sampleNowSpacing else { return nil }
+            return (429, "too many requests: sample_now runs at most once per second; try again in \(last + sampleNowSpacing - now) ms")
+        }
         guard call == .reboot else { return nil }
         guard device.allowReboot else { return (460, "reboot is not allowed on this device (allow_reboot = false)") }
         if let e = Device.requestReboot(device) { return (400, "request error: cannot ask for the reboot: " + e.message) }

@@ -89,3 +89,32 @@ def test_version(wisp):
     r = run([*wisp, "version"])
     assert r.returncode == 0
     assert r.stdout.startswith("wisp ") and "linux-gnu" in r.stdout and "git " in r.stdout
+
+
+# Numbers beyond 32 bits: armv7's Int is 32 bits, and each of these once ended in SIGILL
+# there (a crash loop under systemd for the key file). Run on every build, armv7 included.
+def test_sign_with_a_millisecond_timestamp_beyond_32_bits(wisp, keyfile):
+    r = run([*wisp, "sign", "--config", keyfile(**PLATFORM), "--timestamp", "1700000000000"])
+    assert r.returncode == 0, r.stderr
+    content = b"clientId12345deviceNamedeviceproductKeypktimestamp1700000000000"
+    assert r.stdout.splitlines()[2] == "mqttPassword=" + hmac.new(SECRET.encode(), content, hashlib.sha1).hexdigest()
+
+
+def test_a_key_file_with_a_fixed_sign_timestamp_beyond_32_bits(wisp, keyfile):
+    key = keyfile(**dict(PLATFORM, sign_timestamp="1700000000000"))
+    r = run([*wisp, "sign", "--config", key])
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[0] == "mqttClientId=12345|securemode=2,signmethod=hmacsha1,timestamp=1700000000000|"
+    assert run([*wisp, "check", "--config", key]).returncode == 0
+
+
+def test_numbers_too_large_for_32_bits_are_refused_by_line_not_a_trap(wisp, keyfile):
+    for extra, line, key in [(dict(telemetry_interval="9999999999"), 7, "telemetry_interval"),
+                             (dict(buffer_samples="99999999999999"), 7, "buffer_samples"),
+                             (dict(ota_max_bytes="999999999999999999"), 7, "ota_max_bytes"),
+                             ({"sensor.t": "system:load every=99999999999"}, 7, "sensor.t"),
+                             ({"sensor.b": "gpio:gpiochip0:4294967313"}, 7, "sensor.b"),
+                             ({"output.r": "gpio:gpiochip0:99999999999"}, 7, "output.r")]:
+        r = run([*wisp, "check", "--config", keyfile(**dict(PLATFORM, **extra))])
+        assert r.returncode == 78, (extra, r.returncode, r.stderr)
+        assert f"line {line}: bad value for '{key}'" in r.stderr, r.stderr

@@ -269,6 +269,20 @@ def test_wrong_digest_is_refused_and_the_old_binary_keeps_running(builds, board,
     assert "== supervisor: wisp exited" not in b.log(), "wisp restarted"
 
 
+def test_an_offer_over_ws_is_refused_and_nothing_is_downloaded(builds, board, push, platform):  # noqa: F811
+    """Anyone on the path of a ws:// link can write an upgrade message: the offer points at a
+    live HTTPS server with a matching digest, and that server never gets a request."""
+    b = board(builds["base"], extra={"endpoint": platform["ws"]})
+    assert wait_for(lambda: "online:" in b.log(), 15), b.log()
+    ota = push(builds["newer"], "0.1.1")
+    failed = ota.wait(lambda e: e["event"] == "progress" and e["step"] < 0, 30)
+    assert failed and failed["step"] == -1 and "allow_plaintext_control" in failed["desc"], ota.events
+    time.sleep(2)
+    assert not ota.of("request"), "the package server got a request over a ws:// link"
+    assert b.version() == "0.1.0" and b.applies.empty()
+    assert not any((b.state / "ota" / n).exists() for n in ("package.part", "package.want", "staged", "staged.ready"))
+
+
 @pytest.mark.parametrize("kind", ["oversize", "size-mismatch", "other-arch"])
 def test_bad_packages_are_refused_before_anything_is_installed(builds, board, push, kind, tmp_path):
     extra = {"ota_max_bytes": "1024"} if kind == "oversize" else {}

@@ -244,6 +244,50 @@ def test_service_calls_and_rrpc_are_answered(platform, keyfile, start_wisp):
         observer.disconnect()
 
 
+@pytest.mark.parametrize("scheme", ["wss", "ws"])
+def test_sample_now_is_rate_limited_and_gated(platform, keyfile, start_wisp, scheme):
+    """Each sample_now samples, posts and fsyncs the buffer file: at most one per second
+    (a second call at once gets 429 and why); over ws:// it controls nothing (403)."""
+    binary = ROOT / ".build-embedded/release/wisp"
+    if not binary.exists():
+        pytest.skip("no Embedded build")
+    seen = []
+    observer = mqtt.Client(client_id="observer-sample-now")
+    observer.on_message = lambda c, u, m: seen.append((m.topic, json.loads(m.payload)))
+    observer.connect("127.0.0.1", platform["ports"]["tcp"])
+    base = f"/sys/{PK}/{DN}"
+    observer.subscribe(f"{base}/thing/service/sample_now_reply", qos=1)
+    observer.loop_start()
+    time.sleep(0.3)
+    values = dict(endpoint=platform[scheme], product_key=PK, device_name=DN, device_secret=SECRET, client_id="wisp-sample-now",
+                  keepalive="60", telemetry_interval="60", ca_file=platform["ca_file"])
+    w = start_wisp([str(binary)], keyfile(**values))
+    try:
+        assert w.wait_log("subscribed to", 15), w.log()
+        for i in range(3):
+            observer.publish(f"{base}/thing/service/sample_now", json.dumps({"id": f"9{i}", "params": {}}), qos=1)
+        deadline = time.time() + 5
+        while time.time() < deadline and len(seen) < 3:
+            time.sleep(0.05)
+        codes = sorted((body["id"], body["code"]) for _, body in seen)
+        if scheme == "ws":
+            assert codes == [("90", 403), ("91", 403), ("92", 403)], seen
+            assert "service sample_now: posting now" not in w.log()
+        else:
+            assert codes == [("90", 200), ("91", 429), ("92", 429)], seen
+            assert "at most once per second" in seen[1][1]["message"]
+            assert w.log().count("service sample_now: posting now") == 1
+            time.sleep(1.1)
+            observer.publish(f"{base}/thing/service/sample_now", json.dumps({"id": "93", "params": {}}), qos=1)
+            deadline = time.time() + 5
+            while time.time() < deadline and len(seen) < 4:
+                time.sleep(0.05)
+            assert seen[-1][1]["id"] == "93" and seen[-1][1]["code"] == 200, seen
+    finally:
+        observer.loop_stop()
+        observer.disconnect()
+
+
 def test_events_startup_sensor_lost_and_back_and_power(platform, keyfile, start_wisp, tmp_path):
     """Built-in events through the stand-in platform: `startup` with why the process started
     (boot, restart after a clean stop, crash after a kill), `sensor_lost`/`sensor_back`, and

@@ -53,12 +53,12 @@ def posts(platform):  # noqa: F811
     c.disconnect()
 
 
-def start(platform, keyfile, start_wisp, tmp_path):  # noqa: F811
+def start(platform, keyfile, start_wisp, tmp_path, binary=(str(BINARY),)):  # noqa: F811
     values = dict(endpoint=platform["wss"], product_key=PK, device_name=DN, device_secret=SECRET, client_id="wisp-config",
                   keepalive="60", telemetry_interval="60", ca_file=platform["ca_file"], state_dir=str(tmp_path / "state"))
     key = keyfile(**values)
-    w = start_wisp([str(BINARY)], key)
-    assert w.wait_log("subscribed to", 15), w.log()
+    w = start_wisp(list(binary), key)
+    assert w.wait_log("subscribed to", 30), w.log()
     return w, key
 
 
@@ -108,5 +108,21 @@ def test_a_bad_config_keeps_the_running_settings_and_says_why(platform, keyfile,
         assert [p for p in posts if p > t] == [], "the settings changed"
         assert not (tmp_path / "state/remote.conf").exists()
         assert "reconnecting with the new settings" not in w.log()
+    finally:
+        push.close()
+
+
+def test_a_pushed_number_beyond_32_bits_is_refused_on_every_build(platform, keyfile, start_wisp, tmp_path, posts, wisp):  # noqa: F811
+    """armv7's Int is 32 bits: `telemetry_interval = 9999999999` once trapped there; now 460."""
+    fragment = tmp_path / "fleet.conf"
+    fragment.write_text("telemetry_interval = 9999999999\n")
+    w, _ = start(platform, keyfile, start_wisp, tmp_path, binary=wisp)
+    push = Push(platform, fragment)
+    try:
+        reply = push.wait("push_reply", 30)
+        assert reply and reply["code"] == 460 and "remote config line 1: bad value for 'telemetry_interval'" in reply["message"], \
+            push.events + [w.log()]
+        assert w.wait_log("keeping the running settings", 5)
+        assert w.proc.poll() is None, "wisp ended"
     finally:
         push.close()

@@ -215,7 +215,7 @@ public enum ApplyUpdate {
         let r = UpdateFiles.run(systemctl, ["show", "--property=NRestarts", "wisp.service"], timeoutMillis: 10_000)
         guard r.status == 0, r.output.startsWith("NRestarts=") else { return nil }
         let value = r.output.utf8.dropFirst(10).prefix { $0 != UInt8(ascii: "\n") }
-        return DecimalScan.whole(DecimalScan.trimmed(Array(value))).map { Int($0) }
+        return DecimalScan.whole(DecimalScan.trimmed(Array(value))).flatMap { Int(exactly: $0) }
     }
 
     static func restart(_ systemctl: String) {

@@ -41,7 +41,9 @@ final class Updater {
             Log.warning("OTA: cannot write " + files.running + ": " + e.message + "; an upgrade to this version cannot be confirmed")
         }
         if let result = UpdateFiles.read(files.result) {
-            let step = Int(result.integer("step") ?? Int64(OTAProgress.upgradeFailed))
+            // The file is on disk: a step outside the platform's -4…100 is read as a failure.
+            let recorded = result.integer("step") ?? Int64(OTAProgress.upgradeFailed)
+            let step = recorded >= -4 && recorded <= 100 ? Int(recorded) : OTAProgress.upgradeFailed
             let desc = result["desc"] ?? "upgrade failed"
             if step < 0 {
                 Log.warning("OTA: the last upgrade (" + (result["version"] ?? "?") + ") failed: " + desc)
@@ -66,6 +68,15 @@ final class Updater {
             Log.error("OTA: upgrade refused: " + LogText.escape(Array(why.utf8)))
             report(OTAProgress.upgradeFailed, why)
         case .package(let p):
+            guard device.controlAllowed else {
+                // Anyone on the path of a ws://, mqtt:// or tls_insecure link can write this
+                // message: nothing it names is downloaded, let alone run.
+                guard p.module.equals(module) else { return }
+                let why = "upgrade refused over an unauthenticated link (ws://, mqtt:// or tls_insecure; allow_plaintext_control = false)"
+                Log.error("OTA: " + why)
+                report(OTAProgress.upgradeFailed, why)
+                return
+            }
             take(p)
         }
     }

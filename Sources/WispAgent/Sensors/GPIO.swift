@@ -27,7 +27,7 @@ public final class GPIOLine {
     static func openSysfs(chip: String, line: Int, output: Bool, chardevError: Int32) -> Result<GPIOLine, SystemError> {
         let dir = System.board("/sys/bus/gpio/devices/" + chip + "/gpio")
         guard let entry = System.listDirectory(dir).first(where: { $0.startsWith("gpiochip") }),
-              let base = Int(String(entry.utf8.dropFirst(8))!) else {
+              let base = KeyFile.parseInt(String(decoding: entry.utf8.dropFirst(8), as: UTF8.self), in: 0...1_000_000) else {
             return .failure(SystemError(errno: chardevError))
         }
         let number = base + line

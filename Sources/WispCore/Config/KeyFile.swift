@@ -83,7 +83,7 @@ public enum KeyFile {
         }
         func integer(_ key: String, in range: ClosedRange<Int>) throws(KeyFileError) -> Int? {
             guard let v = try string(key) else { return nil }
-            guard let n = parseDecimal(v), range.contains(n) else { throw bad(key) }
+            guard let n = parseInt(v, in: range) else { throw bad(key) }
             return n
         }
 
@@ -266,9 +266,17 @@ public enum KeyFile {
         return true
     }
 
-    /// A non-negative decimal without sign or spaces, at most 18 digits.
-    public static func parseDecimal(_ s: String) -> Int? {
-        DecimalScan.whole(Array(s.utf8)).map { Int($0) }
+    /// A non-negative decimal without sign or spaces, at most 18 digits. Int64 on every
+    /// board: armv7's `Int` is 32 bits, so a number becomes `Int` only through `parseInt`.
+    public static func parseDecimal(_ s: String) -> Int64? {
+        DecimalScan.whole(Array(s.utf8))
+    }
+
+    /// `parseDecimal` checked against `range` as Int64 before it becomes an `Int`: nil when
+    /// it is not a number or out of range (never a trap on a 32-bit board).
+    public static func parseInt(_ s: String, in range: ClosedRange<Int>) -> Int? {
+        guard let n = parseDecimal(s), n >= Int64(range.lowerBound), n <= Int64(range.upperBound) else { return nil }
+        return Int(exactly: n)
     }
 
     static func trim(_ bytes: [UInt8]) -> [UInt8] { Array(DecimalScan.trimmed(bytes)) }

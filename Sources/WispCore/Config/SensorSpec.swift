@@ -86,7 +86,7 @@ public enum SensorSyntax {
             let kv = word.pieces("=", maxSplits: 1)
             guard kv.count == 2 else { return nil }
             if kv[0].equals("deadband"), let d = parseNumber(kv[1]), d >= 0 { spec.deadband = d }
-            else if kv[0].equals("every"), let n = KeyFile.parseDecimal(kv[1]), n >= 1, n <= 10_000 { spec.every = n }
+            else if kv[0].equals("every"), let n = KeyFile.parseInt(kv[1], in: 1...10_000) { spec.every = n }
             else { return nil }
         }
         let parts = main.pieces(":", maxSplits: 1)
@@ -98,7 +98,7 @@ public enum SensorSyntax {
         case "iio" where args.count == 2 && !args[0].isEmpty && !args[1].isEmpty: spec.source = .iio(device: args[0], channel: args[1])
         case "w1" where args.count == 1 && args[0].startsWith("28-"): spec.source = .w1(id: args[0])
         case "gpio":
-            guard args.count == 2, args[0].startsWith("gpiochip"), let line = KeyFile.parseDecimal(args[1]), line < 1024 else { return nil }
+            guard args.count == 2, args[0].startsWith("gpiochip"), let line = KeyFile.parseInt(args[1], in: 0...1023) else { return nil }
             spec.source = .gpio(chip: args[0], line: line)
         case "system":
             guard args.count == 1, let metric = SystemMetric.allCases.first(where: { $0.rawValue.equals(args[0]) }) else { return nil }
