@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <sys/statvfs.h>
+#include <sys/vfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -110,9 +111,32 @@ static uint64_t clock_ms(clockid_t id) {
 uint64_t wisp_monotonic_ms(void) { return clock_ms(CLOCK_MONOTONIC); }
 uint64_t wisp_realtime_ms(void) { return clock_ms(CLOCK_REALTIME); }
 
+int64_t wisp_read_sensor(const char *path, uint8_t *buf, size_t cap, int32_t kernel_only) {
+    int fd;
+    do { fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC); } while (fd < 0 && errno == EINTR);
+    if (fd < 0) return -errno;
+    struct stat st;
+    struct statfs fs;
+    if (fstat(fd, &st) != 0) {
+        int err = errno;
+        close(fd);
+        return -err;
+    }
+    int kernel = fstatfs(fd, &fs) == 0 && (fs.f_type == 0x62656572 /* SYSFS_MAGIC */ || fs.f_type == 0x9fa0 /* PROC_SUPER_MAGIC */);
+    if (kernel_only ? !kernel : !(S_ISREG(st.st_mode) || kernel)) {
+        close(fd);
+        return kernel_only ? -WISP_ENOTKERNELFS : -WISP_ENOTREG;
+    }
+    int64_t n = read_up_to(fd, buf, cap);
+    close(fd);
+    return n;
+}
+
 void wisp_strerror(int32_t err, char *buf, size_t cap) {
     if (cap == 0) return;
-    const char *s = strerror(err);
+    const char *s = err == WISP_ENOTREG ? "not a regular file (a FIFO or a device would stall the loop)"
+                  : err == WISP_ENOTKERNELFS ? "not a file of sysfs or procfs (a remote config's file: sensor reads only those)"
+                  : strerror(err);
     size_t n = strlen(s);
     if (n + 1 > cap) n = cap - 1;
     memcpy(buf, s, n);

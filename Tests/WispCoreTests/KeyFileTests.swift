@@ -85,6 +85,46 @@ struct KeyFileTests {
         }
     }
 
+    @Test func aRemoteConfigReachesNoFurtherThanTheKeyFile() throws {
+        let file = "endpoint = wss://h\nproduct_key = p\ndevice_name = d\ndevice_secret = s\n"
+            + "sensor.home = file:/home/pi/level:2\nsensor.button = gpio:gpiochip0:18\noutput.relay = gpio:gpiochip0:17\n"
+        // Retuning what the key file declares, and board kinds and kernel files added, is allowed.
+        let ok = try KeyFile.parse(file, remote: "sensor.home = file:/home/pi/level:2 every=5\nsensor.button = gpio:gpiochip0:18 every=2\n"
+                                   + "output.relay = gpio:gpiochip0:17\nsensor.t = thermal:cpu-thermal\nsensor.h = hwmon:lm75:temp1\n"
+                                   + "sensor.u = file:/proc/uptime\nsensor.z = file:/sys/class/thermal/thermal_zone0/temp:0.001\n")
+        #expect(ok.sensors.first { $0.identifier == "home" }?.every == 5)
+        #expect(ok.sensors.first { $0.identifier == "home" }?.confined == false, "the key file's own file: sensor")
+        #expect(ok.sensors.first { $0.identifier == "u" }?.confined == true && ok.sensors.first { $0.identifier == "z" }?.confined == true)
+        #expect(ok.outputs.count == 1)
+        for (fragment, words) in [
+            ("sensor.x = file:/etc/shadow\n", "remote config line 1: 'sensor.x = file:/etc/shadow (a file outside /sys and /proc)' may only be set in the key file"),
+            ("# a\nsensor.x = file:/sys/../etc/shadow\n", "remote config line 2: 'sensor.x = file:/sys/../etc/shadow (a path with"),
+            ("sensor.x = file:/proc//self\n", "remote config line 1: 'sensor.x"),
+            ("sensor.home = file:/home/pi/other\n", "remote config line 1: 'sensor.home = file:/home/pi/other (a file outside"),
+            ("output.reset = gpio:gpiochip0:4\n", "remote config line 1: 'output.reset (an output the key file does not declare"),
+            ("output.relay = gpio:gpiochip0:27\n", "remote config line 1: 'output.relay (an output"),
+            ("sensor.b2 = gpio:gpiochip0:27\n", "remote config line 1: 'sensor.b2 = gpio:gpiochip0:27 (a GPIO line the key file does not declare)'"),
+            ("sensor.h = hwmon:lm75:../../../../home/pi/x\n", "remote config line 1: 'sensor.h = hwmon:lm75:../../../../home/pi/x (names, not paths)'"),
+            ("sensor.t = thermal:..\n", "remote config line 1: 'sensor.t"),
+        ] {
+            do {
+                _ = try KeyFile.parse(file, remote: fragment)
+                Issue.record("accepted \(fragment)")
+            } catch {
+                #expect(error.message.hasPrefix(words), "\(error.message)")
+            }
+        }
+    }
+
+    @Test func numbersStayInt64UntilRangeChecked() {
+        #expect(KeyFile.parseDecimal("1700000000000") == 1_700_000_000_000)
+        #expect(KeyFile.parseInt("1700000000000", in: 1...86_400) == nil)
+        #expect(KeyFile.parseInt("4294967313", in: 0...1023) == nil, "2^32 + 17 must not wrap to line 17")
+        #expect(KeyFile.parseInt("86400", in: 1...86_400) == 86_400)
+        #expect(SensorSyntax.parseSensor(identifier: "b", "gpio:gpiochip0:4294967313") == nil)
+        #expect(SensorSyntax.parseSensor(identifier: "b", "system:load every=99999999999") == nil)
+    }
+
     @Test func otaLimitsAndStateDir() throws {
         let base = "endpoint = wss://h\nproduct_key = p\ndevice_name = d\ndevice_secret = s\n"
         let d = try KeyFile.parse(base)

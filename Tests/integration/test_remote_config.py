@@ -126,3 +126,53 @@ def test_a_pushed_number_beyond_32_bits_is_refused_on_every_build(platform, keyf
         assert w.proc.poll() is None, "wisp ended"
     finally:
         push.close()
+
+
+@pytest.mark.parametrize("fragment, words", [
+    ("sensor.leak = file:/etc/hostname\n", "remote config line 1: 'sensor.leak = file:/etc/hostname (a file outside /sys and /proc)'"),
+    ("sensor.leak = file:/proc/../etc/hostname\n", "(a path with an empty, . or .. component)"),
+    ("output.relay = gpio:gpiochip0:17\n", "remote config line 1: 'output.relay (an output the key file does not declare"),
+])
+def test_a_config_reaching_past_the_key_file_is_refused(platform, keyfile, start_wisp, tmp_path, fragment, words):  # noqa: F811
+    path = tmp_path / "fleet.conf"
+    path.write_text(fragment)
+    w, _ = start(platform, keyfile, start_wisp, tmp_path)
+    push = Push(platform, path)
+    try:
+        reply = push.wait("push_reply", 15)
+        assert reply and reply["code"] == 460 and words in reply["message"], push.events + [w.log()]
+        assert w.wait_log("keeping the running settings", 5)
+        assert not (tmp_path / "state/remote.conf").exists()
+    finally:
+        push.close()
+
+
+def test_a_pushed_file_sensor_reads_only_kernel_files(platform, keyfile, start_wisp, tmp_path):  # noqa: F811
+    """/proc/self/root/… passes the path rule but leads out of procfs: never read, never posted."""
+    seen = []
+    c = mqtt.Client(client_id=f"observer-config-kernel-{time.time()}")
+    c.on_message = lambda cl, u, m: seen.append(json.loads(m.payload))
+    c.connect("127.0.0.1", platform["ports"]["tcp"])
+    c.subscribe(f"/sys/{PK}/{DN}/thing/event/property/post", qos=1)
+    c.loop_start()
+    time.sleep(0.3)
+    secret_file = tmp_path / "not-a-kernel-file"
+    secret_file.write_text("424242\n")
+    path = tmp_path / "fleet.conf"
+    path.write_text(f"telemetry_interval = 1\nsensor.up = file:/proc/uptime\nsensor.out = file:/proc/self/root{secret_file}\n")
+    w, _ = start(platform, keyfile, start_wisp, tmp_path)
+    push = Push(platform, path)
+    try:
+        reply = push.wait("push_reply", 15)
+        assert reply and reply["code"] == 200, push.events + [w.log()]
+        assert w.wait_log("not a file of sysfs or procfs", 10), w.log()
+        t = time.time()
+        time.sleep(3)
+        params = [p["params"] for p in list(seen)]
+        assert any("up" in p for p in params), params
+        assert not any("out" in p for p in params), "a file outside procfs was posted"
+        assert "424242" not in json.dumps(params)
+    finally:
+        push.close()
+        c.loop_stop()
+        c.disconnect()

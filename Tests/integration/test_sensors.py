@@ -248,3 +248,18 @@ def test_a_value_scaled_out_of_range_is_left_out_not_a_crash(wisp, tmp_path, bro
     assert all("huge" not in values(p) and "load" in values(p) for p in got), got
     assert "sensor huge: the value after scale and offset is out of range" in w.log()
     assert w.proc.poll() is None, w.log()
+
+
+def test_a_fifo_as_a_file_sensor_never_stalls_the_loop(tmp_path, broker, observer, keyfile, start_wisp):
+    """A FIFO nobody writes would block a plain read forever: it is not read, and posts go on."""
+    import os
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    w = start_wisp(EMBEDDED_WISP, keyfile(**device(broker, telemetry_interval="1", **{"sensor.load": "system:load",
+                                                                                      "sensor.pipe": f"file:{fifo}"})))
+    assert w.wait_log("not a regular file", 10), w.log()
+    n = len(posts(observer, 0, 0))
+    time.sleep(3.5)
+    fresh = posts(observer, 0, 0)[n:]
+    assert len(fresh) >= 3, f"{len(fresh)} posts in 3.5 s: the loop stalled"
+    assert all("pipe" not in p["params"] for p in fresh)

@@ -39,7 +39,9 @@ public struct Sensor {
         }
         switch reader! {
         case .number(let path, let multiply, let add):
-            guard case .success = System.read(path, into: &scratch) else { return .failure(unreadable(path)) }
+            if case .failure(let e) = System.read(path, into: &scratch, kernelOnly: spec.confined) {
+                return .failure(SensorError("cannot read " + path.text + ": " + e.message))
+            }
             guard let v = DecimalScan.firstNumber(scratch.written, decimals: 6) else { return .failure(garbage(path)) }
             return .success(Double(v.value) / 1e6 * multiply + add)
         case .iioRaw(let path, let scale, let offset, let multiply):

@@ -140,11 +140,13 @@ public struct CPath: Sendable {
 extension System {
     /// The first `buffer.capacity` bytes of a file (a sensor's), for a path prepared at
     /// start-up: allocation-free. A longer file is read as far as the buffer goes.
-    public static func read(_ path: CPath, into buffer: inout ByteBuffer) -> Result<Int, SystemError> {
+    /// Only a regular file or one of sysfs/procfs is read (a FIFO would block the loop);
+    /// `kernelOnly`: only sysfs/procfs, wherever the path led.
+    public static func read(_ path: CPath, into buffer: inout ByteBuffer, kernelOnly: Bool = false) -> Result<Int, SystemError> {
         buffer.removeAll()
         var code: Int64 = 0
         let n = buffer.appendInPlace(upTo: buffer.capacity) { raw in
-            code = path.withCString { wisp_read_head($0, raw.baseAddress!.assumingMemoryBound(to: UInt8.self), raw.count) }
+            code = path.withCString { wisp_read_sensor($0, raw.baseAddress!.assumingMemoryBound(to: UInt8.self), raw.count, kernelOnly ? 1 : 0) }
             return Int(code)
         }
         if code < 0 { return .failure(SystemError(errno: Int32(-code))) }

@@ -62,6 +62,7 @@ public enum KeyFile {
             for e in fromRemote.items where !remotelySettable(e.key) {
                 throw KeyFileError(line: e.line, problem: .notRemote(e.key))
             }
+            try confine(remote: &remoteSensors, remoteOutputs, things: remoteThings, localText: text, keys: keys)
         }
         try scan(text, sign: 1, keys: keys, values: &values, sensors: &sensors, outputs: &outputs, things: &things,
                  skip: remote == nil ? nil : { key in fromRemote[key] != nil || remoteThings.contains(where: { key.equals("sensor." + $0.name) || key.equals("output." + $0.name) }) })
@@ -193,6 +194,56 @@ public enum KeyFile {
         return config
     }
 
+    /// What a fragment may do with sensors and outputs: retune those the key file itself
+    /// declares (same source, other deadband/every); add sensors of the board's kinds
+    /// (thermal, hwmon, IIO, 1-Wire, system) and `file:` sensors under /sys or /proc, read
+    /// only from sysfs/procfs (`confined`). Never a GPIO line or an output the key file
+    /// does not declare, never a file elsewhere.
+    static func confine(remote sensors: inout [SensorSpec], _ outputs: [OutputSpec], things: [(name: String, line: Int)],
+                        localText: String, keys: [(name: String, allowed: String)]) throws(KeyFileError) {
+        var values = Entries(), localSensors: [SensorSpec] = [], localOutputs: [OutputSpec] = [], localThings: [(name: String, line: Int)] = []
+        try scan(localText, sign: 1, keys: keys, values: &values, sensors: &localSensors, outputs: &localOutputs, things: &localThings, skip: nil)
+        func line(_ name: String) -> Int { things.first(where: { $0.name.equals(name) })?.line ?? 0 }
+        // By bytes: a synthesized == on String would pull in Unicode normalisation (Tokens.swift).
+        for o in outputs where !localOutputs.contains(where: { $0.identifier.equals(o.identifier) && $0.chip.equals(o.chip) && $0.line == o.line }) {
+            throw KeyFileError(line: line(o.identifier), problem: .notRemote("output." + o.identifier + " (an output the key file does not declare as gpio:" + o.chip + ":\(o.line))"))
+        }
+        for i in sensors.indices {
+            let s = sensors[i]
+            if localSensors.contains(where: { $0.identifier.equals(s.identifier) && sameSource($0.source, s.source) }) { continue }
+            if let why = remoteRefusal(s.source) {
+                throw KeyFileError(line: line(s.identifier), problem: .notRemote("sensor." + s.identifier + " = " + s.describe + " (" + why + ")"))
+            }
+            if case .file = s.source { sensors[i].confined = true }
+        }
+    }
+
+    static func sameSource(_ a: SensorSource, _ b: SensorSource) -> Bool {
+        if case .file(_, let s1, let o1) = a, case .file(_, let s2, let o2) = b, s1 != s2 || o1 != o2 { return false }
+        return SensorSpec(identifier: "", source: a).describe.equals(SensorSpec(identifier: "", source: b).describe)
+    }
+
+    /// Why a fragment may not add a sensor of this source, or nil.
+    static func remoteRefusal(_ source: SensorSource) -> String? {
+        func plain(_ names: String...) -> Bool {
+            names.allSatisfy { n in !n.utf8.contains(UInt8(ascii: "/")) && !n.equals(".") && !n.equals("..") }
+        }
+        switch source {
+        case .thermal(let zone): return plain(zone) ? nil : "a name, not a path"
+        case .hwmon(let chip, let input): return plain(chip, input) ? nil : "names, not paths"
+        case .iio(let device, let channel): return plain(device, channel) ? nil : "names, not paths"
+        case .w1(let id): return plain(id) ? nil : "a name, not a path"
+        case .system: return nil
+        case .gpio: return "a GPIO line the key file does not declare"
+        case .file(let path, _, _):
+            guard path.startsWith("/sys/") || path.startsWith("/proc/") else { return "a file outside /sys and /proc" }
+            for part in path.pieces("/", omittingEmpty: false).dropFirst() where part.isEmpty || part.equals(".") || part.equals("..") {
+                return "a path with an empty, . or .. component"
+            }
+            return nil
+        }
+    }
+
     /// The `key = value` lines of `text` into the lists; `sign` -1 numbers the lines of a
     /// remote fragment. `skip` drops keys (and sensor./output. lines) a fragment overrides.
     static func scan(_ text: String, sign: Int, keys: [(name: String, allowed: String)], values: inout Entries, sensors: inout [SensorSpec],
@@ -320,7 +371,7 @@ public struct KeyFileError: Error, Equatable, Sendable {
         case .badValue(let key, let allowed): return at + "bad value for '" + key + "': expected " + allowed
         case .missing(let key, let why): return at + "'" + key + "' is missing: " + why
         case .conflict(let key, let other): return at + "'" + key + "' cannot be combined with " + other
-        case .notRemote(let key): return at + "'" + key + "' may only be set in the key file (a remote config sets telemetry_interval, keepalive, sensor.NAME, output.NAME)"
+        case .notRemote(let key): return at + "'" + key + "' may only be set in the key file (a remote config sets telemetry_interval and keepalive, retunes the key file's sensors and outputs, and adds thermal, hwmon, iio, w1, system and /sys or /proc file: sensors)"
         }
     }
 }

@@ -30,6 +30,9 @@ public struct SensorSpec: Sendable, Equatable {
     /// the last post (or every `every` intervals). nil: every interval.
     public var deadband: Double?
     public var every: Int
+    /// A `file:` sensor a remote config added: read only from sysfs or procfs, wherever
+    /// its path leads (a key file's own `file:` sensors may read any regular file).
+    public var confined = false
 
     /// The source as the key file spells it.
     public var describe: String {
