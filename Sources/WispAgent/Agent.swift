@@ -143,6 +143,7 @@ public enum Agent {
             return .configuration
         }
         warnAboutThePlainLink(loaded.device)
+        if loaded.productSecretLeft { Log.warning(loaded.productSecretWarning) }
         let signals = wisp_signals_open()
         if signals < 0 {
             Log.error("cannot set up signal handling: " + SystemError(errno: -signals).message)
@@ -150,7 +151,9 @@ public enum Agent {
         }
         if case .unregistered = loaded.device.identity {
             switch Registration.run(loaded, signals: signals, persistent: true) {
-            case .registered(let next): loaded = next
+            case .registered(let next):
+                loaded = next
+                if loaded.productSecretLeft { Log.warning(loaded.productSecretWarning) }
             case .stopped:
                 Log.info("stopped")
                 return .ok

@@ -155,6 +155,7 @@ struct CLI {
         System.write(loaded.device.describe(effectiveClientId: loaded.clientId), to: 1)
         if loaded.deviceNameFromBoard { System.out("(device_name is the board's: its client_id, serial number or MAC)") }
         if let file = loaded.registeredFrom { System.out("identity = registered, from " + file + " (secret redacted)") }
+        if loaded.productSecretLeft { System.write("wisp: warning: " + loaded.productSecretWarning + "\n", to: 2) }
         guard online else { return .ok }
         let code = Agent.probe(loaded)
         System.out(code == .ok ? "online check: signed in and disconnected" : "online check failed (exit \(code.rawValue))")

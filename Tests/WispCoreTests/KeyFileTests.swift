@@ -154,7 +154,7 @@ struct KeyFileTests {
         ("bad scheme", "endpoint = https://h\n", "line 1: bad value for 'endpoint': expected ws://, wss://, mqtt:// or mqtts://"),
         ("bad port", "endpoint = ws://h:0\n", "line 1: bad value for 'endpoint'"),
         ("sign method", "endpoint = ws://h\nproduct_key = p\ndevice_name = d\ndevice_secret = s\nsign_method = sha1\n", "line 5: bad value for 'sign_method': expected hmacmd5, hmacsha1 or hmacsha256"),
-        ("partial triplet", "endpoint = ws://h\nproduct_key = p\n", "'device_name' is missing"),
+        ("partial triplet", "endpoint = ws://h\nproduct_key = p\ndevice_secret = s\n", "'device_name' is missing"),
         ("no endpoint", "client_id = x\n", "'endpoint' is missing"),
         ("not key = value", "endpoint = ws://h\njust words\n", "line 2: expected `key = value`"),
         ("long client id", "endpoint = ws://h\nclient_id = " + String(repeating: "a", count: 65) + "\n", "line 2: bad value for 'client_id'"),

@@ -15,7 +15,7 @@ from test_platform import start_platform
 BINARY = ROOT / ".build-embedded/release/wisp"
 pytestmark = pytest.mark.skipif(not BINARY.exists(), reason="no Embedded build (WISP_EMBEDDED=1 swift build -c release)")
 PK, PRODUCT_SECRET = "a1RegProd", "product-secret-DO-NOT-LEAK-41"
-DEVICES = {f"board-{i}": f"device-secret-DO-NOT-LEAK-{i}" for i in range(4)}
+DEVICES = {f"board-{i}": f"device-secret-DO-NOT-LEAK-{i}" for i in range(5)}
 
 
 @pytest.fixture(scope="module")
@@ -153,3 +153,34 @@ def test_one_image_for_every_board_the_device_name_is_the_boards(platform, tmp_p
     assert r.returncode == 0, r.stdout + r.stderr
     assert "device_name = pi-00000000c0ffee01" in identity.read_text()
     assert f"registered without pre-registration {PK}/pi-00000000c0ffee01" in broker_log(platform)
+
+
+def test_after_registration_the_product_secret_can_go_and_check_warns_while_it_stays(platform, tmp_path):
+    """The fleet's secret should not stay on every board: once registered, a key file with
+    product_key and device_name only signs in with the identity file; until the line is
+    removed, `wisp check` and `wisp run` warn."""
+    key, identity = key_file(tmp_path, platform, "board-4")
+    log = run_until_a_post_is_accepted(key, tmp_path)
+    assert "still holds product_secret" in log.read_text()
+    check = subprocess.run([str(BINARY), "check", "--config", str(key)], capture_output=True, text=True)
+    assert check.returncode == 0 and "still holds product_secret though this board is registered" in check.stderr, check.stderr
+    # Remove the line: the identity file is enough.
+    key.write_text("".join(line + "\n" for line in key.read_text().splitlines() if not line.startswith("product_secret")))
+    check = subprocess.run([str(BINARY), "check", "--config", str(key)], capture_output=True, text=True)
+    assert check.returncode == 0 and "identity = registered" in check.stdout and "product_secret" not in check.stderr, check
+    log = run_until_a_post_is_accepted(key, tmp_path)
+    assert "registered: the device secret" not in log.read_text() and "still holds" not in log.read_text()
+    no_secrets(log.read_text() + check.stdout + check.stderr)
+    # Without the identity file there is nothing to sign in with: exit 78 naming the fix.
+    identity.unlink()
+    check = subprocess.run([str(BINARY), "check", "--config", str(key)], capture_output=True, text=True)
+    assert check.returncode == 78 and "no registered identity in " + str(identity) in check.stderr, check.stderr
+
+
+def test_a_product_secret_with_tls_insecure_is_refused(platform, tmp_path):
+    """A man-in-the-middle could answer the registration and plant a secret kept for good."""
+    key, identity = key_file(tmp_path, platform, "board-2", tls_insecure="true")
+    for command in ("check", "run"):
+        r = subprocess.run([str(BINARY), command, "--config", str(key)], capture_output=True, text=True, timeout=20)
+        assert r.returncode == 78 and "'product_secret' cannot be combined with tls_insecure" in r.stderr, r.stderr
+    assert not identity.exists()

@@ -46,21 +46,26 @@ public enum ConfigLoader {
         }
         // A product secret: the identity a registration left, if there is one, wins.
         var registered: String?
-        if case .unregistered(let pk, let dn, _, _, _) = config.identity {
+        var secretLeft = false
+        if case .unregistered(let pk, let dn, let ps, _, _) = config.identity {
             let file = identityPath(config)
             switch readIdentity(file, productKey: pk, deviceName: dn) {
             case .success(.secret(let secret)?):
                 config = config.registered(deviceSecret: secret)
                 registered = file
+                secretLeft = ps != nil
             case .success(.token(let cid, let token)?):
                 config = config.registered(clientId: cid, token: token)
                 registered = file
-            case .success(nil): break
+                secretLeft = ps != nil
+            case .success(nil):
+                if ps == nil { return .failure(.notRegistered(path, file)) }
             case .failure(let e): return .failure(e)
             }
         }
         return .success(LoadedConfig(path: path, device: config, clientId: clientId, fingerprint: fingerprint(bytes) ^ remoteHash,
-                                     registeredFrom: registered, remoteConfigId: remoteId, deviceNameFromBoard: nameFromBoard))
+                                     registeredFrom: registered, remoteConfigId: remoteId, deviceNameFromBoard: nameFromBoard,
+                                     productSecretLeft: secretLeft))
     }
 
     /// Where the last remote config that was applied is kept: the fragment as the platform
@@ -123,6 +128,14 @@ public struct LoadedConfig: Sendable {
     public var remoteConfigId: String? = nil
     /// The device name is the board's (product secret, no device_name in the key file).
     public var deviceNameFromBoard = false
+    /// Registered, and the key file still holds the fleet's product secret: a board that
+    /// is taken gives it away. `wisp check` and `wisp run` say to remove it.
+    public var productSecretLeft = false
+
+    public var productSecretWarning: String {
+        "the key file " + path + " still holds product_secret though this board is registered (" + (registeredFrom ?? "state_dir/identity")
+            + "): remove the line; the fleet's secret should not stay on every board"
+    }
 }
 
 /// Why the key file could not be used. Each message names the file and the fix; none
@@ -133,6 +146,7 @@ public enum ConfigError: Error, Sendable {
     case invalid(String, KeyFileError)
     case noClientId(String)
     case identity(String)
+    case notRegistered(String, String)
 
     public var message: String {
         switch self {
@@ -144,6 +158,9 @@ public enum ConfigError: Error, Sendable {
         case .invalid(let path, let e): path + ": " + e.message
         case .noClientId(let path): path + ": no client_id, and the board has no serial number or MAC address to use: set client_id"
         case .identity(let path): path + " is not the identity of this key file's product_key and device_name: remove it to register again"
+        case .notRegistered(let path, let identity):
+            path + ": no device_secret and no product_secret, and no registered identity in " + identity
+                + ": add device_secret, or product_secret to register this board"
         }
     }
 }

@@ -28,7 +28,7 @@ public enum Registration {
     /// `persistent`: keep trying through outages and refusals (wisp run), with the session's
     /// backoff; otherwise one attempt (wisp register).
     public static func run(_ loaded: LoadedConfig, signals: Int32, persistent: Bool) -> Outcome {
-        guard case .unregistered(let pk, let dn, let ps, let method, _) = loaded.device.identity else {
+        guard case .unregistered(let pk, let dn, let ps?, let method, _) = loaded.device.identity else {
             return .registered(loaded)
         }
         let exchange = DynamicRegistration(productKey: pk, deviceName: dn, productSecret: ps, clientId: loaded.clientId, signMethod: method,

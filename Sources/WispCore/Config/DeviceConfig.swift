@@ -17,7 +17,9 @@ public struct DeviceConfig: Sendable, Equatable {
         case platform(productKey: String, deviceName: String, deviceSecret: String, signMethod: SignMethod, timestamp: SignTimestamp)
         /// A platform device that has only its product's secret: it registers itself
         /// (dynamic registration) and is then a `.platform` device with the secret it got.
-        case unregistered(productKey: String, deviceName: String, productSecret: String, signMethod: SignMethod, timestamp: SignTimestamp)
+        /// No product secret: a board that registered already (the key file names the device,
+        /// `state_dir/identity` holds its secret), with the fleet's secret removed.
+        case unregistered(productKey: String, deviceName: String, productSecret: String?, signMethod: SignMethod, timestamp: SignTimestamp)
         /// A device the platform created at registration without pre-registration (`regnwl`):
         /// it signs in with the client id and token it was given.
         case token(productKey: String, deviceName: String, clientId: String, token: String)

@@ -100,13 +100,11 @@ public enum KeyFile {
             guard let pk else { throw missing("product_key", "the platform triplet needs product_key, device_name and device_secret") }
             // With a product secret the device name may be left to the board (its serial or
             // MAC, as client_id): one identical image for every board. Filled in by the loader.
-            guard let dn = dn ?? (ps != nil ? "" : nil) else {
+            // So may a board that registered and had the product secret removed (no secret at all).
+            guard let dn = dn ?? (ds == nil ? "" : nil) else {
                 throw missing("device_name", "the platform triplet needs product_key, device_name and device_secret")
             }
             if ds != nil, ps != nil { throw KeyFileError(line: values["product_secret"]!.line, problem: .conflict("product_secret", with: "device_secret")) }
-            guard ds != nil || ps != nil else {
-                throw missing("device_secret", "the platform triplet needs product_key, device_name and device_secret (or product_secret to register)")
-            }
             if ps != nil && !endpoint.isTLS { throw KeyFileError(line: values["product_secret"]!.line, problem: .conflict("product_secret", with: "an endpoint without TLS (dynamic registration is wss:// or mqtts:// only)")) }
             if !isPlatformName(pk) { throw bad("product_key") }
             if !dn.isEmpty && !isPlatformName(dn) { throw bad("device_name") }
@@ -124,7 +122,7 @@ public enum KeyFile {
                     stamp = .fixed(t)
                 }
             }
-            if ps == nil, let line = values["register_mode"]?.line ?? values["instance_id"]?.line {
+            if ds != nil, let line = values["register_mode"]?.line ?? values["instance_id"]?.line {
                 throw KeyFileError(line: line, problem: .conflict(values["register_mode"] != nil ? "register_mode" : "instance_id", with: "device_secret (they are for product_secret)"))
             }
             if let m = try string("register_mode") {
@@ -135,10 +133,11 @@ public enum KeyFile {
                 guard isClientId(id) else { throw bad("instance_id") }
                 instanceId = id
             }
-            if let ps {
-                identity = .unregistered(productKey: pk, deviceName: dn, productSecret: ps, signMethod: method, timestamp: stamp)
+            if let ds {
+                identity = .platform(productKey: pk, deviceName: dn, deviceSecret: ds, signMethod: method, timestamp: stamp)
             } else {
-                identity = .platform(productKey: pk, deviceName: dn, deviceSecret: ds!, signMethod: method, timestamp: stamp)
+                // No secret at all: registered before (ConfigLoader insists on state_dir/identity).
+                identity = .unregistered(productKey: pk, deviceName: dn, productSecret: ps, signMethod: method, timestamp: stamp)
             }
         } else {
             for key in ["sign_method", "sign_timestamp", "register_mode", "instance_id"] where values[key] != nil {
@@ -185,6 +184,10 @@ public enum KeyFile {
         if let p = try string("proxy") {
             guard let proxy = Endpoint(parsing: p, allowing: [.http]), proxy.path.equals(Endpoint.defaultPath) else { throw bad("proxy") }
             config.proxy = proxy
+        }
+        if config.tlsInsecure, let line = values["product_secret"]?.line {
+            // A man-in-the-middle could answer the registration and plant a secret kept for good.
+            throw KeyFileError(line: line, problem: .conflict("product_secret", with: "tls_insecure (registration hands out a secret that is kept for good: the server must be verified)"))
         }
         if let topic = try string("will_topic") {
             config.will = Will(topic: topic, payload: values["will_payload"]?.value ?? "offline")
