@@ -142,6 +142,11 @@ void *wisp_tls_start(int32_t fd, const char *host, const char *ca_file, int32_t 
     mbedtls_ssl_conf_min_version(&t->conf, MBEDTLS_SSL_MAJOR_VERSION_3, MBEDTLS_SSL_MINOR_VERSION_3);  // TLS 1.2+
     // OPTIONAL: the handshake records what it found and goes on; verify_chain decides.
     mbedtls_ssl_conf_authmode(&t->conf, insecure ? MBEDTLS_SSL_VERIFY_NONE : MBEDTLS_SSL_VERIFY_OPTIONAL);
+#if defined(MBEDTLS_SSL_RENEGOTIATION)
+    // Explicitly, whatever the library's default: a certificate a renegotiation brought
+    // would never pass verify_chain below.
+    mbedtls_ssl_conf_renegotiation(&t->conf, MBEDTLS_SSL_RENEGOTIATION_DISABLED);
+#endif
     mbedtls_ssl_conf_rng(&t->conf, mbedtls_ctr_drbg_random, &t->drbg);
     if ((ret = mbedtls_ssl_setup(&t->ssl, &t->conf)) != 0) {
         describe(ret, "TLS setup", err, err_cap);
@@ -261,6 +266,18 @@ static void refused(struct wisp_tls *t, uint32_t flags, char *err, size_t err_ca
     snprintf(err, err_cap, "TLS certificate of %s refused: %s", t->host, info);
 }
 
+// What the handshake found still counts, but for what verify_chain decides again with the
+// right roots (trust, dates, name, the chain's algorithms): key usage for the cipher suite,
+// extended key usage serverAuth, an EC key on a curve this client does not offer (BAD_KEY),
+// and whatever a later mbedTLS adds.
+uint32_t wisp_tls_handshake_flags_kept(uint32_t flags) {
+    return flags & ~(uint32_t)(MBEDTLS_X509_BADCERT_NOT_TRUSTED | MBEDTLS_X509_BADCERT_EXPIRED | MBEDTLS_X509_BADCERT_FUTURE |
+                               MBEDTLS_X509_BADCERT_CN_MISMATCH | MBEDTLS_X509_BADCERT_REVOKED | MBEDTLS_X509_BADCERT_MISSING |
+                               MBEDTLS_X509_BADCERT_SKIP_VERIFY | MBEDTLS_X509_BADCERT_BAD_MD | MBEDTLS_X509_BADCERT_BAD_PK |
+                               MBEDTLS_X509_BADCRL_NOT_TRUSTED | MBEDTLS_X509_BADCRL_EXPIRED | MBEDTLS_X509_BADCRL_FUTURE |
+                               MBEDTLS_X509_BADCRL_BAD_MD | MBEDTLS_X509_BADCRL_BAD_PK | MBEDTLS_X509_BADCRL_BAD_KEY);
+}
+
 // 4. The server's chain against the roots that issued it: 0, or -1 with `err`.
 static int verify_chain(struct wisp_tls *t, char *err, size_t err_cap) {
     const mbedtls_x509_crt *peer = mbedtls_ssl_get_peer_cert(&t->ssl);
@@ -268,10 +285,7 @@ static int verify_chain(struct wisp_tls *t, char *err, size_t err_cap) {
         snprintf(err, err_cap, "TLS certificate of %s refused: the server sent none", t->host);
         return -1;
     }
-    // What the handshake checked beyond the chain (key usage for the cipher suite, the
-    // extended key usage serverAuth) still counts; "not trusted" is ours to decide.
-    uint32_t usage = mbedtls_ssl_get_verify_result(&t->ssl) &
-                     (MBEDTLS_X509_BADCERT_KEY_USAGE | MBEDTLS_X509_BADCERT_EXT_KEY_USAGE | MBEDTLS_X509_BADCERT_NS_CERT_TYPE);
+    uint32_t usage = wisp_tls_handshake_flags_kept(mbedtls_ssl_get_verify_result(&t->ssl));
     mbedtls_x509_crt roots;
     mbedtls_x509_crt_init(&roots);
     int found = load_issuers(t->bundle, peer, &roots, err, err_cap);

@@ -1,3 +1,4 @@
+import CWispPlatform
 import Testing
 import WispAgent
 import WispCore
@@ -45,5 +46,21 @@ struct CryptoTests {
         #expect(a.key.utf8.count == 24 && a.key.hasSuffix("=="))
         #expect(a.key != b.key)
         #expect(a.accept == Crypto.webSocketAccept(forKey: a.key))
+    }
+}
+
+/// What the TLS handshake found about the server's certificate, beside what wisp verifies
+/// again against the roots that issued it (mbedTLS 2.28's MBEDTLS_X509_BADCERT_* bits).
+@Suite("TLS verification flags")
+struct TLSFlagTests {
+    static let expired: UInt32 = 0x01, cnMismatch: UInt32 = 0x04, notTrusted: UInt32 = 0x08, badMD: UInt32 = 0x4000
+    static let badKey: UInt32 = 0x10000, keyUsage: UInt32 = 0x0800, extKeyUsage: UInt32 = 0x1000, nsCertType: UInt32 = 0x2000
+
+    @Test func whatTheChainCheckDecidesAgainIsClearedTheRestCounts() {
+        // The handshake ran without the roots: "not trusted" and the chain's details are
+        // decided again; key usage and an EC key on a curve this client does not offer are not.
+        #expect(wisp_tls_handshake_flags_kept(Self.notTrusted | Self.expired | Self.cnMismatch | Self.badMD) == 0)
+        #expect(wisp_tls_handshake_flags_kept(Self.notTrusted | Self.badKey) == Self.badKey, "an EC curve the client does not offer")
+        #expect(wisp_tls_handshake_flags_kept(Self.keyUsage | Self.extKeyUsage | Self.nsCertType) == Self.keyUsage | Self.extKeyUsage | Self.nsCertType)
     }
 }

@@ -85,9 +85,9 @@ def make_ca(directory, name):
             "-keyout", f"{name}.key", "-out", f"{name}.pem", cwd=directory)
 
 
-def make_server_cert(directory, ca, name, dns, ip=None):
+def make_server_cert(directory, ca, name, dns, ip=None, extra=""):
     san = f"DNS:{dns}" + (f",IP:{ip}" if ip else "")
-    (directory / f"{name}.ext").write_text(f"subjectAltName={san}\n")
+    (directory / f"{name}.ext").write_text(f"subjectAltName={san}\n{extra}")
     openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={dns}", "-keyout", f"{name}.key",
             "-out", f"{name}.csr", cwd=directory)
     openssl("x509", "-req", "-in", f"{name}.csr", "-CA", f"{ca}.pem", "-CAkey", f"{ca}.key", "-CAcreateserial",
@@ -97,13 +97,14 @@ def make_server_cert(directory, ca, name, dns, ip=None):
 @pytest.fixture(scope="session")
 def certs(tmp_path_factory):
     """A test CA with a server certificate for 127.0.0.1/localhost, one for another
-    host name, and a second CA nobody trusts."""
+    host name, one only for TLS clients, and a second CA nobody trusts."""
     d = tmp_path_factory.mktemp("certs")
     make_ca(d, "ca")
     make_ca(d, "otherca")
     make_server_cert(d, "ca", "server", "localhost", "127.0.0.1")
     make_server_cert(d, "ca", "wrongname", "other.example")
     make_server_cert(d, "otherca", "untrusted", "localhost", "127.0.0.1")
+    make_server_cert(d, "ca", "clientonly", "localhost", "127.0.0.1", extra="extendedKeyUsage=clientAuth\n")
     return d
 
 

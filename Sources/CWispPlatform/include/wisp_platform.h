@@ -105,6 +105,9 @@ void *wisp_tls_start(int32_t fd, const char *host, const char *ca_file, int32_t 
 
 /// One step of the handshake, never blocking: 1 done, 0 wants the socket readable, 2
 /// wants it writable, -1 failed with one sentence in `err` (e.g. the verification flags).
+// The verification flags of the handshake that still count after the chain is verified
+// again against the roots that issued it (mbedTLS's MBEDTLS_X509_BADCERT_* bits).
+uint32_t wisp_tls_handshake_flags_kept(uint32_t flags);
 int32_t wisp_tls_handshake(void *tls, char *err, size_t err_cap);
 
 /// As wisp_tcp_send/recv, through TLS.
