@@ -45,8 +45,11 @@ struct UpdateFiles {
     }
 
     /// Replaces `path` with `record` so that a power cut leaves the old or the new one.
+    /// A record longer than `UpdateRecord.maxBytes` is not written (a reader would take it
+    /// for absent): EFBIG.
     static func write(_ record: UpdateRecord, to path: String, mode: UInt32 = 0o600) -> SystemError? {
-        write(Array(record.text.utf8), to: path, mode: mode)
+        guard record.printedCount <= UpdateRecord.maxBytes else { return SystemError(errno: 27) }
+        return write(Array(record.text.utf8), to: path, mode: mode)
     }
 
     /// Replaces `path` with `bytes` the same way.

@@ -39,9 +39,19 @@ public struct UpdateRecord: Equatable, Sendable {
         return true
     }
 
-    /// nil when a line is not `key = value` or the text is longer than 4 KiB.
+    /// The largest record, as `text` prints it.
+    public static let maxBytes = 4096
+
+    /// The length of `text`, without building it.
+    public var printedCount: Int {
+        fields.reduce(0) { $0 + $1.key.utf8.count + $1.value.utf8.count + 4 }
+    }
+
+    /// nil when a line is not `key = value`, or the text — as read, or as `text` would print
+    /// it again (` = ` around each `=`, a byte that is not UTF-8 as U+FFFD) — is longer
+    /// than `maxBytes`: a record that parses always prints back to itself.
     public static func parse(_ bytes: [UInt8]) -> UpdateRecord? {
-        guard bytes.count <= 4096 else { return nil }
+        guard bytes.count <= maxBytes else { return nil }
         var record = UpdateRecord()
         for line in bytes.split(separator: UInt8(ascii: "\n")) {
             guard let eq = line.firstIndex(of: UInt8(ascii: "=")) else { return nil }
@@ -51,6 +61,6 @@ public struct UpdateRecord: Equatable, Sendable {
             for b in value where b < 0x20 || b == 0x7F { return nil }
             record.fields.append((String(decoding: key, as: UTF8.self), String(decoding: value, as: UTF8.self)))
         }
-        return record
+        return record.printedCount <= maxBytes ? record : nil
     }
 }
