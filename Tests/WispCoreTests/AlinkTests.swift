@@ -16,18 +16,58 @@ struct AlinkTests {
         #expect(t.otaUpgrade == "/ota/device/upgrade/a1B2c3/boiler-7")
         #expect(t.otaProgress == "/ota/device/progress/a1B2c3/boiler-7")
         #expect(t.firmwareGet == "/sys/a1B2c3/boiler-7/thing/ota/firmware/get")
-        #expect(t.subscriptions.map(\.topic) == [t.postReply, t.set, "/sys/a1B2c3/boiler-7/thing/service/+", "/sys/a1B2c3/boiler-7/rrpc/request/+",
+        #expect(t.subscriptions.map(\.topic) == [t.set, "/sys/a1B2c3/boiler-7/thing/service/+", "/sys/a1B2c3/boiler-7/rrpc/request/+",
                                                  "/sys/a1B2c3/boiler-7/thing/config/push", "/sys/a1B2c3/boiler-7/thing/config/get_reply",
                                                  "/sys/a1B2c3/boiler-7/thing/event/+/post_reply", t.ntpResponse!, t.otaUpgrade!, "/sys/a1B2c3/boiler-7/thing/ota/firmware/get_reply",
                                                  "/sys/a1B2c3/boiler-7/thing/event/property/history/post_reply"])
         #expect(t.historyPost == "/sys/a1B2c3/boiler-7/thing/event/property/history/post")
-        #expect(t.subscriptions.map(\.qos) == [.atLeastOnce, .atLeastOnce, .atLeastOnce, .atMostOnce, .atLeastOnce, .atMostOnce, .atMostOnce, .atMostOnce, .atLeastOnce, .atMostOnce, .atMostOnce])
+        #expect(t.subscriptions.map(\.qos) == [.atLeastOnce, .atLeastOnce, .atMostOnce, .atLeastOnce, .atMostOnce, .atMostOnce, .atMostOnce, .atLeastOnce, .atMostOnce, .atMostOnce])
+    }
+
+    /// Whether some topic matches both filters (MQTT 3.1.1 §4.7: `+` one level, `#` the
+    /// rest, including the parent level). A topic without wildcards is a filter matching itself.
+    static func overlap(_ a: String, _ b: String) -> Bool {
+        let x = a.split(separator: "/", omittingEmptySubsequences: false), y = b.split(separator: "/", omittingEmptySubsequences: false)
+        var i = 0
+        while true {
+            if (i < x.count && x[i] == "#") || (i < y.count && y[i] == "#") { return true }
+            if i == x.count || i == y.count { return x.count == y.count }
+            if x[i] != y[i] && x[i] != "+" && y[i] != "+" { return false }
+            i += 1
+        }
+    }
+
+    @Test func overlapFollowsMQTTWildcards() {
+        #expect(Self.overlap("a/+/post_reply", "a/property/post_reply"))
+        #expect(Self.overlap("a/+/c", "a/b/+"))
+        #expect(Self.overlap("a/#", "a"))
+        #expect(Self.overlap("a/#", "a/b/c"))
+        #expect(!Self.overlap("a/+/post_reply", "a/property/history/post_reply"))
+        #expect(!Self.overlap("a/+", "a/b/c"))
+        #expect(!Self.overlap("a/b", "a/c"))
+        #expect(!Self.overlap("a/b", "a/b/c"))
+    }
+
+    /// A broker sends a message once per filter it matches: overlapping filters deliver
+    /// replies twice. Every inbound topic wisp handles is matched by exactly one filter.
+    @Test(arguments: [AlinkTopics(productKey: "a1B2c3", deviceName: "boiler-7"), AlinkTopics(plainClientId: "pi-1")])
+    func noTwoSubscriptionsOverlap(t: AlinkTopics) {
+        let filters = t.subscriptions.map(\.topic)
+        for (i, a) in filters.enumerated() {
+            for b in filters[(i + 1)...] { #expect(!Self.overlap(a, b), "\(a) and \(b) overlap") }
+        }
+        var inbound = [t.set, t.postReply, t.configPush, t.configGetReply, t.servicePrefix + "sample_now", t.rrpcRequestPrefix + "42",
+                       t.eventPrefix + "power/post_reply", t.eventPrefix + "buffer_overflow/post_reply"]
+        inbound += [t.historyPostReply, t.ntpResponse, t.otaUpgrade, t.firmwareGetReply].compactMap { $0 }
+        for topic in inbound {
+            #expect(filters.filter { Self.overlap($0, topic) }.count == 1, "\(topic)")
+        }
     }
 
     @Test func otherBrokersGetTheSameLayoutWithoutNTP() {
         let t = AlinkTopics(plainClientId: "pi-1")
         #expect(t.post == "wisp/pi-1/thing/event/property/post")
-        #expect(t.ntpRequest == nil && t.otaUpgrade == nil && t.historyPost == nil && t.subscriptions.count == 7)
+        #expect(t.ntpRequest == nil && t.otaUpgrade == nil && t.historyPost == nil && t.subscriptions.count == 6)
     }
 
     @Test(arguments: [

@@ -199,4 +199,34 @@ struct KeyFileTests {
         #expect(Endpoint(parsing: "ws://host:99999") == nil)
         #expect(Endpoint(parsing: "host:443") == nil)
     }
+
+    /// The platform serves ws:// on 443, not 80: a ws:// endpoint on one of its host names
+    /// without a port goes to 443 (and says so: Host header, `wisp check`); other hosts,
+    /// other schemes and a port given stay as written.
+    @Test(arguments: [
+        ("ws://a1B2c3D4e5F.iot-as-mqtt.cn-shanghai.aliyuncs.com", 443, "a1B2c3D4e5F.iot-as-mqtt.cn-shanghai.aliyuncs.com:443",
+         "ws://a1B2c3D4e5F.iot-as-mqtt.cn-shanghai.aliyuncs.com:443/mqtt"),
+        ("ws://iot-06z00abc.mqtt.iothub.aliyuncs.com/mqtt", 443, "iot-06z00abc.mqtt.iothub.aliyuncs.com:443",
+         "ws://iot-06z00abc.mqtt.iothub.aliyuncs.com:443/mqtt"),
+        ("WS://PK.IOT-AS-MQTT.CN-SHANGHAI.ALIYUNCS.COM.", 443, "PK.IOT-AS-MQTT.CN-SHANGHAI.ALIYUNCS.COM.:443",
+         "ws://PK.IOT-AS-MQTT.CN-SHANGHAI.ALIYUNCS.COM.:443/mqtt"),
+        ("ws://pk.iot-as-mqtt.cn-shanghai.aliyuncs.com:80", 80, "pk.iot-as-mqtt.cn-shanghai.aliyuncs.com",
+         "ws://pk.iot-as-mqtt.cn-shanghai.aliyuncs.com:80/mqtt"),
+        ("ws://broker.example.com", 80, "broker.example.com", "ws://broker.example.com:80/mqtt"),
+        ("ws://aliyuncs.com", 80, "aliyuncs.com", "ws://aliyuncs.com:80/mqtt"),
+        ("ws://pk.aliyuncs.com.example.com", 80, "pk.aliyuncs.com.example.com", "ws://pk.aliyuncs.com.example.com:80/mqtt"),
+        ("ws://evil-aliyuncs.com", 80, "evil-aliyuncs.com", "ws://evil-aliyuncs.com:80/mqtt"),
+        ("mqtt://pk.iot-as-mqtt.cn-shanghai.aliyuncs.com", 1883, "pk.iot-as-mqtt.cn-shanghai.aliyuncs.com",
+         "mqtt://pk.iot-as-mqtt.cn-shanghai.aliyuncs.com:1883"),
+    ])
+    func wsOnThePlatformsHostsDefaultsTo443(text: String, port: Int, hostHeader: String, shown: String) throws {
+        let e = try #require(Endpoint(parsing: text))
+        #expect(Int(e.port) == port && e.hostHeader == hostHeader && e.description == shown)
+    }
+
+    @Test func keyFileWithAPlatformWsEndpointConnectsTo443() throws {
+        let c = try KeyFile.parse("endpoint = ws://pk.iot-as-mqtt.cn-shanghai.aliyuncs.com\nproduct_key = pk\ndevice_name = d\ndevice_secret = s\n")
+        #expect(c.endpoint == Endpoint(scheme: .ws, host: "pk.iot-as-mqtt.cn-shanghai.aliyuncs.com", port: 443))
+        #expect(c.describe(effectiveClientId: "c").contains("endpoint = ws://pk.iot-as-mqtt.cn-shanghai.aliyuncs.com:443/mqtt"))
+    }
 }

@@ -120,6 +120,85 @@ struct SessionHardeningTests {
         #expect(again.count == 2 && again[1].first == 0x82, "SUBSCRIBE again after reconnecting")
     }
 
+    /// Eleven filters, as many as the platform's thing model had: `a/0` … `a/10`.
+    static let eleven = (0..<11).map { MQTTEncoder.Subscription(topic: "a/\($0)", qos: $0 % 2 == 0 ? .atLeastOnce : .atMostOnce) }
+
+    /// A SUBACK for packet `id` with these return codes.
+    static func suback(_ id: UInt16, _ codes: [UInt8]) -> [UInt8] {
+        serverFrame([0x90, UInt8(2 + codes.count), UInt8(id >> 8), UInt8(id & 0xFF)] + codes)
+    }
+
+    /// Some brokers take at most 8 filters per SUBSCRIBE (AWS IoT Core): eleven go out as
+    /// two SUBSCRIBEs, of 8 and 3, with their own packet ids, after every CONNACK.
+    @Test func elevenFiltersGoOutAsTwoSubscribesOfEightAndThree() throws {
+        var h = Harness(subscriptions: Self.eleven)
+        h.run()
+        h.upgrade(then: serverFrame(connackOK))
+        let packets = h.takePackets()
+        let first = try encoded { try MQTTEncoder.encodeSubscribe(Self.eleven[0..<8], packetId: 1, into: &$0) }
+        let second = try encoded { try MQTTEncoder.encodeSubscribe(Self.eleven[8..<11], packetId: 2, into: &$0) }
+        #expect(packets.count == 3 && packets[1] == first && packets[2] == second)  // CONNECT, SUBSCRIBE ×2
+        h.session.transportFailed(now: h.now, .transportClosed)
+        h.transportUp = false
+        h.written = []
+        h.advance(to: h.now + 120_000)
+        h.upgrade(then: serverFrame(connackOK))
+        let again = h.takePackets()
+        #expect(again.count == 3 && again[1].first == 0x82 && again[2].first == 0x82, "both again after reconnecting")
+    }
+
+    /// `.subscribed` comes once, when both SUBACKs are in, whichever the broker sends first;
+    /// a refusal in the second SUBSCRIBE names subscription 9 (its second filter), not 1.
+    @Test(arguments: [false, true])
+    func subacksInEitherOrderNameTheRefusedFilter(secondFirst: Bool) {
+        var h = Harness(subscriptions: Self.eleven)
+        h.run()
+        h.upgrade(then: serverFrame(connackOK))
+        #expect(h.takePackets().count == 3)
+        let acks = [Self.suback(1, [1, 0, 1, 0, 1, 0, 1, 0]), Self.suback(2, [1, 0x80, 1])]
+        h.deliver(acks[secondFirst ? 1 : 0])
+        #expect(!h.events.contains { if case .subscribed = $0 { true } else { false } }, "not before the last SUBACK")
+        h.deliver(acks[secondFirst ? 0 : 1])
+        #expect(h.events.last == .subscribed(refused: 1 << 9))
+        #expect(Self.eleven[9].topic == "a/9")
+        #expect(h.closes.isEmpty && h.session.isOnline)
+    }
+
+    /// With more than eight filters, a SUBACK still has to answer one of ours exactly: an
+    /// unknown id, one already answered, or the other SUBSCRIBE's number of codes ends the
+    /// connection as a protocol error.
+    @Test(arguments: [
+        ("unknown packet id", [suback(3, [1, 1, 1])]),
+        ("first answered twice", [suback(1, [1, 1, 1, 1, 1, 1, 1, 1]), suback(1, [1, 1, 1, 1, 1, 1, 1, 1])]),
+        ("second with eight codes", [suback(2, [1, 1, 1, 1, 1, 1, 1, 1])]),
+        ("first with three codes", [suback(1, [1, 1, 1])]),
+        ("first with all eleven codes", [suback(1, [UInt8](repeating: 1, count: 11))]),
+    ])
+    func subackThatDoesNotAnswerOneOfOurSubscribesIsAProtocolError(name: String, subacks: [[UInt8]]) {
+        var h = Harness(subscriptions: Self.eleven)
+        h.run()
+        h.upgrade(then: serverFrame(connackOK))
+        for s in subacks { h.deliver(s) }
+        guard case .unexpectedSuback? = h.closes.first else {
+            Issue.record("\(name): \(h.closes)")
+            return
+        }
+        #expect(!h.events.contains { if case .subscribed = $0 { true } else { false } }, "\(name)")
+    }
+
+    /// Scratch is sized for the largest SUBSCRIBE, wherever it is: here the second, one
+    /// long filter, larger than any post the outbound buffers are sized for.
+    @Test func theLargestSubscribeMayBeTheLast() throws {
+        let subs = (0..<8).map { MQTTEncoder.Subscription(topic: "s/\($0)", qos: .atMostOnce) }
+            + [.init(topic: "l/" + String(repeating: "x", count: 1500), qos: .atLeastOnce)]
+        var h = Harness(subscriptions: subs) { $0.maxOutboundPacket = 300 }
+        h.run()
+        h.upgrade(then: serverFrame(connackOK))
+        #expect(h.closes.isEmpty)
+        let packets = h.takePackets()
+        #expect(packets.count == 3 && packets[2].count > 1500)
+    }
+
     @Test(arguments: [
         ("wrong packet id", "90 05 0002 01 01 00"),
         ("too few codes", "90 04 0001 01 01"),

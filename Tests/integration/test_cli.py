@@ -40,6 +40,17 @@ def test_check_prints_settings_and_never_the_secret(wisp, keyfile):
     assert SECRET not in r.stdout + r.stderr
 
 
+def test_check_shows_that_ws_to_the_platform_goes_to_443(wisp, keyfile):
+    """The platform serves ws:// on 443: without a port its host names get 443, other ws://
+    hosts 80, and `wisp check` prints the host, port and path wisp will use."""
+    for endpoint, shown in [("ws://pk.iot-as-mqtt.cn-shanghai.aliyuncs.com", "ws://pk.iot-as-mqtt.cn-shanghai.aliyuncs.com:443/mqtt"),
+                            ("ws://iot-06z00abc.mqtt.iothub.aliyuncs.com/mqtt", "ws://iot-06z00abc.mqtt.iothub.aliyuncs.com:443/mqtt"),
+                            ("ws://broker.example.com", "ws://broker.example.com:80/mqtt")]:
+        r = run([*wisp, "check", "--config", keyfile(**dict(PLATFORM, endpoint=endpoint))])
+        assert r.returncode == 0, r.stderr
+        assert f"endpoint = {shown}\n" in r.stdout, (endpoint, r.stdout)
+
+
 def test_check_refuses_a_key_file_others_can_read(wisp, keyfile):
     path = keyfile(mode=0o644, **PLATFORM)
     r = run([*wisp, "check", "--config", path])

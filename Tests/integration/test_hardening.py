@@ -230,11 +230,16 @@ def test_network_text_cannot_forge_journal_lines(broker, observer, keyfile, star
 class RefusingBroker:
     """A minimal MQTT 3.1.1 broker over plain TCP that refuses (SUBACK 0x80) every topic
     filter containing `refuse` and acknowledges everything else: mosquitto's acl_file
-    grants subscriptions and filters at delivery, so it never says 0x80."""
+    grants subscriptions and filters at delivery, so it never says 0x80. With `max_filters`
+    it closes the connection on a SUBSCRIBE carrying more (as AWS IoT Core does past 8);
+    with `hold` it keeps SUBACKs until that many SUBSCRIBEs came and sends them last first."""
 
-    def __init__(self, refuse):
+    def __init__(self, refuse, max_filters=None, hold=1):
         self.refuse = refuse
+        self.max_filters = max_filters
+        self.hold = hold
         self.subscribes = 0
+        self.filters = []  # the number of filters in each SUBSCRIBE
         self.listener = socket.socket()
         self.listener.bind(("127.0.0.1", 0))
         self.listener.listen(4)
@@ -270,6 +275,7 @@ class RefusingBroker:
         return header, exact(length)
 
     def session(self, c):
+        held = []
         try:
             while True:
                 header, body = self.read_packet(c)
@@ -284,7 +290,14 @@ class RefusingBroker:
                         topic = body[i + 2:i + 2 + n].decode()
                         codes += b"\x80" if self.refuse in topic else bytes([body[i + 2 + n]])
                         i += 3 + n
-                    c.sendall(bytes([0x90, 2 + len(codes)]) + body[:2] + codes)
+                    self.filters.append(len(codes))
+                    if self.max_filters and len(codes) > self.max_filters:
+                        break
+                    held.append(bytes([0x90, 2 + len(codes)]) + body[:2] + codes)
+                    if len(held) >= self.hold:
+                        for suback in reversed(held):
+                            c.sendall(suback)
+                        held = []
                 elif kind == 3 and header & 0x06:
                     n = int.from_bytes(body[:2], "big")
                     c.sendall(b"\x40\x02" + body[2 + n:4 + n])
@@ -309,6 +322,24 @@ def test_refused_subscription_is_named(keyfile, start_wisp, broker):
         assert "refused the subscription to " + REPLY not in w.log()
         assert w.wait_log("post 2 sent", 5), "still posting"
         assert w.proc.poll() is None
+    finally:
+        fake.close()
+
+
+def test_filters_go_eight_per_subscribe_and_a_refusal_in_the_second_is_named(keyfile, start_wisp, broker):
+    """A broker that ends the connection on a SUBSCRIBE of more than 8 filters (AWS IoT
+    Core) and answers the SUBSCRIBEs last first: wisp subscribes in chunks of at most 8,
+    matches each SUBACK to its own, and names the topic refused in the second one."""
+    history_reply = f"/sys/{PK}/{DN}/thing/event/property/history/post_reply"
+    fake = RefusingBroker(refuse="/history/post_reply", max_filters=8, hold=2)
+    try:
+        w = start_wisp(EMBEDDED, keyfile(**device(broker, endpoint=f"mqtt://127.0.0.1:{fake.port}")))
+        assert w.wait_log("the broker refused the subscription to " + history_reply, 10), w.log()
+        assert "post replies will not arrive; asking again at the next connect" in w.log()
+        assert w.log().count("the broker refused the subscription") == 1, w.log()
+        assert len(fake.filters) > 1 and max(fake.filters) <= 8, fake.filters
+        assert w.wait_log("post 2 sent", 5), "still posting"
+        assert "offline" not in w.log(), w.log()
     finally:
         fake.close()
 

@@ -479,3 +479,64 @@ def test_buffer_overflow_event_counts_samples_the_full_buffer_dropped(platform, 
     finally:
         observer.loop_stop()
         observer.disconnect()
+
+
+def subscribes_in_log(text, client):
+    """The topic filters of each SUBSCRIBE `client` sent, from mosquitto's `log_type all`
+    lines: "Received SUBSCRIBE from ID", a "\tFILTER (QoS n)" line each, "Sending SUBACK"."""
+    packets, current = [], None
+    for line in text.splitlines():
+        _, _, msg = line.partition(": ")
+        if msg.startswith("Received SUBSCRIBE from " + client):
+            current = []
+            packets.append(current)
+        elif current is not None and msg.startswith("\t") and msg.endswith(")") and " (QoS " in msg:
+            current.append(msg[1:msg.rindex(" (QoS ")])
+        elif msg.startswith("Sending SUBACK to " + client):
+            current = None
+    return packets
+
+
+def test_subscribes_carry_at_most_eight_filters_and_each_reply_arrives_once(platform, wisp, keyfile, start_wisp):
+    """Some brokers take at most 8 filters per SUBSCRIBE (AWS IoT Core): wisp's platform
+    topics go out in more than one SUBSCRIBE, none over 8, all of them subscribed. No two
+    filters overlap: a reply published once (here by another client, as the platform does)
+    reaches wisp once — the property post's reply used to match …/event/+/post_reply too."""
+    client = "wisp-subscribe"
+    base = f"/sys/{PK}/{DN}/thing/event"
+    mark = log_mark(platform)
+    values = dict(endpoint=platform["wss"], product_key=PK, device_name=DN, device_secret=SECRET, client_id=client,
+                  keepalive="60", telemetry_interval="3600", ca_file=platform["ca_file"])
+    w = start_wisp(wisp, keyfile(**values))
+    assert w.wait_log("subscribed to", 15), w.log()
+    assert log_after(platform, mark, "Sending SUBACK to " + client)
+    time.sleep(0.3)
+    with open(platform["log"], errors="replace") as f:
+        f.seek(mark)
+        packets = subscribes_in_log(f.read(), client)
+    assert len(packets) > 1, packets
+    assert all(1 <= len(p) <= 8 for p in packets), packets
+    filters = [t for p in packets for t in p]
+    assert len(filters) == len(set(filters)) and f"{base}/+/post_reply" in filters, filters
+    assert "subscribed to %d topic(s)" % len(filters) in w.log()
+
+    observer = mqtt.Client(client_id="observer-replies")
+    observer.connect("127.0.0.1", platform["ports"]["tcp"])
+    observer.loop_start()
+    replies = {f"{base}/property/post_reply": "property post refused by the platform",
+               f"{base}/property/history/post_reply": "property post refused by the platform",
+               f"{base}/power/post_reply": "event refused by the platform"}
+    try:
+        for n, topic in enumerate(replies):
+            body = json.dumps({"code": 460, "id": str(900 + n), "message": f"marker-{n}", "version": "1.0"})
+            observer.publish(topic, body, qos=1).wait_for_publish()
+        for n, (topic, says) in enumerate(replies.items()):
+            assert w.wait_log(f"marker-{n}", 5), w.log()
+        time.sleep(1)
+        log = w.log()
+        for n, (topic, says) in enumerate(replies.items()):
+            lines = [line for line in log.splitlines() if f"marker-{n}" in line]
+            assert len(lines) == 1 and says in lines[0], (topic, lines)
+    finally:
+        observer.loop_stop()
+        observer.disconnect()

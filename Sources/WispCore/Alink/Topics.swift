@@ -71,9 +71,12 @@ public struct AlinkTopics: Sendable, Equatable {
         ntpResponse = ntp.map { $0 + "/response" }
     }
 
-    /// What wisp subscribes to after every CONNACK, in this order.
+    /// What wisp subscribes to after every CONNACK, in this order. No two filters overlap
+    /// (a broker delivers a message once per matching filter): the property post's reply
+    /// comes through `…/thing/event/+/post_reply` with the events' replies, and `classify`
+    /// tells them apart; the history post's reply is two levels and needs its own filter.
     public var subscriptions: [MQTTEncoder.Subscription] {
-        var s = [MQTTEncoder.Subscription(topic: postReply, qos: .atLeastOnce), MQTTEncoder.Subscription(topic: set, qos: .atLeastOnce),
+        var s = [MQTTEncoder.Subscription(topic: set, qos: .atLeastOnce),
                  MQTTEncoder.Subscription(topic: servicePrefix + "+", qos: .atLeastOnce),
                  MQTTEncoder.Subscription(topic: rrpcRequestPrefix + "+", qos: .atMostOnce),
                  MQTTEncoder.Subscription(topic: configPush, qos: .atLeastOnce), MQTTEncoder.Subscription(topic: configGetReply, qos: .atMostOnce),
@@ -139,7 +142,7 @@ public struct AlinkTopics: Sendable, Equatable {
         if topic.equals(set) { return "property sets from the platform will not arrive" }
         if topic.equals(postReply) || historyPostReply.map({ topic.equals($0) }) == true { return "post replies will not arrive" }
         if let ntpResponse, topic.equals(ntpResponse) { return "platform time will not arrive" }
-        if topic.startsWith(eventPrefix) { return "event replies will not arrive (errors in them go unlogged)" }
+        if topic.startsWith(eventPrefix) { return "property post and event replies will not arrive (refusals in them go unlogged)" }
         if topic.equals(configPush) || topic.equals(configGetReply) { return "remote config will not arrive" }
         if topic.startsWith(servicePrefix) { return "service calls from the platform will not arrive" }
         if topic.startsWith(rrpcRequestPrefix) { return "RRPC calls from the platform will not arrive" }

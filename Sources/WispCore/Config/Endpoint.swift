@@ -71,7 +71,8 @@ public struct Endpoint: Sendable, Equatable {
         }
         if host.isEmpty { return nil }
         for b in host where b <= 0x20 || b == UInt8(ascii: "@") || b == 0x7F { return nil }
-        var port = scheme.defaultPort
+        // The platform serves ws:// on 443 as well as wss://: without a port, its hosts get 443.
+        var port = scheme == .ws && Endpoint.isPlatformHost(host) ? 443 : scheme.defaultPort
         if i < bytes.count && bytes[i] == UInt8(ascii: ":") {
             guard let (value, end) = DecimalScan.digits(bytes, from: i + 1, maxDigits: 5), value >= 1, value <= 65_535 else { return nil }
             i = end
@@ -84,6 +85,21 @@ public struct Endpoint: Sendable, Equatable {
             path = String(decoding: bytes[i...], as: UTF8.self)
         }
         self.init(scheme: scheme, host: String(decoding: host, as: UTF8.self), port: port, path: path)
+    }
+
+    /// Whether `host` is one of the IoT Platform's names, all under `aliyuncs.com`
+    /// (`{pk}.iot-as-mqtt.{region}.aliyuncs.com`, an instance's `{id}.mqtt.iothub.aliyuncs.com`);
+    /// DNS names compare without case, and a trailing dot (a rooted name) changes nothing.
+    public static func isPlatformHost<H: Collection>(_ host: H) -> Bool where H.Element == UInt8 {
+        let suffix = Array(".aliyuncs.com".utf8)
+        var name = Array(host)
+        if name.last == UInt8(ascii: ".") { name.removeLast() }
+        guard name.count > suffix.count else { return false }
+        for (a, b) in zip(name[(name.count - suffix.count)...], suffix) {
+            let lower = a >= UInt8(ascii: "A") && a <= UInt8(ascii: "Z") ? a | 0x20 : a
+            if lower != b { return false }
+        }
+        return true
     }
 
     static func find(_ bytes: [UInt8], _ needle: String) -> Int? {

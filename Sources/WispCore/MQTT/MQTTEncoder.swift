@@ -109,8 +109,10 @@ public enum MQTTEncoder {
         buffer.put16(packetId)
     }
 
-    /// SUBSCRIBE (MQTT 3.1.1 §3.8): one packet for all `subscriptions`.
-    public static func encodeSubscribe(_ subscriptions: [Subscription], packetId: UInt16, into buffer: inout ByteBuffer) throws(MQTTEncodeError) {
+    /// SUBSCRIBE (MQTT 3.1.1 §3.8): one packet for all `subscriptions` (an array, or a
+    /// slice of one: the session sends its filters in chunks without copying them).
+    public static func encodeSubscribe<C: Collection>(_ subscriptions: C, packetId: UInt16, into buffer: inout ByteBuffer) throws(MQTTEncodeError)
+    where C.Element == Subscription {
         if subscriptions.isEmpty { throw .emptySubscription }
         if packetId == 0 { throw .zeroPacketIdentifier }
         var remaining = 2

@@ -51,7 +51,13 @@ public struct Session {
     var stableReported = false
     var transportOpen = false
     var nextPacketId: UInt16 = 1
-    var subscribeId: UInt16 = 0
+    /// This connection's SUBSCRIBE packet ids, one per chunk of `filtersPerSubscribe`
+    /// filters (chunk k holds subscriptions k·8 ..< k·8 + 8); 0 once its SUBACK came.
+    var subscribeIds: [UInt16]
+    /// SUBACKs still awaited, and the refusals their predecessors reported (bit i:
+    /// subscription i); `.subscribed` is said once, when the last one arrives.
+    var subacksPending = 0
+    var refusedSoFar: UInt64 = 0
     /// A failure found while queuing, reported at the next `poll` (e.g. a CONNECT that
     /// does not fit): the attempt ends with this reason.
     var pendingFailure: DisconnectReason?
@@ -64,6 +70,9 @@ public struct Session {
     /// PUBACK of 10 bytes, a pong of up to 131) always fits: when output is this full the
     /// session stops reading and lets TCP push back, instead of dropping anything.
     static let answerReserve = controlReserve + 6 + 125 + 8
+    /// Topic filters per SUBSCRIBE: some brokers cap them per request (AWS IoT Core at 8),
+    /// so more go out as several SUBSCRIBEs, each answered by its own SUBACK.
+    public static let filtersPerSubscribe = 8
 
     /// `random` fills a buffer with CSPRNG bytes (the agent passes getrandom; it must not
     /// return without filling it).
@@ -75,10 +84,17 @@ public struct Session {
         input = InputBuffer(capacity: config.maxInboundPacket + 512)  // a largest packet, its frame header, the next ones' start
         output = ByteBuffer(capacity: out)
         mqtt = MQTTDecoder(capacity: config.maxInboundPacket)
-        // Scratch also takes the one SUBSCRIBE: all the thing model's topics, longer than any
-        // post for a device with a long name (fixed header ≤ 5, id 2, per topic 2 + it + QoS 1).
-        let subscribe = config.subscriptions.reduce(7) { $0 + 3 + $1.topic.utf8.count }
+        // Scratch also takes each SUBSCRIBE: eight of the thing model's topics can be longer
+        // than any post for a device with a long name (fixed header ≤ 5, id 2, per topic
+        // 2 + it + QoS 1), so it is sized for the largest chunk.
+        let chunks = Session.subscribeChunkCount(config.subscriptions.count)
+        var subscribe = 0
+        for k in 0..<chunks {
+            let chunk = Session.subscribeChunk(k, of: config.subscriptions.count)
+            subscribe = max(subscribe, config.subscriptions[chunk].reduce(7) { $0 + 3 + $1.topic.utf8.count })
+        }
         scratch = ByteBuffer(capacity: max(config.maxOutboundPacket, subscribe))
+        subscribeIds = [UInt16](repeating: 0, count: chunks)
         inflight = InflightWindow(slots: config.inflightWindow, capacity: config.maxOutboundPacket)
         var masks = MaskPool(fill: fill)
         random = SplitMix64(seed: masks.next64())
@@ -356,18 +372,23 @@ public struct Session {
             state = .online
             onlineSince = now
             stableReported = false
-            if !config.subscriptions.isEmpty {
-                subscribeId = takePacketId()
+            refusedSoFar = 0
+            subacksPending = 0
+            for k in subscribeIds.indices {
+                let chunk = Session.subscribeChunk(k, of: config.subscriptions.count)
+                let id = takePacketId()
+                subscribeIds[k] = id
+                subacksPending += 1
                 scratch.removeAll()
                 do throws(MQTTEncodeError) {
-                    try MQTTEncoder.encodeSubscribe(config.subscriptions, packetId: subscribeId, into: &scratch)
+                    try MQTTEncoder.encodeSubscribe(config.subscriptions[chunk], packetId: id, into: &scratch)
                 } catch { return fail(now: now, .cannotSubscribe) }
                 do { try enqueueFramed(scratch, dup: false, keep: Session.answerReserve) } catch {
                     return fail(now: now, .cannotSubscribe)
                 }
             }
             // Output holds the whole window plus a packet and 1 KiB (init): after a CONNACK
-            // (output then holds at most the SUBSCRIBE) every unacknowledged post fits.
+            // (output then holds at most the SUBSCRIBEs) every unacknowledged post fits.
             var resent = 0
             for slot in inflight.inOrder() {
                 do { try enqueueFramed(inflight.buffers[slot], dup: true, keep: Session.answerReserve) } catch {
@@ -396,14 +417,19 @@ public struct Session {
         case .puback(let id):
             if inflight.release(id) { events.push(.delivered(packetId: id)) }
         case .suback(let id, let codes):
-            // MQTT 3.1.1 §3.9.3: one code per topic filter, in order, for our SUBSCRIBE.
-            if id != subscribeId || codes.count != config.subscriptions.count {
+            // MQTT 3.1.1 §3.9.3: one code per topic filter, in order, for one of our
+            // SUBSCRIBEs not answered yet; in any order (a broker may answer them as it likes).
+            guard id != 0, let k = subscribeIds.firstIndex(of: id),
+                  case let chunk = Session.subscribeChunk(k, of: config.subscriptions.count), codes.count == chunk.count else {
                 return fail(now: now, .unexpectedSuback(packetId: id, codes: codes.count))
             }
-            subscribeId = 0
-            var refused: UInt64 = 0
-            for (k, i) in codes.enumerated() where mqtt.packet[i] == 0x80 && k < 64 { refused |= 1 << UInt64(k) }
-            events.push(.subscribed(refused: refused))
+            subscribeIds[k] = 0
+            subacksPending -= 1
+            for (j, i) in codes.enumerated() where mqtt.packet[i] == 0x80 {
+                let index = chunk.lowerBound + j
+                if index < 64 { refusedSoFar |= 1 << UInt64(index) }
+            }
+            if subacksPending == 0 { events.push(.subscribed(refused: refusedSoFar)) }
         case .unsuback:
             break
         case .pingresp:
@@ -475,6 +501,16 @@ public struct Session {
     mutating func enqueueControl(_ packet: [UInt8]) {
         if output.available < framing.framedSize(packet.count) { return }  // not while controlReserve holds
         framing.frame(packet, dup: false, into: &output)
+    }
+
+    /// How many SUBSCRIBEs `count` subscriptions take, `filtersPerSubscribe` at most each.
+    static func subscribeChunkCount(_ count: Int) -> Int {
+        (count + filtersPerSubscribe - 1) / filtersPerSubscribe
+    }
+
+    /// The subscriptions SUBSCRIBE `k` (from 0) carries, in order.
+    static func subscribeChunk(_ k: Int, of count: Int) -> Range<Int> {
+        (k * filtersPerSubscribe)..<min(count, (k + 1) * filtersPerSubscribe)
     }
 
     mutating func takePacketId() -> UInt16 {

@@ -12,7 +12,8 @@ public struct SessionConfig: Sendable {
 
     public var keepAlive: UInt16
     public var webSocket: WebSocketTarget?
-    /// Subscribed again after every CONNACK (wisp always asks for a clean session).
+    /// Subscribed again after every CONNACK (wisp always asks for a clean session), at
+    /// most `Session.filtersPerSubscribe` filters per SUBSCRIBE.
     public var subscriptions: [MQTTEncoder.Subscription] = []
     /// Largest packet the broker may send us; larger PUBLISHes are skipped (and said so).
     /// The platform's messages to a device — property sets, replies, NTP answers — are a
@@ -66,7 +67,8 @@ public enum SessionEvent: Equatable, Sendable {
     case message(InboundPublish)
     /// The broker acknowledged a QoS 1 message.
     case delivered(packetId: UInt16)
-    /// SUBACK for our SUBSCRIBE: bit i is set when the broker refused subscription i
+    /// The SUBACKs of all our SUBSCRIBEs arrived (the filters go out 8 per SUBSCRIBE):
+    /// bit i is set when the broker refused subscription i of `SessionConfig.subscriptions`
     /// (return code 0x80); they are asked for again at the next connect.
     case subscribed(refused: UInt64)
     /// A PUBLISH too big for the inbound buffer was skipped unread.
@@ -123,7 +125,7 @@ public enum DisconnectReason: Equatable, Sendable {
         case .cannotEncode(let e): "cannot encode CONNECT: " + e.message
         case .cannotSubscribe: "the SUBSCRIBE for the thing model's topics does not fit the output buffer"
         case .unexpectedSuback(let id, let n):
-            "protocol error from the broker: SUBACK \(id) with \(n) return code(s) does not answer our SUBSCRIBE"
+            "protocol error from the broker: SUBACK \(id) with \(n) return code(s) does not answer a SUBSCRIBE of ours"
         case .stopped: "stopped"
         }
     }
