@@ -1,6 +1,7 @@
 """Shared fixtures: the wisp binaries under test, key files, and brokers on 127.0.0.1."""
 import hashlib
 import hmac
+import json
 import os
 import pathlib
 import sys
@@ -190,6 +191,7 @@ class Observer:
     def __init__(self, broker, topic="#", persistent=False):
         import paho.mqtt.client as mqtt
         self.messages = []
+        self.arrivals = []  # time.time() of each message, for the record of a failed run
         self.lock = threading.Lock()
         name = "observer-persistent" if persistent else f"observer-{os.getpid()}-{time.time()}"
         self.client = mqtt.Client(client_id=name, clean_session=not persistent)
@@ -206,6 +208,13 @@ class Observer:
     def _on_message(self, client, userdata, msg):
         with self.lock:
             self.messages.append((msg.topic, msg.payload.decode(errors="replace")))
+            self.arrivals.append(time.time())
+
+    def save(self, path):
+        """The record: one JSON line per message (arrival time, topic, payload)."""
+        with self.lock, open(path, "w") as f:
+            for at, (t, p) in zip(self.arrivals, self.messages):
+                f.write(json.dumps({"at": round(at, 3), "topic": t, "payload": p}) + "\n")
 
     def publish(self, topic, payload, qos=1):
         self.client.publish(topic, payload, qos=qos).wait_for_publish()

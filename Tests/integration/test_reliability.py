@@ -54,19 +54,23 @@ def durable(tmp_path, certs):
     m.stop()
 
 
-def test_broker_outage_loses_no_sample(durable, keyfile, start_wisp):
+def test_broker_outage_loses_no_sample(durable, keyfile, start_wisp, tmp_path):
     """Broker down for OUTAGE seconds (120 by hand: WISP_OUTAGE_SECONDS=120) while sampling
-    every second: afterwards the subscriber has every sample, in order."""
+    every second: afterwards the subscriber has every sample, in order. The observer's
+    record is left in observer.jsonl beside mosquitto.log and wisp's log."""
     observer = Observer(durable, topic=SAMPLES, persistent=True)
-    w = start_wisp(EMBEDDED, keyfile(**device(durable, keepalive="30")))
-    assert w.wait_log("online", 10)
-    time.sleep(3)
-    durable.stop()
-    time.sleep(OUTAGE)
-    durable.start()
-    # Reconnect backoff is capped at 60 s (full jitter): allow that plus the catch-up.
-    assert w.wait_log("samples buffered while offline", 75), w.log()
-    time.sleep(4)
+    try:
+        w = start_wisp(EMBEDDED, keyfile(**device(durable, keepalive="30")))
+        assert w.wait_log("online", 10)
+        time.sleep(3)
+        durable.stop()
+        time.sleep(OUTAGE)
+        durable.start()
+        # Reconnect backoff is capped at 60 s (full jitter): allow that plus the catch-up.
+        assert w.wait_log("samples buffered while offline", 75), w.log()
+        time.sleep(4)
+    finally:
+        observer.save(tmp_path / "observer.jsonl")
     ids = sample_ids(observer)
     last = max(ids)
     assert last >= OUTAGE + 3
