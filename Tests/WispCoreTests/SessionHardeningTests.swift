@@ -111,12 +111,7 @@ struct SessionHardeningTests {
         #expect(h.events.last == .subscribed(refused: 0b010))
         #expect(h.closes.isEmpty)
         // Asked again after the next connect.
-        h.session.transportFailed(now: h.now, .transportClosed)
-        h.transportUp = false
-        h.written = []
-        h.advance(to: h.now + 120_000)
-        h.upgrade(then: serverFrame(connackOK))
-        let again = h.takePackets()
+        let again = h.reconnect()
         #expect(again.count == 2 && again[1].first == 0x82, "SUBSCRIBE again after reconnecting")
     }
 
@@ -138,12 +133,7 @@ struct SessionHardeningTests {
         let first = try encoded { try MQTTEncoder.encodeSubscribe(Self.eleven[0..<8], packetId: 1, into: &$0) }
         let second = try encoded { try MQTTEncoder.encodeSubscribe(Self.eleven[8..<11], packetId: 2, into: &$0) }
         #expect(packets.count == 3 && packets[1] == first && packets[2] == second)  // CONNECT, SUBSCRIBE ×2
-        h.session.transportFailed(now: h.now, .transportClosed)
-        h.transportUp = false
-        h.written = []
-        h.advance(to: h.now + 120_000)
-        h.upgrade(then: serverFrame(connackOK))
-        let again = h.takePackets()
+        let again = h.reconnect()
         #expect(again.count == 3 && again[1].first == 0x82 && again[2].first == 0x82, "both again after reconnecting")
     }
 

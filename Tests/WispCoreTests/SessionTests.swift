@@ -80,6 +80,17 @@ struct Harness {
         run()
     }
 
+    /// The link drops; after the backoff the session connects again and is accepted: the
+    /// MQTT packets it sent on the new link.
+    mutating func reconnect() -> [[UInt8]] {
+        session.transportFailed(now: now, .transportClosed)
+        transportUp = false
+        written = []
+        advance(to: now + 120_000)
+        upgrade(then: serverFrame(connackOK))
+        return takePackets()
+    }
+
     /// The broker's side of the upgrade: answer the request in `written`.
     mutating func upgrade(then more: [UInt8] = []) {
         let request = String(decoding: written, as: UTF8.self)

@@ -39,15 +39,21 @@ class Push:
         self.proc.wait(10)
 
 
-@pytest.fixture
-def posts(platform):  # noqa: F811
-    seen = []
+def subscribe_posts(platform, record):  # noqa: F811
+    """A client on the platform's TCP listener calling record(message) for each property post."""
     c = mqtt.Client(client_id=f"observer-config-{time.time()}")
-    c.on_message = lambda cl, u, m: seen.append(time.time())
+    c.on_message = lambda cl, u, m: record(m)
     c.connect("127.0.0.1", platform["ports"]["tcp"])
     c.subscribe(f"/sys/{PK}/{DN}/thing/event/property/post", qos=1)
     c.loop_start()
     time.sleep(0.3)
+    return c
+
+
+@pytest.fixture
+def posts(platform):  # noqa: F811
+    seen = []
+    c = subscribe_posts(platform, lambda m: seen.append(time.time()))
     yield seen
     c.loop_stop()
     c.disconnect()
@@ -150,12 +156,7 @@ def test_a_config_reaching_past_the_key_file_is_refused(platform, keyfile, start
 def test_a_pushed_file_sensor_reads_only_kernel_files(platform, keyfile, start_wisp, tmp_path):  # noqa: F811
     """/proc/self/root/… passes the path rule but leads out of procfs: never read, never posted."""
     seen = []
-    c = mqtt.Client(client_id=f"observer-config-kernel-{time.time()}")
-    c.on_message = lambda cl, u, m: seen.append(json.loads(m.payload))
-    c.connect("127.0.0.1", platform["ports"]["tcp"])
-    c.subscribe(f"/sys/{PK}/{DN}/thing/event/property/post", qos=1)
-    c.loop_start()
-    time.sleep(0.3)
+    c = subscribe_posts(platform, lambda m: seen.append(json.loads(m.payload)))
     secret_file = tmp_path / "not-a-kernel-file"
     secret_file.write_text("424242\n")
     path = tmp_path / "fleet.conf"
