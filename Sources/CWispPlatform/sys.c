@@ -112,21 +112,31 @@ uint64_t wisp_monotonic_ms(void) { return clock_ms(CLOCK_MONOTONIC); }
 uint64_t wisp_realtime_ms(void) { return clock_ms(CLOCK_REALTIME); }
 
 int64_t wisp_read_sensor(const char *path, uint8_t *buf, size_t cap, int32_t kernel_only) {
-    int fd;
-    do { fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC); } while (fd < 0 && errno == EINTR);
-    if (fd < 0) return -errno;
+    // Looked at through an O_PATH descriptor first: opening a device or a FIFO for reading
+    // has effects (a watchdog armed, a serial line's DTR toggled) or blocks. The checks hold
+    // for the very inode that is then opened (through /proc/self/fd), wherever the path led.
+    int pfd;
+    do { pfd = open(path, O_PATH | O_CLOEXEC); } while (pfd < 0 && errno == EINTR);
+    if (pfd < 0) return -errno;
     struct stat st;
     struct statfs fs;
-    if (fstat(fd, &st) != 0) {
+    if (fstat(pfd, &st) != 0) {
         int err = errno;
-        close(fd);
+        close(pfd);
         return -err;
     }
-    int kernel = fstatfs(fd, &fs) == 0 && (fs.f_type == 0x62656572 /* SYSFS_MAGIC */ || fs.f_type == 0x9fa0 /* PROC_SUPER_MAGIC */);
+    int kernel = fstatfs(pfd, &fs) == 0 && (fs.f_type == 0x62656572 /* SYSFS_MAGIC */ || fs.f_type == 0x9fa0 /* PROC_SUPER_MAGIC */);
     if (kernel_only ? !kernel : !(S_ISREG(st.st_mode) || kernel)) {
-        close(fd);
+        close(pfd);
         return kernel_only ? -WISP_ENOTKERNELFS : -WISP_ENOTREG;
     }
+    char same[40];
+    snprintf(same, sizeof same, "/proc/self/fd/%d", pfd);
+    int fd;
+    do { fd = open(same, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC); } while (fd < 0 && errno == EINTR);
+    int err = errno;
+    close(pfd);
+    if (fd < 0) return -err;
     int64_t n = read_up_to(fd, buf, cap);
     close(fd);
     return n;

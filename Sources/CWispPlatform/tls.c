@@ -267,13 +267,16 @@ static void refused(struct wisp_tls *t, uint32_t flags, char *err, size_t err_ca
 }
 
 // What the handshake found still counts, but for what verify_chain decides again with the
-// right roots (trust, dates, name, the chain's algorithms): key usage for the cipher suite,
-// extended key usage serverAuth, an EC key on a curve this client does not offer (BAD_KEY),
-// and whatever a later mbedTLS adds.
+// right roots (trust, dates, name, the chain's algorithms and keys): key usage for the
+// cipher suite, extended key usage serverAuth, and whatever a later mbedTLS adds. BAD_KEY
+// is decided again too: the handshake sets it for any certificate the server sent (an
+// extra legacy root beyond the real anchor would refuse a good server), so verify_chain
+// redoes its one leaf-only part, the EC curve this client offers.
 uint32_t wisp_tls_handshake_flags_kept(uint32_t flags) {
     return flags & ~(uint32_t)(MBEDTLS_X509_BADCERT_NOT_TRUSTED | MBEDTLS_X509_BADCERT_EXPIRED | MBEDTLS_X509_BADCERT_FUTURE |
                                MBEDTLS_X509_BADCERT_CN_MISMATCH | MBEDTLS_X509_BADCERT_REVOKED | MBEDTLS_X509_BADCERT_MISSING |
                                MBEDTLS_X509_BADCERT_SKIP_VERIFY | MBEDTLS_X509_BADCERT_BAD_MD | MBEDTLS_X509_BADCERT_BAD_PK |
+                               MBEDTLS_X509_BADCERT_BAD_KEY |
                                MBEDTLS_X509_BADCRL_NOT_TRUSTED | MBEDTLS_X509_BADCRL_EXPIRED | MBEDTLS_X509_BADCRL_FUTURE |
                                MBEDTLS_X509_BADCRL_BAD_MD | MBEDTLS_X509_BADCRL_BAD_PK | MBEDTLS_X509_BADCRL_BAD_KEY);
 }
@@ -300,6 +303,15 @@ static int verify_chain(struct wisp_tls *t, char *err, size_t err_cap) {
                                                    t->ip_len ? verify_ip : NULL, t);
     mbedtls_x509_crt_free(&roots);
     flags |= usage;
+#if defined(MBEDTLS_ECP_C)
+    // The leaf's EC key must be on a curve this client offered (what the handshake checks).
+    if (mbedtls_pk_can_do(&peer->pk, MBEDTLS_PK_ECKEY)) {
+        mbedtls_ecp_group_id id = mbedtls_pk_ec(peer->pk)->grp.id;
+        const mbedtls_ecp_group_id *g = t->conf.curve_list;
+        while (g != NULL && *g != MBEDTLS_ECP_DP_NONE && *g != id) g++;
+        if (g == NULL || *g == MBEDTLS_ECP_DP_NONE) flags |= MBEDTLS_X509_BADCERT_BAD_KEY;
+    }
+#endif
     if (ret == 0 && flags == 0) return 0;
     if (flags == 0) flags = MBEDTLS_X509_BADCERT_NOT_TRUSTED;
     refused(t, flags, err, err_cap);

@@ -44,9 +44,11 @@ public struct Device<T: Transport> {
     var nextSample: UInt64
     public let backlog: Backlog
     var reload: LoadedConfig?
-    /// When `sample_now` last ran: at most one per `Device.sampleNowSpacing` (each one
-    /// samples, posts and fsyncs the buffer file).
+    /// When `sample_now` or a property set last sampled out of schedule: at most one per
+    /// `Device.sampleNowSpacing` (each samples, posts and fsyncs the buffer file); a set
+    /// within it samples at `pendingSample` instead.
     var lastSampleNow: UInt64?
+    var pendingSample: UInt64?
     static var sampleNowSpacing: UInt64 { 1000 }
     var everOnline = false
     let signals: Int32
@@ -92,7 +94,12 @@ public struct Device<T: Transport> {
                 sample(now: now)
                 while nextSample <= now { nextSample += interval }  // drift-free: k × interval from start
             }
-            var deadline = nextSample
+            if let due = pendingSample, now >= due {
+                pendingSample = nil
+                lastSampleNow = now
+                sample(now: now)
+            }
+            var deadline = min(nextSample, pendingSample ?? UInt64.max)
             if watchdogInterval != nil { deadline = min(deadline, nextWatchdog) }
             if let updater, let remoteConfig {
                 updater.advance(now: now)
@@ -201,7 +208,7 @@ public struct Device<T: Transport> {
                     thing.applySet(UnsafeRawBufferPointer(rebasing: all[p.payload]), reply: &reply)
                 }
                 publishReply(topics.setReply, qos: .atLeastOnce)
-                if changed { sample(now: System.monotonicMillis) }  // report the new state now
+                if changed { sampleSoon(now: System.monotonicMillis) }  // report the new state now
             case .ntpResponse:
                 let now = System.monotonicMillis
                 let outcome = inbound.withBytes { all in clock.response(UnsafeRawBufferPointer(rebasing: all[p.payload]), monotonic: now) }
@@ -268,6 +275,17 @@ public struct Device<T: Transport> {
 
     func seconds(_ ms: UInt64) -> String {
         "\(ms / 1000).\(ms % 1000 / 100) s"
+    }
+
+    /// Samples out of schedule for a change the platform made, at most once per
+    /// `sampleNowSpacing`: a second set within it is posted when the spacing is over.
+    mutating func sampleSoon(now: UInt64) {
+        if let last = lastSampleNow, now < last + Device.sampleNowSpacing {
+            pendingSample = last + Device.sampleNowSpacing
+            return
+        }
+        lastSampleNow = now
+        sample(now: now)
     }
 
     /// Runs a built-in service and answers it on `replyTopic`.

@@ -106,6 +106,7 @@ struct KeyFileTests {
             ("sensor.b2 = gpio:gpiochip0:27\n", "remote config line 1: 'sensor.b2 = gpio:gpiochip0:27 (a GPIO line the key file does not declare)'"),
             ("sensor.h = hwmon:lm75:../../../../home/pi/x\n", "remote config line 1: 'sensor.h = hwmon:lm75:../../../../home/pi/x (names, not paths)'"),
             ("sensor.t = thermal:..\n", "remote config line 1: 'sensor.t"),
+            ("sensor.relay = system:load\n", "remote config line 1: 'sensor.relay (the key file declares relay as an output)'"),
         ] {
             do {
                 _ = try KeyFile.parse(file, remote: fragment)
@@ -114,6 +115,21 @@ struct KeyFileTests {
                 #expect(error.message.hasPrefix(words), "\(error.message)")
             }
         }
+    }
+
+    /// A sample holds every value and counts them in a byte: 256 sensors from a fragment
+    /// trapped at the first sample, in a crash loop (the fragment is kept and applied again).
+    @Test func sensorsAndOutputsAreBounded() throws {
+        let file = "endpoint = wss://h\nproduct_key = p\ndevice_name = d\ndevice_secret = s\n"
+        let many = (0..<KeyFile.maxThings).map { "sensor.a\($0) = system:load\n" }.joined()
+        #expect(try KeyFile.parse(file + many).sensors.count == KeyFile.maxThings)
+        do {
+            _ = try KeyFile.parse(file, remote: many + "sensor.b = system:uptime\n")
+            Issue.record("accepted \(KeyFile.maxThings + 1) sensors")
+        } catch {
+            #expect(error.message == "remote config line \(KeyFile.maxThings + 1): bad value for 'sensor.b': expected at most \(KeyFile.maxThings) sensor. and output. lines in all")
+        }
+        #expect(throws: KeyFileError.self) { try KeyFile.parse(file + many + "output.o = gpio:gpiochip0:1\n") }
     }
 
     @Test func numbersStayInt64UntilRangeChecked() {

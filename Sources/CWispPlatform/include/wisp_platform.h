@@ -152,8 +152,9 @@ int64_t wisp_read_file(const char *path, uint8_t *buf, size_t cap);
 
 /// Reads the first `cap` bytes (or fewer) of the file at `path`: the length, or -errno.
 int64_t wisp_read_head(const char *path, uint8_t *buf, size_t cap);
-// A sensor's file: opened non-blocking, read only when it is a regular file or lives on
-// sysfs/procfs (a FIFO or a device would stall the loop): -WISP_ENOTREG otherwise. With
+// A sensor's file: looked at first (O_PATH), then opened non-blocking and read only when
+// it is a regular file or lives on sysfs/procfs (opening a FIFO or a device has effects or
+// stalls the loop): -WISP_ENOTREG otherwise. With
 // `kernel_only` (a remote config's file: sensor) it must be on sysfs or procfs, wherever
 // its path led (/proc/self/root/… leads out): -WISP_ENOTKERNELFS otherwise.
 #define WISP_ENOTREG 2001

@@ -54,6 +54,8 @@ public enum Discovery {
     public static func reading(_ spec: SensorSpec, scratch: inout ByteBuffer) -> String {
         var sensor = Sensor(spec)
         switch sensor.read(scratch: &scratch) {
+        case .success(let v) where !(v.magnitude < 9e15):
+            return "out of range after scale and offset (±9e15)"
         case .success(let v):
             var json = JSONWriter(capacity: 64)
             json.fixed(Int64((v * 1000).rounded()), decimals: 3)

@@ -90,7 +90,8 @@ public struct Sensor {
             guard case .success = System.read(path, into: &scratch) else { return .failure(unreadable(path)) }
             var value: Int64 = 0
             var i = DecimalScan.find("0x", in: scratch) ?? 0
-            while i < scratch.count, let d = hexValue(scratch[i]) {
+            let end = min(scratch.count, i + 8)  // a 32-bit word: more digits are not the firmware's
+            while i < end, let d = hexValue(scratch[i]) {
                 value = value << 4 | Int64(d)
                 i += 1
             }

@@ -170,9 +170,10 @@ public struct DeviceConfig: Sendable, Equatable {
         if let will { lines.append("will_topic = " + will.topic) }
         for s in sensors { lines.append("sensor." + s.identifier + " = " + s.describe) }
         for o in outputs { lines.append("output." + o.identifier + " = gpio:" + o.chip + ":\(o.line)") }
-        if !outputs.isEmpty && !linkIsAuthenticated {
-            lines.append("allow_plaintext_control = " + (allowPlaintextControl ? "true (outputs may be set over an unauthenticated link)"
-                                                        : "false (property sets will not drive outputs over this link)"))
+        if !linkIsAuthenticated {
+            lines.append("allow_plaintext_control = " + (allowPlaintextControl
+                ? "true (anyone on the path of this unauthenticated link may set outputs, call services, push config and offer OTA upgrades)"
+                : "false (nothing that arrives over this link controls the board: sets, services, remote config and OTA are refused)"))
         }
         var out = ""
         for line in lines { out += line + "\n" }

@@ -19,7 +19,7 @@ public enum KeyFile {
         ("keepalive", "seconds, 30 to 1200 (default 300)"),
         ("ca_file", "path of a PEM bundle of trusted roots (default: the system bundle)"),
         ("tls_insecure", "true or false (default false; true skips certificate checks, lab use only)"),
-        ("allow_plaintext_control", "true or false (default false; true lets property sets drive outputs over ws://, mqtt:// or tls_insecure)"),
+        ("allow_plaintext_control", "true or false (default false; true lets anyone on the path of a ws://, mqtt:// or tls_insecure link drive outputs, call services, push remote config and offer OTA upgrades, which the root step installs: lab use only)"),
         ("allow_reboot", "true or false (default false; true lets the platform's reboot service restart the board through wisp-update.service)"),
         ("proxy", "http://host:port of an HTTP CONNECT proxy"),
         ("telemetry_interval", "seconds between property posts, 1 to 86400 (default 60)"),
@@ -36,6 +36,9 @@ public enum KeyFile {
         ("sensor.NAME", "a sensor posted as property NAME: " + SensorSyntax.help),
         ("output.NAME", "a GPIO output the platform may set as property NAME: gpio:gpiochipN:LINE"),
     ] }
+
+    /// The most sensors and outputs a device has (key file and remote config together).
+    public static let maxThings = 128
 
     /// Keys a remote config (the platform's `thing.config.push`) may set: how often and
     /// what to post, never the identity, the endpoint, TLS or paths.
@@ -70,6 +73,12 @@ public enum KeyFile {
         sensors += remoteSensors
         outputs += remoteOutputs
         things += remoteThings
+        // Each sample holds every value (a record counts them in a byte), each read in turn
+        // in the loop: a bound, so no fragment can make a sample that cannot be stored.
+        if things.count > maxThings {
+            throw KeyFileError(line: things[maxThings].line, problem: .badValue("sensor." + things[maxThings].name,
+                                                                                allowed: "at most \(maxThings) sensor. and output. lines in all"))
+        }
         func bad(_ key: String) -> KeyFileError {
             let allowed = keys.first(where: { $0.name.equals(key) })?.allowed ?? ""
             return KeyFileError(line: values[key]?.line ?? 0, problem: .badValue(key, allowed: allowed))
@@ -207,6 +216,9 @@ public enum KeyFile {
         var values = Entries(), localSensors: [SensorSpec] = [], localOutputs: [OutputSpec] = [], localThings: [(name: String, line: Int)] = []
         try scan(localText, sign: 1, keys: keys, values: &values, sensors: &localSensors, outputs: &localOutputs, things: &localThings, skip: nil)
         func line(_ name: String) -> Int { things.first(where: { $0.name.equals(name) })?.line ?? 0 }
+        for s in sensors where localOutputs.contains(where: { $0.identifier.equals(s.identifier) }) {
+            throw KeyFileError(line: line(s.identifier), problem: .notRemote("sensor." + s.identifier + " (the key file declares " + s.identifier + " as an output)"))
+        }
         // By bytes: a synthesized == on String would pull in Unicode normalisation (Tokens.swift).
         for o in outputs where !localOutputs.contains(where: { $0.identifier.equals(o.identifier) && $0.chip.equals(o.chip) && $0.line == o.line }) {
             throw KeyFileError(line: line(o.identifier), problem: .notRemote("output." + o.identifier + " (an output the key file does not declare as gpio:" + o.chip + ":\(o.line))"))

@@ -27,7 +27,8 @@ public struct SampleRing {
 
     public init(capacity: Int, maxValues: Int) {
         self.capacity = max(1, capacity)
-        self.maxValues = max(1, maxValues)
+        // A record counts its values in one byte (SampleRecord); the key file allows far fewer.
+        self.maxValues = min(255, max(1, maxValues))
         recordSize = SampleRecord.size(maxValues: self.maxValues)
         storage = [UInt8](repeating: 0, count: self.capacity * recordSize)
         states = [State](repeating: .delivered, count: self.capacity)
