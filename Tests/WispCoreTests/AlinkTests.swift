@@ -21,7 +21,7 @@ struct AlinkTests {
                                                  "/sys/a1B2c3/boiler-7/thing/event/+/post_reply", t.ntpResponse!, t.otaUpgrade!, "/sys/a1B2c3/boiler-7/thing/ota/firmware/get_reply",
                                                  "/sys/a1B2c3/boiler-7/thing/event/property/history/post_reply"])
         #expect(t.historyPost == "/sys/a1B2c3/boiler-7/thing/event/property/history/post")
-        #expect(t.subscriptions.map(\.qos) == [.atLeastOnce, .atLeastOnce, .atMostOnce, .atLeastOnce, .atMostOnce, .atMostOnce, .atMostOnce, .atLeastOnce, .atMostOnce, .atMostOnce])
+        #expect(t.subscriptions.map(\.qos) == [.atLeastOnce, .atLeastOnce, .atMostOnce, .atLeastOnce, .atMostOnce, .atLeastOnce, .atMostOnce, .atLeastOnce, .atMostOnce, .atMostOnce])
     }
 
     /// Whether some topic matches both filters (MQTT 3.1.1 §4.7: `+` one level, `#` the

@@ -80,7 +80,8 @@ public struct AlinkTopics: Sendable, Equatable {
                  MQTTEncoder.Subscription(topic: servicePrefix + "+", qos: .atLeastOnce),
                  MQTTEncoder.Subscription(topic: rrpcRequestPrefix + "+", qos: .atMostOnce),
                  MQTTEncoder.Subscription(topic: configPush, qos: .atLeastOnce), MQTTEncoder.Subscription(topic: configGetReply, qos: .atMostOnce),
-                 MQTTEncoder.Subscription(topic: eventPrefix + "+/post_reply", qos: .atMostOnce)]
+                 // QoS 1: the property post's reply comes here too, as it did through its own filter.
+                 MQTTEncoder.Subscription(topic: eventPrefix + "+/post_reply", qos: .atLeastOnce)]
         if let ntpResponse { s.append(MQTTEncoder.Subscription(topic: ntpResponse, qos: .atMostOnce)) }
         if let otaUpgrade { s.append(MQTTEncoder.Subscription(topic: otaUpgrade, qos: .atLeastOnce)) }
         if let firmwareGetReply { s.append(MQTTEncoder.Subscription(topic: firmwareGetReply, qos: .atMostOnce)) }
