@@ -125,6 +125,14 @@ class Mosquitto:
 
     def __init__(self, directory, certs, server_cert="server", persistent=False, extra=""):
         self.dir = directory
+        self.args = (certs, server_cert, persistent, extra)
+        self.configure()
+        self.proc = None
+
+    def configure(self):
+        """Free ports and the config for them (again when another process took one first)."""
+        certs, server_cert, persistent, extra = self.args
+        directory = self.dir
         self.tcp, self.ws, self.wss, self.ws6 = free_port(), free_port(), free_port(), free_port()
         self.log = directory / "mosquitto.log"
         passwords = directory / "passwd"
@@ -151,11 +159,25 @@ cafile {certs}/ca.pem
 certfile {certs}/{server_cert}.pem
 keyfile {certs}/{server_cert}.key
 """ + (f"persistence true\npersistence_location {directory}/\nautosave_interval 1\n" if persistent else "") + extra)
-        self.proc = None
 
     def start(self):
-        self.proc = subprocess.Popen(["mosquitto", "-c", str(self.dir / "mosquitto.conf")],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        # free_port() closes its socket before mosquitto binds: another process may take a
+        # port in between. A broker that never ran gets new ports (a restarted one keeps its
+        # own: clients come back to them).
+        for attempt in range(3):
+            mark = len(self.log_text())
+            self.proc = subprocess.Popen(["mosquitto", "-c", str(self.dir / "mosquitto.conf")],
+                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            if self.wait_listening():
+                self.started_once = True
+                return
+            taken = "Unable to create" in self.log_text()[mark:]
+            if self.proc.poll() is None or not taken or getattr(self, "started_once", False) or attempt == 2:
+                raise RuntimeError("mosquitto did not start: " + self.log_text())
+            self.configure()
+
+    def wait_listening(self):
+        """True once every listener accepts; False when mosquitto exits or 10 s pass."""
         deadline = time.time() + 10
         for port in (self.tcp, self.ws, self.wss):
             while True:
@@ -163,9 +185,10 @@ keyfile {certs}/{server_cert}.key
                     socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
                     break
                 except OSError:
-                    if time.time() > deadline:
-                        raise RuntimeError("mosquitto did not start: " + self.log_text())
+                    if time.time() > deadline or self.proc.poll() is not None:
+                        return False
                     time.sleep(0.05)
+        return True
 
     def stop(self):
         if self.proc and self.proc.poll() is None:
