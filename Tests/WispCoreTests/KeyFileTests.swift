@@ -69,20 +69,13 @@ struct KeyFileTests {
         #expect(c.sensors.map(\.identifier) == ["a", "b", "c"])
         #expect(c.sensors[1].describe == "system:mem_available")
         #expect(c.identity == .platform(productKey: "p", deviceName: "d", deviceSecret: "s", signMethod: .hmacsha256, timestamp: .now))
-        for (fragment, message) in [
+        expectRefused(file, [
             ("device_secret = stolen\n", "remote config line 1: 'device_secret' may only be set in the key file"),
             ("endpoint = wss://evil\n", "remote config line 1: 'endpoint' may only be set in the key file"),
             ("telemetry_interval = 5\ntelemetry_interval = 6\n", "remote config line 2: 'telemetry_interval' is already set on line 1"),
             ("# c\nsensor.x = nonsense:\n", "remote config line 2: bad value for 'sensor.x'"),
             ("telemetry_interval = 0\n", "remote config line 1: bad value for 'telemetry_interval'"),
-        ] {
-            do {
-                _ = try KeyFile.parse(file, remote: fragment)
-                Issue.record("accepted \(fragment)")
-            } catch {
-                #expect(error.message.hasPrefix(message), "\(error.message)")
-            }
-        }
+        ])
     }
 
     @Test func aRemoteConfigReachesNoFurtherThanTheKeyFile() throws {
@@ -96,7 +89,7 @@ struct KeyFileTests {
         #expect(ok.sensors.first { $0.identifier == "home" }?.confined == false, "the key file's own file: sensor")
         #expect(ok.sensors.first { $0.identifier == "u" }?.confined == true && ok.sensors.first { $0.identifier == "z" }?.confined == true)
         #expect(ok.outputs.count == 1)
-        for (fragment, words) in [
+        expectRefused(file, [
             ("sensor.x = file:/etc/shadow\n", "remote config line 1: 'sensor.x = file:/etc/shadow (a file outside /sys and /proc)' may only be set in the key file"),
             ("# a\nsensor.x = file:/sys/../etc/shadow\n", "remote config line 2: 'sensor.x = file:/sys/../etc/shadow (a path with"),
             ("sensor.x = file:/proc//self\n", "remote config line 1: 'sensor.x"),
@@ -107,7 +100,12 @@ struct KeyFileTests {
             ("sensor.h = hwmon:lm75:../../../../home/pi/x\n", "remote config line 1: 'sensor.h = hwmon:lm75:../../../../home/pi/x (names, not paths)'"),
             ("sensor.t = thermal:..\n", "remote config line 1: 'sensor.t"),
             ("sensor.relay = system:load\n", "remote config line 1: 'sensor.relay (the key file declares relay as an output)'"),
-        ] {
+        ])
+    }
+
+    /// Each fragment over `file` is refused with an error that starts with its words.
+    func expectRefused(_ file: String, _ cases: [(fragment: String, words: String)]) {
+        for (fragment, words) in cases {
             do {
                 _ = try KeyFile.parse(file, remote: fragment)
                 Issue.record("accepted \(fragment)")
