@@ -274,39 +274,24 @@ int64_t wisp_tcp_recv(int32_t fd, uint8_t *buf, size_t cap) {
     }
 }
 
-int32_t wisp_poll(int32_t fd, int32_t events, int32_t other_fd, int32_t other_events, int32_t signal_fd, int32_t timeout_ms) {
-    struct pollfd p[3];
-    int n = 0;
-    int sock = -1, other = -1, sig = -1;
-    if (fd >= 0) {
-        p[n].fd = fd;
-        p[n].events = (short)(((events & 1) ? POLLIN : 0) | ((events & 2) ? POLLOUT : 0));
-        p[n].revents = 0;
-        sock = n++;
-    }
-    if (other_fd >= 0) {
-        p[n].fd = other_fd;
-        p[n].events = (short)(((other_events & 1) ? POLLIN : 0) | ((other_events & 2) ? POLLOUT : 0));
-        p[n].revents = 0;
-        other = n++;
-    }
-    if (signal_fd >= 0) {
-        p[n].fd = signal_fd;
-        p[n].events = POLLIN;
-        p[n].revents = 0;
-        sig = n++;
+int32_t wisp_poll(const int32_t *fds, const int32_t *events, int32_t *ready, int32_t n, int32_t timeout_ms) {
+    struct pollfd p[WISP_POLL_MAX];
+    if (n < 0 || n > WISP_POLL_MAX) return -EINVAL;
+    for (int32_t i = 0; i < n; i++) {
+        p[i].fd = fds[i];  // poll(2) skips a negative descriptor
+        p[i].events = (short)(((events[i] & 1) ? POLLIN : 0) | ((events[i] & 2) ? POLLOUT : 0));
+        p[i].revents = 0;
     }
     int r = poll(p, (nfds_t)n, timeout_ms);
     if (r < 0) return errno == EINTR ? 0 : -errno;
-    int32_t mask = 0;
-    if (sock >= 0) {
-        if (p[sock].revents & POLLIN) mask |= 1;
-        if (p[sock].revents & POLLOUT) mask |= 2;
-        if (p[sock].revents & (POLLERR | POLLHUP | POLLNVAL)) mask |= 4;
+    for (int32_t i = 0; i < n; i++) {
+        int32_t m = 0;
+        if (p[i].revents & POLLIN) m |= 1;
+        if (p[i].revents & POLLOUT) m |= 2;
+        if (p[i].revents & (POLLERR | POLLHUP | POLLNVAL)) m |= 4;
+        ready[i] = m;
     }
-    if (sig >= 0 && (p[sig].revents & POLLIN)) mask |= 8;
-    if (other >= 0 && p[other].revents != 0) mask |= 16;
-    return mask;
+    return r;
 }
 
 int32_t wisp_close(int32_t fd) { return close(fd) == 0 ? 0 : -errno; }

@@ -60,20 +60,23 @@ public enum Agent {
         let device = loaded.device
         let names = (device.sensors.isEmpty ? Thing.defaults : device.sensors).map { $0.identifier } + device.outputs.map { $0.identifier }
         let post = PropertyPost.maximumSize(names: names) + topics.longestPostTopic
-        let reply = Device<SocketTransport>.replyCapacity + max(topics.setReply.utf8.count, topics.ntpRequest?.utf8.count ?? 0)
+        let reply = Outbox.replyCapacity + max(topics.setReply.utf8.count, topics.ntpRequest?.utf8.count ?? 0)
         config.maxOutboundPacket = max(post, reply) + 9
         return config
     }
 
     /// A driver for this key file's endpoint: sockets, TLS and proxy as configured, this
-    /// attempt's CONNECT, CSPRNG keys.
-    public static func driver(_ loaded: LoadedConfig, config: SessionConfig, signals: Int32) -> Driver<SocketTransport> {
+    /// attempt's CONNECT (the key file's identity unless `connect` says otherwise), CSPRNG keys.
+    public static func driver(_ loaded: LoadedConfig, config: SessionConfig, signals: Int32,
+                              connect: (() -> MQTTEncoder.Connect)? = nil) -> Driver<SocketTransport> {
         let device = loaded.device
+        let clock = Clock.system
         return Driver(
-            session: Session(config: config, now: System.monotonicMillis, random: Entropy.fill),
+            session: Session(config: config, now: clock.monotonic(), random: Entropy.fill),
             signals: signals,
-            transport: { SocketTransport(endpoint: device.endpoint, proxy: device.proxy, caFile: device.caFile, insecure: device.tlsInsecure) },
-            connect: {
+            clock: clock,
+            transport: { SocketTransport(for: device, to: device.endpoint) },
+            connect: connect ?? {
                 let c = credentials(loaded)
                 return MQTTEncoder.Connect(clientId: c.clientId, username: c.username, password: c.password,
                                            keepAlive: device.keepAlive, will: device.will)
@@ -127,7 +130,7 @@ public enum Agent {
             case .pollFailed(let e):
                 Log.error("poll failed: " + e.message)
                 return .failure
-            case .opened, .session, .closed, .signal, .other, .deadline:
+            case .opened, .session, .closed, .signal, .extra, .deadline:
                 break
             }
         }
@@ -167,7 +170,9 @@ public enum Agent {
         while true {
             // The driver is made in place: a second reference alive beside the device's would
             // make every buffer copy itself on its first write.
+            let settings = loaded.device
             var device = Device(loaded, backlog: backlog, signals: signals, startup: startup,
+                                downloads: { SocketTransport(for: settings, to: $0) },
                                 driver: driver(loaded, config: sessionConfig(loaded), signals: signals))
             switch device.run() {
             case .stopped:

@@ -33,8 +33,8 @@ struct Echo {
                 var echo = EchoSession(printOnly: printOnly)
                 echo.run(transport)
                 return
-            case .waitReadable: _ = wisp_poll(transport.descriptor, 1, -1, 0, -1, 500)
-            case .waitWritable: _ = wisp_poll(transport.descriptor, 2, -1, 0, -1, 500)
+            case .waitReadable: _ = System.wait(transport.descriptor, events: 1, milliseconds: 500)
+            case .waitWritable: _ = System.wait(transport.descriptor, events: 2, milliseconds: 500)
             case .failed(let message):
                 System.write("wisp-echo: " + message + "\n", to: 2)
                 System.exit(.unreachable)
@@ -67,7 +67,7 @@ struct EchoSession {
             input.removeAll()
             let n = input.append { raw in Int(c.receive(raw)) }
             if n == 0 {
-                _ = wisp_poll(c.descriptor, 1, -1, 0, -1, 10_000)
+                _ = System.wait(c.descriptor, events: 1, milliseconds: 10_000)
                 continue
             }
             if n < 0 { return }  // closed or failed: done
@@ -141,7 +141,7 @@ struct EchoSession {
             sink.removeAll()
             let n = sink.append { raw in Int(c.receive(raw)) }
             if n < 0 { return }
-            if n == 0 { _ = wisp_poll(c.descriptor, 1, -1, 0, -1, 500) }
+            if n == 0 { _ = System.wait(c.descriptor, events: 1, milliseconds: 500) }
         }
     }
 
@@ -150,7 +150,7 @@ struct EchoSession {
         while sent < out.count {
             let n = out.withBytes { raw in c.send(UnsafeRawBufferPointer(rebasing: raw[sent...])) }
             if n < 0 { return }
-            if n == 0 { _ = wisp_poll(c.descriptor, 2, -1, 0, -1, 5000) }
+            if n == 0 { _ = System.wait(c.descriptor, events: 2, milliseconds: 5000) }
             sent += Int(n)
         }
         out.removeAll()

@@ -67,17 +67,18 @@ struct Bench {
     /// soon as the previous post is acknowledged, `count` times, then a clean DISCONNECT.
     static func cycles(configPath: String, count: Int) -> ExitCode {
         guard case .success(let loaded) = ConfigLoader.load(configPath) else { return .configuration }
-        var device = Device(loaded, backlog: nil, signals: -1, driver: Agent.driver(loaded, config: Agent.sessionConfig(loaded), signals: -1))
+        var device = Device(loaded, backlog: nil, signals: -1, downloads: { SocketTransport(for: loaded.device, to: $0) },
+                            driver: Agent.driver(loaded, config: Agent.sessionConfig(loaded), signals: -1))
         var left = count
         while true {
             let event = device.driver.next(until: UInt64.max)
             device.handle(event)
             switch event {
             case .session(.online):
-                device.sample(now: System.monotonicMillis)
+                device.sample()
             case .session(.delivered) where device.backlog.ring.count == 0:
                 left -= 1
-                if left > 0 { device.sample(now: System.monotonicMillis) } else { device.driver.session.stop(now: System.monotonicMillis) }
+                if left > 0 { device.sample() } else { device.driver.session.stop(now: System.monotonicMillis) }
             case .stopped:
                 return .ok
             case .pollFailed, .openFailed:

@@ -174,8 +174,8 @@ struct ProxyTests {
             if now >= transport.openDeadline { return .failed(transport.openTimedOut()) }
             let step = transport.open(now: now)
             switch step {
-            case .waitReadable: _ = wisp_poll(transport.descriptor, 1, -1, 0, -1, 200)
-            case .waitWritable: _ = wisp_poll(transport.descriptor, 2, -1, 0, -1, 200)
+            case .waitReadable: _ = System.wait(transport.descriptor, events: 1, milliseconds: 200)
+            case .waitWritable: _ = System.wait(transport.descriptor, events: 2, milliseconds: 200)
             default: return step
             }
         }

@@ -79,11 +79,14 @@ int64_t wisp_tcp_send(int32_t fd, const uint8_t *buf, size_t len);
 /// or -errno. Never 0 for a closed connection.
 int64_t wisp_tcp_recv(int32_t fd, uint8_t *buf, size_t cap);
 
-/// Waits until `fd` is readable (events & 1) or writable (events & 2), `other_fd` is ready
-/// as `other_events` asks (a second connection, e.g. a download; -1: none), `signal_fd` is
-/// readable, or `timeout_ms` passes (-1: forever). Returns a mask: 1 readable, 2 writable,
-/// 4 error or hang-up (of `fd`), 8 a signal is pending, 16 `other_fd` is ready; or -errno.
-int32_t wisp_poll(int32_t fd, int32_t events, int32_t other_fd, int32_t other_events, int32_t signal_fd, int32_t timeout_ms);
+/// The most descriptors one `wisp_poll` waits on.
+#define WISP_POLL_MAX 8
+
+/// Waits until one of `n` (≤ WISP_POLL_MAX) descriptors is ready as `events[i]` asks (1
+/// readable, 2 writable; a negative descriptor is skipped) or `timeout_ms` passes (-1:
+/// forever). `ready[i]` says what happened to each: 1 readable, 2 writable, 4 error or
+/// hang-up. Returns how many are ready, 0 at the timeout or on EINTR, or -errno.
+int32_t wisp_poll(const int32_t *fds, const int32_t *events, int32_t *ready, int32_t n, int32_t timeout_ms);
 
 int32_t wisp_close(int32_t fd);
 

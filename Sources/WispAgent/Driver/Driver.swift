@@ -20,8 +20,8 @@ public struct Driver<T: Transport> {
         case closed(DisconnectReason)
         /// The signal descriptor is readable.
         case signal
-        /// `other` is ready as it asked.
-        case other
+        /// A descriptor of `extra` is ready as it asked.
+        case extra
         /// The caller's deadline passed.
         case deadline
         /// `Session.stop` finished.
@@ -30,9 +30,13 @@ public struct Driver<T: Transport> {
     }
 
     public var session: Session
-    /// A second descriptor the caller wants in the same poll (a download), and what it
-    /// waits for (1 readable, 2 writable); fd -1 for none.
-    public var other: (fd: Int32, events: Int32) = (-1, 0)
+    /// Descriptors the caller wants in the same poll (downloads), set before each `next`.
+    public var extra = PollSlots()
+    public let clock: Clock
+    /// poll(2)'s arrays: the transport, the signals, then `extra`; sized once.
+    var pollFds = [Int32](repeating: -1, count: 2 + PollSlots.capacity)
+    var pollEvents = [Int32](repeating: 0, count: 2 + PollSlots.capacity)
+    var pollReady = [Int32](repeating: 0, count: 2 + PollSlots.capacity)
     var transport: T?
     var opening = false
     var waitEvents: Int32 = 0
@@ -44,9 +48,10 @@ public struct Driver<T: Transport> {
 
     /// `transport` makes a fresh transport for each attempt; `connect` the CONNECT for it
     /// (the platform's signature may carry the time); `signals` is polled too (-1: none).
-    public init(session: Session, signals: Int32, transport: @escaping () -> T, connect: @escaping () -> MQTTEncoder.Connect,
-                webSocketKey: @escaping () -> WebSocketKey) {
+    public init(session: Session, signals: Int32, clock: Clock = .system, transport: @escaping () -> T,
+                connect: @escaping () -> MQTTEncoder.Connect, webSocketKey: @escaping () -> WebSocketKey) {
         self.session = session
+        self.clock = clock
         self.signals = signals
         makeTransport = transport
         makeConnect = connect
@@ -56,7 +61,7 @@ public struct Driver<T: Transport> {
     /// Works until something for the caller happens, or monotonic `deadline` passes.
     public mutating func next(until deadline: UInt64) -> Event {
         while true {
-            let now = System.monotonicMillis
+            let now = clock.monotonic()
             switch session.poll(now: now) {
             case .openTransport:
                 transport = makeTransport()
@@ -90,11 +95,26 @@ public struct Driver<T: Transport> {
                     events = opening ? waitEvents
                         : ((session.canReceive && !inputClosed) ? 1 : 0) | (session.output.isEmpty ? 0 : 2)
                 }
-                let mask = wisp_poll(fd, events, other.fd, other.events, signals, timeout)
-                if mask < 0 { return .pollFailed(SystemError(errno: -mask)) }
-                if mask & 8 != 0 { return .signal }
-                if mask & 16 != 0 { return .other }
-                if !opening && mask & 5 != 0 { _ = readInput(now: System.monotonicMillis) }
+                pollFds[0] = fd
+                pollEvents[0] = events
+                pollFds[1] = signals
+                pollEvents[1] = 1
+                for i in 0..<PollSlots.capacity {
+                    pollFds[2 + i] = extra.fds[i]
+                    pollEvents[2 + i] = extra.events[i]
+                }
+                let n = Int32(pollFds.count)
+                let r = pollFds.withUnsafeBufferPointer { f in
+                    pollEvents.withUnsafeBufferPointer { e in
+                        pollReady.withUnsafeMutableBufferPointer { w in wisp_poll(f.baseAddress, e.baseAddress, w.baseAddress, n, timeout) }
+                    }
+                }
+                if r < 0 { return .pollFailed(SystemError(errno: -r)) }
+                if r == 0 { continue }
+                if pollReady[1] != 0 { return .signal }
+                for i in 2..<pollReady.count where pollReady[i] != 0 { return .extra }
+                let mask = pollReady[0]
+                if !opening && mask & 5 != 0 { _ = readInput(now: clock.monotonic()) }
             }
         }
     }
@@ -114,14 +134,14 @@ public struct Driver<T: Transport> {
             return openFailed(message, now: now)
         case .open:
             opening = false
-            session.transportOpened(now: System.monotonicMillis, connect: makeConnect(), webSocketKey: makeKey())
+            session.transportOpened(now: clock.monotonic(), connect: makeConnect(), webSocketKey: makeKey())
             return .opened
         }
     }
 
     mutating func openFailed(_ message: String, now: UInt64) -> Event {
         drop()
-        session.transportFailed(now: System.monotonicMillis, .connectFailed)
+        session.transportFailed(now: clock.monotonic(), .connectFailed)
         return .openFailed(message)
     }
 

@@ -112,7 +112,7 @@ public enum ApplyUpdate {
         var baseline = restarts(systemctl)
         var polls = 0
         while System.monotonicMillis < deadline {
-            _ = wisp_poll(-1, 0, -1, 0, -1, 250)
+            System.sleep(milliseconds: 250)
             if UpdateFiles.read(files.running)?["version"]?.equals(version) == true {
                 return confirmed(files, version: version)
             }

@@ -4,36 +4,39 @@ import WispCore
 /// The service's side of an OTA upgrade: takes the platform's offer, downloads the package
 /// (interleaved with telemetry in the device's loop), verifies it, and stages it for the
 /// root-owned step (`wisp apply-update`, started by wisp-update.path). It never writes
-/// outside `state_dir/ota`; the service keeps its hardening. Progress reports wait in a
-/// short queue until the device can publish them.
-final class Updater {
+/// outside `state_dir/ota`; the service keeps its hardening. Progress reports go through
+/// the outbox (they wait there for the link).
+final class Updater<T: Transport> {
     let device: DeviceConfig
     let files: UpdateFiles
+    let downloader: Downloader<T>
     var package: OTAPackage?
-    var download: Download?
-    var reports: [(step: Int, desc: String)] = []
+    /// The package's transfer in the downloader.
+    var download: Int?
     var lastStep = 0
 
-    init(_ device: DeviceConfig) {
+    init(_ device: DeviceConfig, downloader: Downloader<T>) {
         self.device = device
+        self.downloader = downloader
         files = UpdateFiles(stateDir: device.stateDir)
     }
 
     var module: String { device.otaModule }
 
-    /// For the device's poll: the download's descriptor and events, and when to come back.
-    var poll: (fd: Int32, events: Int32) {
-        guard let download else { return (-1, 0) }
-        return (download.descriptor, download.events)
-    }
-
-    var deadline: UInt64 { download?.deadline ?? UInt64.max }
-
     // MARK: CONNACK
 
-    /// At every CONNACK: confirm this version to a waiting root step, and queue its verdict
-    /// on the last upgrade if it left one.
-    func online() {
+    /// At every CONNACK: the version report and `firmware.get` (the platform answers with a
+    /// pending upgrade, if any), this version confirmed to a waiting root step, and its
+    /// verdict on the last upgrade if it left one.
+    func online(out: inout Outbox) {
+        if let inform = out.topics.otaInform {
+            OTAInform.write(id: out.nextId(), version: Agent.version, module: module, into: &out.json)
+            out.send(inform, qos: .atMostOnce)  // as the platform's SDK does; takes no in-flight slot
+        }
+        if let get = out.topics.firmwareGet {
+            FirmwareGet.write(id: out.nextId(), module: module, into: &out.json)
+            out.send(get, qos: .atMostOnce)
+        }
         guard files.exists else { return }
         var running = UpdateRecord()
         running["version"] = Agent.version
@@ -49,7 +52,7 @@ final class Updater {
                 Log.warning("OTA: the last upgrade (" + (result["version"] ?? "?") + ") failed: " + desc)
                 if let v = result["version"] { remember(failed: v, desc) }
             }
-            report(step, desc)
+            report(step, desc, out: &out)
             _ = wisp_unlink(files.result)
         }
     }
@@ -57,7 +60,7 @@ final class Updater {
     // MARK: offers
 
     /// An upgrade push or a firmware.get reply.
-    func offer(_ payload: UnsafeRawBufferPointer) {
+    func offer(_ payload: UnsafeRawBufferPointer, out: inout Outbox) {
         switch OTAOffer.parse(payload) {
         case .malformed(let why):
             Log.warning("OTA: an upgrade message ignored: " + LogText.escape(Array(why.utf8)))
@@ -66,7 +69,7 @@ final class Updater {
         case .refused(let m, let why):
             guard let m, m.equals(module) else { return }
             Log.error("OTA: upgrade refused: " + LogText.escape(Array(why.utf8)))
-            report(OTAProgress.upgradeFailed, why)
+            report(OTAProgress.upgradeFailed, why, out: &out)
         case .package(let p):
             guard device.controlAllowed else {
                 // Anyone on the path of a ws://, mqtt:// or tls_insecure link can write this
@@ -74,14 +77,14 @@ final class Updater {
                 guard p.module.equals(module) else { return }
                 let why = "upgrade refused over an unauthenticated link (ws://, mqtt:// or tls_insecure; allow_plaintext_control = false)"
                 Log.error("OTA: " + why)
-                report(OTAProgress.upgradeFailed, why)
+                report(OTAProgress.upgradeFailed, why, out: &out)
                 return
             }
-            take(p)
+            take(p, out: &out)
         }
     }
 
-    func take(_ p: OTAPackage) {
+    func take(_ p: OTAPackage, out: inout Outbox) {
         guard p.module.equals(module) else {
             Log.info("OTA: an upgrade for module " + LogText.escape(Array(p.module.utf8)) + " ignored (wisp is module " + module + ")")
             return
@@ -92,8 +95,8 @@ final class Updater {
             return
         }
         if let current = package, current.version.equals(p.version), current.digest == p.digest {
-            if let url = Endpoint(parsing: p.url, allowing: [.https, .http]), let download {
-                download.url = url  // a fresh signed URL for the next resume
+            if let url = Endpoint(parsing: p.url, allowing: [.https, .http]), let id = download, let t = downloader.transfer(id) {
+                t.url = url  // a fresh signed URL for the next resume
             }
             Log.debug("OTA: upgrade to " + version + " already in progress")
             return
@@ -103,7 +106,7 @@ final class Updater {
             // already failed here (verification, rollback) would fail again, in a loop.
             let why = "version " + p.version + " already failed on this board (" + (failed["desc"] ?? "") + "); not retried: upload a new version"
             Log.warning("OTA: " + why)
-            report(OTAProgress.upgradeFailed, why)
+            report(OTAProgress.upgradeFailed, why, out: &out)
             return
         }
         if let staged = UpdateFiles.read(files.ready), staged["version"]?.equals(p.version) == true {
@@ -111,19 +114,19 @@ final class Updater {
             return
         }
         guard p.size <= device.otaMaxBytes else {
-            fail(OTAProgress.upgradeFailed, "the package has \(p.size) bytes, more than ota_max_bytes (\(device.otaMaxBytes))")
+            fail(OTAProgress.upgradeFailed, "the package has \(p.size) bytes, more than ota_max_bytes (\(device.otaMaxBytes))", out: &out)
             return
         }
         guard let url = Endpoint(parsing: p.url, allowing: [.https, .http]) else {
-            fail(OTAProgress.downloadFailed, "the package URL is not https://host/path")
+            fail(OTAProgress.downloadFailed, "the package URL is not https://host/path", out: &out)
             return
         }
         if url.scheme == .http && !device.tlsInsecure {
-            fail(OTAProgress.downloadFailed, "the package URL is plain http://; wisp downloads over https:// (http only with tls_insecure = true)")
+            fail(OTAProgress.downloadFailed, "the package URL is plain http://; wisp downloads over https:// (http only with tls_insecure = true)", out: &out)
             return
         }
         if let e = files.create() {
-            fail(OTAProgress.writingFailed, "cannot create " + files.dir + ": " + e.message + " (state_dir)")
+            fail(OTAProgress.writingFailed, "cannot create " + files.dir + ": " + e.message + " (state_dir)", out: &out)
             return
         }
         // A partial file of the same package (same version and digest) is continued.
@@ -138,48 +141,61 @@ final class Updater {
         } else {
             _ = wisp_unlink(files.part)
             if let e = UpdateFiles.write(want, to: files.want) {
-                fail(OTAProgress.writingFailed, "cannot write " + files.want + ": " + e.message)
+                fail(OTAProgress.writingFailed, "cannot write " + files.want + ": " + e.message, out: &out)
                 return
             }
         }
         package = p
         lastStep = 0
+        let id: Int
         do {
-            download = try Download(url: url, device: device, path: files.part, size: p.size, method: p.method, resumeFrom: resume)
+            id = try downloader.start("OTA", url: url, path: files.part, size: p.size, method: p.method, resumeFrom: resume)
         } catch {
-            fail(error.step, error.why)
+            fail(error, out: &out)
             return
         }
+        download = id
         let from = resume > 0 ? ", resuming at byte \(resume)" : ""
-        Log.info("OTA: upgrade " + Agent.version + " → " + version + ": downloading \(p.size) bytes from " + download!.shownURL + from)
-        report(1, "downloading")
+        Log.info("OTA: upgrade " + Agent.version + " → " + version + ": downloading \(p.size) bytes from "
+                 + (downloader.transfer(id)?.shownURL ?? "?") + from)
+        report(1, "downloading", out: &out)
     }
 
     // MARK: the download
 
     /// Advances the download; verifies and stages the file when it is complete.
-    func advance(now: UInt64) {
-        guard let d = download else { return }
-        switch d.advance(now: now) {
+    func advance(out: inout Outbox) {
+        guard let id = download else { return }
+        let percent = downloader.transfer(id)?.percent ?? 0
+        switch downloader.advance(id) {
         case .working:
-            let step = d.percent
+            let step = downloader.transfer(id)?.percent ?? percent
             if step >= lastStep + 10 && step < 100 {
                 lastStep = step - step % 10
-                report(lastStep, "downloading")
+                report(lastStep, "downloading", out: &out)
             }
-        case .failed(let step, let why):
-            fail(step, why)
+        case .failed(let error):
+            download = nil
+            fail(error, out: &out)
         case .done(let digest):
             download = nil
-            verify(digest)
+            verify(digest, out: &out)
+        }
+    }
+
+    /// A download error as the platform's progress code: -4 when the board could not write
+    /// it, -2 when the server or the link failed.
+    func fail(_ error: DownloadError, out: inout Outbox) {
+        if case .cannotWrite = error { fail(OTAProgress.writingFailed, error.message, out: &out) } else {
+            fail(OTAProgress.downloadFailed, error.message, out: &out)
         }
     }
 
     /// Digest, then the binary itself; on success the package is staged for the installer.
-    func verify(_ digest: [UInt8]) {
+    func verify(_ digest: [UInt8], out: inout Outbox) {
         guard let p = package else { return }
         guard digest == p.digest else {
-            fail(OTAProgress.verificationFailed, "the package's " + p.method.name + " is " + Hex.encode(digest) + ", the platform announced " + p.digestHex)
+            fail(OTAProgress.verificationFailed, "the package's " + p.method.name + " is " + Hex.encode(digest) + ", the platform announced " + p.digestHex, out: &out)
             return
         }
         var candidate = files.part
@@ -188,22 +204,22 @@ final class Updater {
             source = "deb"
             let r = UpdateFiles.run("/usr/bin/dpkg-deb", ["-x", files.part, files.debDir], timeoutMillis: 60_000)
             if r.status != 0 {
-                fail(OTAProgress.verificationFailed, "dpkg-deb cannot unpack the .deb (status \(r.status))")
+                fail(OTAProgress.verificationFailed, "dpkg-deb cannot unpack the .deb (status \(r.status))", out: &out)
                 return
             }
             candidate = files.debDir + "/usr/bin/wisp"
             if wisp_file_size(candidate) < 0 { candidate = files.debDir + "/usr/local/bin/wisp" }
         }
         if let why = Updater.check(candidate, version: p.version) {
-            fail(OTAProgress.verificationFailed, why)
+            fail(OTAProgress.verificationFailed, why, out: &out)
             return
         }
         guard let sha = UpdateFiles.digest(candidate, .sha256) else {
-            fail(OTAProgress.writingFailed, "cannot read the verified binary again")
+            fail(OTAProgress.writingFailed, "cannot read the verified binary again", out: &out)
             return
         }
         if let e = UpdateFiles.copy(candidate, to: files.staged, mode: 0o755) {
-            fail(OTAProgress.writingFailed, "cannot stage the binary: " + e.message)
+            fail(OTAProgress.writingFailed, "cannot stage the binary: " + e.message, out: &out)
             return
         }
         // The package itself too: on a board installed from the .deb, the root step lets dpkg
@@ -212,7 +228,7 @@ final class Updater {
         if source.equals("deb") {
             debSha = UpdateFiles.digest(files.part, .sha256)
             if let e = UpdateFiles.copy(files.part, to: files.stagedDeb, mode: 0o644) {
-                fail(OTAProgress.writingFailed, "cannot stage the package: " + e.message)
+                fail(OTAProgress.writingFailed, "cannot stage the package: " + e.message, out: &out)
                 return
             }
         }
@@ -223,13 +239,13 @@ final class Updater {
         if let debSha { ready["deb_sha256"] = Hex.encode(debSha) }
         ready["from"] = Agent.version
         if let e = UpdateFiles.write(ready, to: files.ready, mode: 0o644) {
-            fail(OTAProgress.writingFailed, "cannot write " + files.ready + ": " + e.message)
+            fail(OTAProgress.writingFailed, "cannot write " + files.ready + ": " + e.message, out: &out)
             return
         }
         cleanUp(keepStaged: true)
         package = nil
         Log.info("OTA: version " + p.version + " downloaded and verified; the installer (wisp-update.path) takes it from here")
-        report(100, "verified; installing")
+        report(100, "verified; installing", out: &out)
     }
 
     /// Why `path` is not a wisp that can replace this one, or nil: an ELF for this machine
@@ -252,10 +268,11 @@ final class Updater {
         return nil
     }
 
-    func fail(_ step: Int, _ why: String) {
+    func fail(_ step: Int, _ why: String, out: inout Outbox) {
         Log.error("OTA: upgrade failed: " + why)
         if step == OTAProgress.verificationFailed, let p = package { remember(failed: p.version, why) }
-        report(step, why)
+        report(step, why, out: &out)
+        if let id = download { downloader.cancel(id) }
         download = nil
         package = nil
         cleanUp(keepStaged: false)
@@ -279,9 +296,10 @@ final class Updater {
         _ = UpdateFiles.write(r, to: files.failed)
     }
 
-    /// Queues a progress report; the queue keeps the last eight.
-    func report(_ step: Int, _ desc: String) {
-        if reports.count >= 8 { reports.removeFirst() }
-        reports.append((step, desc))
+    /// A progress report: waits in the outbox for the link (QoS 0, as the SDK does).
+    func report(_ step: Int, _ desc: String, out: inout Outbox) {
+        guard let topic = out.topics.otaProgress else { return }
+        OTAProgress.write(id: out.nextId(), step: step, desc: desc, module: module, into: &out.json)
+        out.send(topic, qos: .atMostOnce, waits: true)
     }
 }

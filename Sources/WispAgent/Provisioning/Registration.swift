@@ -37,17 +37,12 @@ public enum Registration {
         var config = SessionConfig(keepAlive: device.keepAlive,
                                    webSocket: device.endpoint.isWebSocket ? .init(hostHeader: device.endpoint.hostHeader, path: device.endpoint.path) : nil)
         config.subscriptions = []  // the platform publishes the reply without a SUBSCRIBE
-        var driver = Driver(
-            session: Session(config: config, now: System.monotonicMillis, random: Entropy.fill),
-            signals: signals,
-            transport: { SocketTransport(endpoint: device.endpoint, proxy: device.proxy, caFile: device.caFile, insecure: device.tlsInsecure) },
-            connect: {
-                var random = [UInt8](repeating: 0, count: 8)
-                random.withUnsafeMutableBytes { Entropy.fill($0) }
-                let c = exchange.credentials(random: Hex.encode(random), sign: Crypto.hmacHex)
-                return MQTTEncoder.Connect(clientId: c.clientId, username: c.username, password: c.password, keepAlive: device.keepAlive, will: nil)
-            },
-            webSocketKey: Entropy.webSocketKey)
+        var driver = Agent.driver(loaded, config: config, signals: signals) {
+            var random = [UInt8](repeating: 0, count: 8)
+            random.withUnsafeMutableBytes { Entropy.fill($0) }
+            let c = exchange.credentials(random: Hex.encode(random), sign: Crypto.hmacHex)
+            return MQTTEncoder.Connect(clientId: c.clientId, username: c.username, password: c.password, keepAlive: device.keepAlive, will: nil)
+        }
         var replyDeadline = UInt64.max
         var outcome: Outcome?
         while true {
@@ -99,13 +94,11 @@ public enum Registration {
                     }
                 }
             case .signal:
-                while true {
-                    let s = wisp_signal_next(signals)
-                    if s == 0 { break }
+                Signals.drain(signals) { s in
                     if s != 1 {
                         Log.info("signal: stopping the registration")
                         outcome = .stopped
-                        driver.session.stop(now: System.monotonicMillis)
+                        driver.session.stop(now: driver.clock.monotonic())
                     }
                 }
             case .stopped:
@@ -115,7 +108,7 @@ public enum Registration {
                 return run(loaded, signals: signals, persistent: persistent)
             case .pollFailed(let e):
                 return .failed("poll failed: " + e.message)
-            case .opened, .closed, .other, .session:
+            case .opened, .closed, .extra, .session:
                 break
             }
         }

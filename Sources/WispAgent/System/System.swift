@@ -82,6 +82,18 @@ public enum System {
     public static var monotonicMillis: UInt64 { wisp_monotonic_ms() }
     public static var realtimeMillis: UInt64 { wisp_realtime_ms() }
 
+    /// Waits until `fd` is ready as `events` asks (1 readable, 2 writable) or `milliseconds`
+    /// pass (tools that drive one connection; the agent polls in `Driver`).
+    public static func wait(_ fd: Int32, events: Int32, milliseconds: Int32) {
+        var f = fd, e = events, ready: Int32 = 0
+        _ = wisp_poll(&f, &e, &ready, 1, milliseconds)
+    }
+
+    /// Sleeps (a root step waiting for a restart; never the agent's loop).
+    public static func sleep(milliseconds: Int32) {
+        _ = wisp_poll(nil, nil, nil, 0, milliseconds)
+    }
+
     public static func write(_ text: String, to fd: Int32) {
         var t = text
         t.withUTF8 { _ = wisp_write_all(fd, $0.baseAddress, $0.count) }

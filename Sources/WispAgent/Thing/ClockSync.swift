@@ -7,8 +7,9 @@ public struct ClockSync {
     /// Wall-clock ms minus monotonic ms, once the platform has answered.
     public private(set) var offset: Int64?
     var sentAt: UInt64?
+    let clock: Clock
 
-    public init() {}
+    public init(clock: Clock = .system) { self.clock = clock }
 
     /// Wall-clock milliseconds now.
     public func wallClock(monotonic: UInt64) -> UInt64 {
@@ -16,7 +17,26 @@ public struct ClockSync {
             let v = Int64(monotonic) + offset  // |offset| < 2^43 (NTP.offset): no overflow
             if v > 0 { return UInt64(v) }
         }
-        return System.realtimeMillis
+        return clock.realtime()
+    }
+
+    /// Wall-clock milliseconds now.
+    public var now: UInt64 { wallClock(monotonic: clock.monotonic()) }
+
+    /// At CONNACK: asks the platform for its time (platform devices only).
+    public mutating func online(out: inout Outbox) {
+        guard let topic = out.topics.ntpRequest else { return }
+        request(monotonic: clock.monotonic(), into: &out.json)
+        out.send(topic, qos: .atMostOnce)
+    }
+
+    /// The platform's answer on `…/ntp/response`.
+    public mutating func handle(_ payload: UnsafeRawBufferPointer) {
+        switch response(payload, monotonic: clock.monotonic()) {
+        case .set: Log.info("clock: platform time received; post timestamps follow it")
+        case .unsolicited: Log.debug("clock: an NTP answer without a request; ignored")
+        case .refused(let why): Log.warning("clock: NTP answer ignored: " + why + "; keeping the current clock")
+        }
     }
 
     /// The request payload `{"deviceSendTime":"N"}`.

@@ -167,3 +167,11 @@ public final class SocketTransport: Transport {
         return String(decoding: bytes, as: UTF8.self)
     }
 }
+
+extension SocketTransport {
+    /// A connection to `endpoint` (the broker, a download's host) the way the key file says:
+    /// its proxy, CA bundle and TLS verification.
+    public convenience init(for device: DeviceConfig, to endpoint: Endpoint) {
+        self.init(endpoint: endpoint, proxy: device.proxy, caFile: device.caFile, insecure: device.tlsInsecure)
+    }
+}

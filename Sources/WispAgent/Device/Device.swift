@@ -1,0 +1,190 @@
+import WispCore
+
+/// The device: one key file's life. It keeps the schedule, the watchdog and the signals,
+/// and dispatches what the driver reports to the features — telemetry, services and RRPC,
+/// clock sync, OTA, remote config — each a type of its own that publishes through the
+/// outbox. It never touches a socket.
+public struct Device<T: Transport> {
+    public enum Outcome {
+        case stopped
+        case failed
+        /// SIGHUP or a remote config found new settings: run again with them (the backlog carries over).
+        case reload(LoadedConfig)
+    }
+
+    let loaded: LoadedConfig
+    public var driver: Driver<T>
+    let clock: Clock
+    public var telemetry: Telemetry
+    var outbox: Outbox
+    var clockSync: ClockSync
+    let services: Services
+    let downloader: Downloader<T>
+    /// OTA upgrades and remote config: platform devices only.
+    let updater: Updater<T>?
+    let remoteConfig: RemoteConfig<T>?
+    /// Why this process started (`startup` event), reported after the first CONNACK; nil
+    /// once reported (a reload hands what is left to the next device).
+    public var startupReason: String?
+    var everOnline = false
+    var reload: LoadedConfig?
+    let signals: Int32
+    let watchdogInterval = Systemd.watchdogInterval
+    var nextWatchdog: UInt64 = 0
+
+    public var backlog: Backlog { telemetry.backlog }
+
+    /// `driver` carries the session for `loaded` (`Agent.driver` makes the real one) and
+    /// the clock; `downloads` opens a connection for a download. The driver is made after
+    /// the thing model: sensor discovery's directory buffers and the session's must not be
+    /// alive at once (the start-up heap peak).
+    public init(_ loaded: LoadedConfig, backlog previous: Backlog?, signals: Int32, startup: String? = nil,
+                downloads: @escaping (Endpoint) -> T, driver makeDriver: @autoclosure () -> Driver<T>) {
+        startupReason = startup
+        self.loaded = loaded
+        self.signals = signals
+        let topics = Agent.topics(loaded)
+        telemetry = Telemetry(loaded.device, topics: topics, backlog: previous)
+        driver = makeDriver()
+        clock = driver.clock
+        telemetry.sizePosts(maxOutboundPacket: driver.session.config.maxOutboundPacket, now: clock.monotonic())
+        outbox = Outbox(topics: topics)
+        clockSync = ClockSync(clock: clock)
+        services = Services(loaded.device, topics: topics, clock: clock)
+        downloader = Downloader(clock: clock, seed: clock.realtime() ^ clock.monotonic(), transport: downloads)
+        updater = outbox.isPlatform ? Updater(loaded.device, downloader: downloader) : nil
+        remoteConfig = outbox.isPlatform ? RemoteConfig(loaded, downloader: downloader) : nil
+    }
+
+    /// Samples every interval and reacts to the driver until stopped.
+    public mutating func run() -> Outcome {
+        while true {
+            let now = clock.monotonic()
+            if let period = watchdogInterval, now >= nextWatchdog {
+                Systemd.notify("WATCHDOG=1")
+                nextWatchdog = now + period
+            }
+            telemetry.advance(now: now, time: clockSync.wallClock(monotonic: now), session: &driver.session, out: &outbox)
+            updater?.advance(out: &outbox)
+            if let next = remoteConfig?.advance(out: &outbox), reload == nil {
+                reload = next
+                outbox.flush(&driver.session)  // the push reply goes out first; stop flushes it
+                driver.session.stop(now: now)
+            }
+            outbox.flush(&driver.session)
+            downloader.register(into: &driver.extra)
+            var deadline = min(telemetry.deadline, downloader.deadline)
+            if watchdogInterval != nil { deadline = min(deadline, nextWatchdog) }
+            switch driver.next(until: deadline) {
+            case .stopped:
+                if let next = reload {
+                    Systemd.notify("RELOADING=1")
+                    return .reload(next)
+                }
+                Systemd.notify("STOPPING=1")
+                return .stopped
+            case .pollFailed(let e):
+                Log.error("poll failed: " + e.message)
+                return .failed
+            case .signal:
+                handleSignals()
+            case let event:
+                handle(event)
+            }
+        }
+    }
+
+    /// What the driver reported: logged, then dispatched.
+    public mutating func handle(_ event: Driver<T>.Event) {
+        LinkLog.note(event, loaded, topics: outbox.topics, subscriptions: driver.session.config.subscriptions)
+        switch event {
+        case .session(.online):
+            online()
+        case .session(.message(let p)):
+            dispatch(p)
+        case .session(.delivered(let id)):
+            telemetry.delivered(id, session: &driver.session)
+        default:
+            break
+        }
+    }
+
+    /// Samples now, out of schedule (the benchmark's cycles).
+    public mutating func sample() {
+        telemetry.sample(time: clockSync.now, session: &driver.session, out: &outbox)
+    }
+
+    /// At every CONNACK: each feature's connect-time messages, then the backlog.
+    mutating func online() {
+        if !everOnline { Systemd.notify("READY=1\nSTATUS=online") }
+        everOnline = true
+        updater?.online(out: &outbox)
+        remoteConfig?.online(out: &outbox)
+        if outbox.isPlatform {
+            if let reason = startupReason {
+                startupReason = nil
+                outbox.event("startup", [.text("reason", reason)], time: clockSync.now)
+            }
+            telemetry.noteDrops(time: clockSync.now, out: &outbox)
+        }
+        clockSync.online(out: &outbox)
+        outbox.flush(&driver.session)
+        telemetry.online(session: &driver.session)
+    }
+
+    /// One inbound message, to the feature its topic names.
+    mutating func dispatch(_ p: InboundPublish) {
+        let inbound = driver.session.inbound
+        let kind = outbox.topics.classify(inbound, p.topic)
+        let now = clock.monotonic()
+        var effect = Services.Effect.none
+        var changed = false
+        inbound.withBytes { all in
+            let payload = UnsafeRawBufferPointer(rebasing: all[p.payload])
+            switch kind {
+            case .propertySet: changed = telemetry.propertySet(payload, out: &outbox)
+            case .ntpResponse: clockSync.handle(payload)
+            case .postReply: LinkLog.reply(to: "property post", inbound, p.payload)
+            case .eventReply: LinkLog.reply(to: "event", inbound, p.payload)
+            case .service(let name):
+                effect = services.call(String(decoding: inbound.bytesView(name), as: UTF8.self), payload: payload,
+                                       sampleNowWait: telemetry.sampleNowWait(now: now), out: &outbox)
+            case .rrpc(let id):
+                effect = services.rrpc(messageId: String(decoding: inbound.bytesView(id), as: UTF8.self), payload: payload,
+                                       sampleNowWait: telemetry.sampleNowWait(now: now), out: &outbox)
+            case .configPush, .configGetReply: remoteConfig?.handle(payload, push: kind == .configPush, out: &outbox)
+            case .otaOffer: updater?.offer(payload, out: &outbox)
+            case .other: Log.debug("message on " + LogText.escape(inbound.bytesView(p.topic)) + " ignored")
+            }
+        }
+        outbox.flush(&driver.session)
+        let time = clockSync.wallClock(monotonic: now)
+        switch effect {
+        case .sampleNow: telemetry.sampleNow(now: now, time: time, session: &driver.session, out: &outbox)
+        case .setInterval(let seconds): telemetry.setInterval(seconds: seconds, now: now)
+        case .none: if changed { telemetry.sampleSoon(now: now, time: time, session: &driver.session, out: &outbox) }
+        }
+    }
+
+    /// SIGHUP reads the key file again (a changed one reconnects with it); SIGTERM and
+    /// SIGINT disconnect cleanly.
+    mutating func handleSignals() {
+        Signals.drain(signals) { signal in
+            let now = clock.monotonic()
+            guard signal == 1 else {
+                Log.info(signal == 15 ? "SIGTERM: disconnecting" : "SIGINT: disconnecting")
+                driver.session.stop(now: now)
+                return
+            }
+            switch ConfigLoader.load(loaded.path) {
+            case .failure(let e):
+                Log.error("SIGHUP: " + e.message + "; keeping the running settings")
+            case .success(let next) where next.fingerprint == loaded.fingerprint:
+                Log.info("SIGHUP: key file unchanged")
+            case .success(let next):
+                reload = next
+                driver.session.stop(now: now)
+            }
+        }
+    }
+}

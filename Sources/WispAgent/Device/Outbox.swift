@@ -1,0 +1,119 @@
+import WispCore
+
+/// Every publish that is not telemetry — replies, progress reports, events, the version
+/// report — goes through here. The outbox owns the message ids, the one reply buffer a
+/// feature writes a message into, and the messages waiting for the link; the device hands
+/// them to the session after each step (`flush`), before any telemetry, so a reply leaves
+/// before the post it causes. Storage is fixed at start-up: `capacity` bytes of payload,
+/// at most `maxMessages` messages.
+///
+/// Two kinds: a *reply* is sent at the next flush or dropped with a log line (an answer
+/// is worth nothing later); a *report* (`waits`: events, OTA progress, config push
+/// replies) waits for the link, oldest first, the oldest dropped when the outbox is full.
+public struct Outbox {
+    public struct Message {
+        public let topic: String
+        public let qos: QoS
+        public let waits: Bool
+        var start: Int
+        public let count: Int
+    }
+
+    /// A message: a code, an id of at most 64 bytes and one sentence, or an event.
+    public static var replyCapacity: Int { 512 }
+    public static var capacity: Int { 16_384 }
+    public static var maxMessages: Int { 24 }
+
+    public let topics: AlinkTopics
+    /// The platform's own features (OTA, remote config, events, services' reboot) exist only
+    /// on an IoT Platform device: decided here, once.
+    public let isPlatform: Bool
+    /// What the next `send` publishes: features write their message here.
+    public var json = JSONWriter(capacity: Outbox.replyCapacity)
+    var ids: UInt64 = 0
+    public private(set) var messages: [Message] = []
+    var storage = [UInt8](repeating: 0, count: Outbox.capacity)
+    var used = 0
+
+    public init(topics: AlinkTopics) {
+        self.topics = topics
+        isPlatform = topics.otaUpgrade != nil
+        messages.reserveCapacity(Outbox.maxMessages)
+    }
+
+    /// The next message id (the Alink `id` field of reports and requests).
+    public mutating func nextId() -> UInt64 {
+        ids &+= 1
+        return ids
+    }
+
+    /// Queues what `json` holds for `topic`.
+    public mutating func send(_ topic: String, qos: QoS, waits: Bool = false) {
+        guard json.ok else {
+            Log.warning("message on " + topic + " not sent: longer than \(Outbox.replyCapacity) bytes")
+            return
+        }
+        let n = json.buffer.count
+        while used + n > Outbox.capacity || messages.count >= Outbox.maxMessages {
+            guard let oldest = messages.firstIndex(where: { $0.waits }) ?? messages.indices.first else { break }
+            Log.warning("message on " + messages[oldest].topic + " dropped: the outbox is full (\(messages.count) waiting)")
+            remove(oldest)
+        }
+        json.buffer.withBytes { b in
+            storage.withUnsafeMutableBytes { s in
+                for i in 0..<n { s[used + i] = b[i] }
+            }
+        }
+        messages.append(Message(topic: topic, qos: qos, waits: waits, start: used, count: n))
+        used += n
+    }
+
+    /// Writes event `name` and queues it (QoS 1, waits for the link).
+    public mutating func event(_ name: String, _ fields: [EventPost.Field], time: UInt64) {
+        EventPost.write(id: nextId(), name: name, fields: fields, time: time, into: &json)
+        send(topics.eventPost(name), qos: .atLeastOnce, waits: true)
+    }
+
+    public func payload(_ m: Message) -> ArraySlice<UInt8> { storage[m.start..<(m.start + m.count)] }
+
+    /// Hands the messages to the session, oldest first. Reports that find the link down or
+    /// the window full wait (and hold back the reports behind them, to keep their order);
+    /// replies are sent or dropped.
+    public mutating func flush(_ session: inout Session) {
+        var i = 0
+        var blocked = false
+        while i < messages.count {
+            let m = messages[i]
+            if m.waits && blocked {
+                i += 1
+                continue
+            }
+            do {
+                _ = try session.publish(topic: m.topic, payload: payload(m), qos: m.qos)
+                remove(i)
+            } catch {
+                if m.waits {
+                    blocked = true
+                    i += 1
+                } else {
+                    Log.warning("reply on " + m.topic + " not sent: " + error.message)
+                    remove(i)
+                }
+            }
+        }
+    }
+
+    mutating func remove(_ index: Int) {
+        let m = messages[index]
+        let end = m.start + m.count
+        if end < used {
+            storage.withUnsafeMutableBufferPointer { p in
+                let base = p.baseAddress!
+                (base + m.start).update(from: base + end, count: used - end)
+            }
+        }
+        used -= m.count
+        messages.remove(at: index)
+        for j in index..<messages.count { messages[j].start -= m.count }
+    }
+}

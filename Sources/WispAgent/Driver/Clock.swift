@@ -1,0 +1,47 @@
+import CWispPlatform
+
+/// Time as a value: the driver, the downloader and the device read the clock they are
+/// given, so the tests run them on a simulated one (no sleeps, no real-time windows).
+public struct Clock {
+    /// Monotonic milliseconds (deadlines, timeouts, backoff).
+    public let monotonic: () -> UInt64
+    /// Wall-clock milliseconds since 1970 (sample times before the platform's clock is known).
+    public let realtime: () -> UInt64
+
+    public init(monotonic: @escaping () -> UInt64, realtime: @escaping () -> UInt64) {
+        self.monotonic = monotonic
+        self.realtime = realtime
+    }
+
+    /// The system's clocks.
+    public static var system: Clock { Clock(monotonic: { wisp_monotonic_ms() }, realtime: { wisp_realtime_ms() }) }
+}
+
+/// Descriptors a caller wants in the driver's poll beside the session's own (downloads):
+/// a fixed number of slots, set each turn, nothing allocated.
+public struct PollSlots {
+    public static let capacity = 4
+    public private(set) var fds = [Int32](repeating: -1, count: PollSlots.capacity)
+    public private(set) var events = [Int32](repeating: 0, count: PollSlots.capacity)
+
+    public init() {}
+
+    public mutating func clear() {
+        for i in 0..<PollSlots.capacity {
+            fds[i] = -1
+            events[i] = 0
+        }
+    }
+
+    /// Adds `fd`, waiting for `events` (1 readable, 2 writable); false when all slots are taken.
+    @discardableResult
+    public mutating func add(_ fd: Int32, events wanted: Int32) -> Bool {
+        guard fd >= 0 else { return true }
+        for i in 0..<PollSlots.capacity where fds[i] < 0 {
+            fds[i] = fd
+            events[i] = wanted
+            return true
+        }
+        return false
+    }
+}

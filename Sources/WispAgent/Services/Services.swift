@@ -1,0 +1,96 @@
+import WispCore
+
+/// The platform's service calls and RRPC: parses the call, checks it may run here, answers
+/// it through the outbox, and tells the device what to do (`Effect`): sampling and the
+/// interval belong to telemetry. The reboot request is left for the root step.
+public struct Services {
+    public enum Effect: Equatable {
+        case none
+        case sampleNow
+        case setInterval(Int)
+    }
+
+    let device: DeviceConfig
+    let topics: AlinkTopics
+    let clock: Clock
+    let files: UpdateFiles
+
+    public init(_ device: DeviceConfig, topics: AlinkTopics, clock: Clock) {
+        self.device = device
+        self.topics = topics
+        self.clock = clock
+        files = UpdateFiles(stateDir: device.stateDir)
+    }
+
+    /// `thing.service.{name}`, answered on `…/service/{name}_reply` (QoS 1).
+    public func call(_ name: String, payload: UnsafeRawBufferPointer, sampleNowWait: UInt64?, out: inout Outbox) -> Effect {
+        serve(name, payload: payload, replyTopic: topics.servicePrefix + name + "_reply", qos: .atLeastOnce, sampleNowWait: sampleNowWait, out: &out)
+    }
+
+    /// An RRPC request: the service is named by the request's method; the answer goes to
+    /// the same message id (QoS 0, as the platform's SDK does).
+    public func rrpc(messageId: String, payload: UnsafeRawBufferPointer, sampleNowWait: UInt64?, out: inout Outbox) -> Effect {
+        var name = "(no thing.service method)"
+        if let json = try? JSONReader(payload), let n = ServiceCall.name(fromMethodOf: json) { name = n }
+        return serve(name, payload: payload, replyTopic: topics.rrpcResponsePrefix + messageId, qos: .atMostOnce,
+                     sampleNowWait: sampleNowWait, out: &out)
+    }
+
+    func serve(_ name: String, payload: UnsafeRawBufferPointer, replyTopic: String, qos: QoS, sampleNowWait: UInt64?, out: inout Outbox) -> Effect {
+        var call: ServiceCall?
+        if let json = try? JSONReader(payload) {
+            switch ServiceCall.parse(name: name, json) {
+            case .failure(let refusal):
+                ServiceCall.writeReply(code: refusal.code, id: refusal.id, json: json, message: refusal.message, into: &out.json)
+            case .success(let (id, parsed)):
+                if let (code, message) = refusal(of: parsed, name, sampleNowWait: sampleNowWait) {
+                    ServiceCall.writeReply(code: code, id: id, json: json, message: message, into: &out.json)
+                } else {
+                    call = parsed
+                    var interval: Int?
+                    if case .setInterval(let seconds) = parsed { interval = seconds }
+                    ServiceCall.writeReply(code: 200, id: id, json: json, message: "success", interval: interval, into: &out.json)
+                }
+            }
+        } else {
+            ServiceCall.writeReply(code: 460, id: nil, json: nil, message: "request parameter error: not JSON", into: &out.json)
+        }
+        out.send(replyTopic, qos: qos)
+        switch call {
+        case .sampleNow?:
+            Log.info("service sample_now: posting now")
+            return .sampleNow
+        case .reboot?:
+            Log.warning("service reboot: the platform asked for a reboot; wisp-update.service restarts the board")
+            return .none
+        case .setInterval(let seconds)?:
+            Log.info("service set_interval: posting every \(seconds) s until the key file is read again")
+            return .setInterval(seconds)
+        case nil:
+            Log.warning("service " + LogText.escape(Array(name.utf8)) + " refused (see the reply on " + replyTopic + ")")
+            return .none
+        }
+    }
+
+    /// Why a parsed call is not run here, or nil to run it (the reboot request is left for
+    /// the root step on the way).
+    func refusal(of call: ServiceCall, _ name: String, sampleNowWait: UInt64?) -> (Int64, String)? {
+        if !device.controlAllowed { return (403, name + " refused over an unauthenticated link (allow_plaintext_control)") }
+        if call == .sampleNow {
+            guard let wait = sampleNowWait else { return nil }
+            return (429, "too many requests: sample_now runs at most once per second; try again in \(wait) ms")
+        }
+        guard call == .reboot else { return nil }
+        guard device.allowReboot else { return (460, "reboot is not allowed on this device (allow_reboot = false)") }
+        if let e = requestReboot() { return (400, "request error: cannot ask for the reboot: " + e.message) }
+        return nil
+    }
+
+    /// Leaves the reboot request for the root step (wisp-update.path watches for it).
+    func requestReboot() -> SystemError? {
+        if let e = files.create() { return e }
+        var r = UpdateRecord()
+        r["requested"] = "\(clock.realtime())"
+        return UpdateFiles.write(r, to: files.reboot, mode: 0o644)
+    }
+}

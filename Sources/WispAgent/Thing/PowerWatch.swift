@@ -1,0 +1,27 @@
+import WispCore
+
+/// The Raspberry Pi firmware's throttled word (under-voltage, throttling), when the board
+/// has one: a `power` event each time its low bits change.
+struct PowerWatch {
+    var sensor: Sensor?
+    var last: Int64?
+    var scratch = ByteBuffer(capacity: 64)
+
+    init() {
+        let s = Sensor(SensorSpec(identifier: "power", source: .system(.throttled)))
+        if s.problem == nil { sensor = s }
+    }
+
+    mutating func check(time: UInt64, out: inout Outbox) {
+        guard var s = sensor, case .success(let v) = s.read(scratch: &scratch) else { return }
+        let flags = Int64(v)
+        if last.map({ $0 & 0xF != flags & 0xF }) ?? (flags & 0xF != 0) {
+            Log.warning("power: the firmware reports \(flags & 1 != 0 ? "under-voltage" : "no under-voltage")"
+                        + (flags & 0xE != 0 ? ", throttling" : "") + " (flags 0x"
+                        + Crypto.hex([UInt8(flags >> 16 & 0xFF), UInt8(flags >> 8 & 0xFF), UInt8(flags & 0xFF)]) + ")")
+            out.event("power", EventPost.powerFields(flags), time: time)
+        }
+        last = flags
+        sensor = s
+    }
+}
