@@ -13,7 +13,7 @@ import paho.mqtt.client as mqtt
 import pytest
 
 from conftest import ROOT, free_port
-import bufferfile  # scripts/bufferfile.py (conftest puts scripts/ on the path)
+import bufferfile  # Tests/harness/bufferfile.py (pytest.ini puts Tests/harness on the path)
 
 PK, DN, SECRET = "a1TestProd", "sensor-7", "platform-secret-0123456789"
 
