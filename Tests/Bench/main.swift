@@ -1,4 +1,4 @@
-// wisp-bench: measurements for scripts/bench (not the shipped CLI).
+// wisp-bench: measurements for Tests/harness/bench (not the shipped CLI).
 //   wisp-bench cycles KEYFILE N        the agent's loop, N telemetry cycles back to back
 //   wisp-bench codec N                 encode + frame + mask + decode of a 256-byte PUBLISH, N times
 //   wisp-bench burst PORT N QOS        N PUBLISHes of 64 bytes over ws://127.0.0.1:PORT/mqtt

@@ -1,4 +1,4 @@
-// count-sub: the throughput bench's receiving end (scripts/bench). A subscriber that does
+// count-sub: the throughput bench's receiving end (Tests/harness/bench). A subscriber that does
 // nothing but count: MQTT 3.1.1 over plain TCP to 127.0.0.1:PORT, SUBSCRIBE to TOPIC at QoS 0,
 // then it reads in 64 KiB gulps and counts PUBLISH packets until COUNT arrived or nothing
 // came for TIMEOUT seconds. It prints "RECEIVED SECONDS": SECONDS from the first PUBLISH to

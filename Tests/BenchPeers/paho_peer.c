@@ -1,5 +1,5 @@
 // paho-peer: Paho C's MQTTAsync library driven flat out, the fair peer for `wisp-bench burst`
-// (scripts/bench). Not an example CLI reading stdin: COUNT 64-byte messages are handed to
+// (Tests/harness/bench). Not an example CLI reading stdin: COUNT 64-byte messages are handed to
 // MQTTAsync_sendMessage as fast as it takes them, with its in-flight window wide open and
 // a retry when its buffer is full; it exits once every message completed (QoS 0: written,
 // QoS 1: PUBACK received) and the client disconnected.

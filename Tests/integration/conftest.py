@@ -4,7 +4,6 @@ import hmac
 import json
 import os
 import pathlib
-import sys
 import signal
 import socket
 import subprocess
@@ -14,7 +13,6 @@ import time
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "scripts"))  # bufferfile.py: the buffer-file format for tests
 SECRET = "s3cr3t-DO-NOT-LEAK-7f3a"
 
 

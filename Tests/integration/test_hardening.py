@@ -12,7 +12,7 @@ import time
 import pytest
 
 from conftest import CLIENT, DN, PK, ROOT, SECRET, VALGRIND, Mosquitto, Observer, free_port, run, stripped
-import bufferfile  # scripts/bufferfile.py (conftest puts scripts/ on the path)
+import bufferfile  # Tests/harness/bufferfile.py (pytest.ini puts Tests/harness on the path)
 from test_agent import POST, SAMPLES, device
 from test_reliability import assert_complete, sample_ids
 

@@ -1,4 +1,4 @@
-"""Over-the-air upgrades against the stand-in platform (scripts/platform + scripts/platform-push ota).
+"""Over-the-air upgrades against the stand-in platform (platform/run + platform/push ota).
 
 A board here is a directory: BOARD/usr/bin/wisp (a copy of the shipping Embedded build),
 its key file and state_dir. Two small emulations stand in for systemd, doing what the units
@@ -135,10 +135,10 @@ class Board:
 
 
 class PlatformOTA:
-    """scripts/platform-push ota, its JSON lines collected."""
+    """platform/push ota, its JSON lines collected."""
 
     def __init__(self, platform, file, version, *args):
-        self.proc = subprocess.Popen([str(ROOT / "scripts/platform-push"), "ota", "--platform-dir", str(pathlib.Path(platform["ca_file"]).parent),
+        self.proc = subprocess.Popen([str(ROOT / "platform/push"), "ota", "--platform-dir", str(pathlib.Path(platform["ca_file"]).parent),
                                       "--tcp-port", str(platform["ports"]["tcp"]), "--product-key", PK, "--device", DN,
                                       "--file", str(file), "--version", version, *args],
                                      stdout=subprocess.PIPE, text=True)

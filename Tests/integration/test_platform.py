@@ -1,4 +1,4 @@
-"""The local stand-in platform (scripts/platform + the mosquitto plugin): a correct device
+"""The local stand-in platform (platform/run + platform/plugin.c): a correct device
 is accepted on ws and wss, by wisp and by an independent client; each of the platform's
 refusals happens, for the reason the broker log gives."""
 import hashlib
@@ -13,24 +13,24 @@ import paho.mqtt.client as mqtt
 import pytest
 
 from conftest import ROOT, free_port
-import bufferfile  # scripts/bufferfile.py (conftest puts scripts/ on the path)
+import bufferfile  # Tests/harness/bufferfile.py (pytest.ini puts Tests/harness on the path)
 
 PK, DN, SECRET = "a1TestProd", "sensor-7", "platform-secret-0123456789"
 
 
 def start_platform(d, registry):
-    """scripts/platform in `d` with the registry text, on free ports: its ready lines as a
+    """platform/run in `d` with the registry text, on free ports: its ready lines as a
     dict, the ports, and the process (`proc`)."""
     devices = d / "devices"
     devices.write_text(registry)
     ports = dict(ws=free_port(), wss=free_port(), tcp=free_port())
-    proc = subprocess.Popen([str(ROOT / "scripts/platform"), "--devices", str(devices), "--dir", str(d),
+    proc = subprocess.Popen([str(ROOT / "platform/run"), "--devices", str(devices), "--dir", str(d),
                              "--ws-port", str(ports["ws"]), "--wss-port", str(ports["wss"]), "--tcp-port", str(ports["tcp"])],
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     info = {}
     while "log" not in info:
         line = proc.stdout.readline()
-        assert line, "scripts/platform ended before it was ready"
+        assert line, "platform/run ended before it was ready"
         k, _, v = line.strip().partition("=")
         info[k] = v
     info["ports"] = ports

@@ -1,4 +1,4 @@
-"""Remote config through the stand-in platform (scripts/platform-push config): a pushed
+"""Remote config through the stand-in platform (platform/push config): a pushed
 key-file fragment is downloaded over HTTPS, checked (sha256, allowed keys), kept under
 state_dir and applied as SIGHUP would; a bad one keeps the running settings and is
 answered with the reason."""
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.skipif(not BINARY.exists(), reason="no Embedded build")
 
 class Push:
     def __init__(self, platform, file, *args):  # noqa: F811
-        self.proc = subprocess.Popen([str(ROOT / "scripts/platform-push"), "config", "--platform-dir",
+        self.proc = subprocess.Popen([str(ROOT / "platform/push"), "config", "--platform-dir",
                                       str(__import__("pathlib").Path(platform["ca_file"]).parent), "--tcp-port", str(platform["ports"]["tcp"]),
                                       "--product-key", PK, "--device", DN, "--file", str(file), *args], stdout=subprocess.PIPE, text=True)
         self.events = []

@@ -1,4 +1,4 @@
-// wisp_platform_plugin.c — a mosquitto 2.0 plugin that enforces the IoT Platform's
+// platform/plugin.c — a mosquitto 2.0 plugin that enforces the IoT Platform's
 // connection rules, so a local mosquitto refuses a device for the platform's reasons.
 //
 // On CONNECT (MOSQ_EVT_BASIC_AUTH): parses `clientId|securemode=S,signmethod=M,timestamp=T|`,

@@ -1,5 +1,7 @@
 """wisp's buffer-file format, written by the tests and benchmarks that need a file of waiting
 samples (the reader is Sources/WispCore/Telemetry/BufferReplay.swift; this is not a command).
+bench and drain-bench import it from beside them; the integration tests import it because
+Tests/integration/pytest.ini puts this folder on the path.
 
 A file is frames: 0xB7, type, length (2 bytes LE), payload, CRC-32 of type..payload (4 bytes
 LE). Type 0 is the header (the property names, comma-separated), 1 a sample record, 2 a
