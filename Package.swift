@@ -66,7 +66,7 @@ let package = Package(
         .executableTarget(
             name: "wisp", dependencies: ["WispAgent", "WispCore"], swiftSettings: swiftSettings
         ),
-        // Measurements for scripts/bench; built in both modes, not shipped.
+        // Measurements for Tests/harness/bench; built in both modes, not shipped.
         .executableTarget(
             name: "wisp-bench", dependencies: ["WispAgent", "WispCore", "CWispPlatform"], path: "Tests/Bench",
             swiftSettings: swiftSettings
