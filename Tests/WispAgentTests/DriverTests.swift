@@ -4,31 +4,38 @@ import Testing
 @testable import WispAgent
 import WispCore
 
-/// The driver over an in-memory transport: the poll loop's decisions (open, write, read,
-/// end of stream, reconnect, signals) without a socket.
+/// The driver over an in-memory transport and a simulated clock: the poll loop's decisions
+/// (open, write, read, end of stream, reconnect, timeouts, backoff, signals) without a
+/// socket and without waiting for real time.
 @Suite("Driver over a fake transport")
 struct DriverTests {
     static let connack: [UInt8] = [0x20, 0x02, 0x00, 0x00]
+    let time = SimulatedClock()
 
     func makeDriver(_ log: FakeLog, script: [OpenStep] = [.waitWritable, .open], openDeadline: UInt64 = UInt64.max,
                     signals: Int32 = -1) -> Driver<FakeTransport> {
         var config = SessionConfig(keepAlive: 60, webSocket: nil)
         config.backoff.initial = 20
         config.backoff.minimum = 10
+        let time = self.time
         return Driver(
-            session: Session(config: config, now: System.monotonicMillis, random: Entropy.fill), signals: signals,
-            transport: { FakeTransport(openScript: script, openDeadline: openDeadline == UInt64.max ? .max : System.monotonicMillis + openDeadline, log: log) },
+            session: Session(config: config, now: time.now, random: Entropy.fill), signals: signals, clock: time.clock,
+            transport: { FakeTransport(openScript: script, openDeadline: openDeadline == UInt64.max ? .max : time.now + openDeadline, log: log) },
             connect: { MQTTEncoder.Connect(clientId: "fake-1", keepAlive: 60) },
             webSocketKey: { .rfcExample })
     }
 
-    /// Steps the driver until `match` says stop (or 2 s pass); returns what it saw.
+    /// Steps the driver until `match` says stop, the simulated clock moving 1 ms each time
+    /// the driver has nothing to do (at most 10 simulated seconds); returns what it saw.
     func run(_ driver: inout Driver<FakeTransport>, until match: (Driver<FakeTransport>.Event) -> Bool) -> [Driver<FakeTransport>.Event] {
         var seen: [Driver<FakeTransport>.Event] = []
-        let end = System.monotonicMillis + 2000
-        while System.monotonicMillis < end {
+        let end = time.now + 10_000
+        while time.now < end {
             let e = driver.next(until: 0)
-            if case .deadline = e { usleep(1000); continue }
+            if case .deadline = e {
+                time.advance(1)
+                continue
+            }
             seen.append(e)
             if match(e) { break }
         }
@@ -81,7 +88,9 @@ struct DriverTests {
     @Test func anOpenThatNeverCompletesTimesOut() {
         let log = FakeLog()
         var driver = makeDriver(log, script: [], openDeadline: 30)
+        let start = time.now
         let events = run(&driver) { if case .openFailed = $0 { return true }; return false }
+        #expect(time.now - start == 30, "it gives up exactly at the open deadline")
         guard case .openFailed(let message)? = events.last else {
             Issue.record("\(events)")
             return
@@ -93,11 +102,13 @@ struct DriverTests {
     @Test func aFailedOpenBacksOffAndRetries() {
         let log = FakeLog()
         var driver = makeDriver(log, script: [.failed("refused by the fake")])
+        let start = time.now
         let events = run(&driver) { _ in log.made >= 2 }
         var failed = 0
         for e in events { if case .openFailed("refused by the fake") = e { failed += 1 } }
         #expect(failed >= 1)
         #expect(log.made >= 2)
+        #expect(time.now - start >= 10 && time.now - start <= 20, "the retry waits the backoff: between its minimum and first ceiling")
     }
 
     /// SIGTERM while a connect hangs: the signal wakes the driver (it is not blocked in
@@ -111,14 +122,15 @@ struct DriverTests {
         #expect({ if case .connecting = driver.next(until: .max) { return true }; return false }())
         var byte: UInt8 = 15
         #expect(write(fds[1], &byte, 1) == 1)
+        // The simulated clock stands still: only the signal can end this poll (its timeout is 5 s).
         let start = System.monotonicMillis
-        let woke = driver.next(until: start + 5000)
+        let woke = driver.next(until: time.now + 5000)
         guard case .signal = woke else {
             Issue.record("\(woke)")
             return
         }
         #expect(System.monotonicMillis - start < 1000)
-        driver.session.stop(now: System.monotonicMillis)
+        driver.session.stop(now: time.now)
         let end = driver.next(until: .max)
         guard case .stopped = end else {
             Issue.record("\(end)")
