@@ -85,14 +85,14 @@ public enum Agent {
     }
 
     /// Said once at start-up: what an unencrypted or unverified link exposes.
-    static func warnAboutThePlainLink(_ device: DeviceConfig) {
+    static func warnAboutThePlainLink(_ device: DeviceConfig, log: Log) {
         guard !device.linkIsAuthenticated else { return }
         if !device.endpoint.isTLS {
-            Log.warning("endpoint " + device.endpoint.description + " is not encrypted: telemetry and commands cross the network "
+            log.warning("endpoint " + device.endpoint.description + " is not encrypted: telemetry and commands cross the network "
                         + "in clear and anyone on the path can inject messages; use wss:// (securemode=2)")
         }
         if !device.outputs.isEmpty {
-            Log.warning(device.allowPlaintextControl
+            log.warning(device.allowPlaintextControl
                 ? "allow_plaintext_control = true: property sets may drive outputs over this unauthenticated link"
                 : "outputs will not be set by property sets over this unauthenticated link (allow_plaintext_control = false)")
         }
@@ -102,9 +102,9 @@ public enum Agent {
     /// CONNACK accepts, 77 when the platform refuses the credentials (CONNACK 4/5, HTTP
     /// 401/403 at the upgrade), 69 when it cannot be reached (DNS, TCP, TLS, timeouts).
     /// Touches no output, no buffer file and publishes nothing.
-    public static func probe(_ loaded: LoadedConfig) -> ExitCode {
+    public static func probe(_ loaded: LoadedConfig, log: Log) -> ExitCode {
         if case .unregistered = loaded.device.identity {
-            Log.error("not registered yet: `wisp register` (or `wisp run`) registers with the product secret first")
+            log.error("not registered yet: `wisp register` (or `wisp run`) registers with the product secret first")
             return .configuration
         }
         var config = sessionConfig(loaded)
@@ -114,21 +114,21 @@ public enum Agent {
         while true {
             switch driver.next(until: UInt64.max) {
             case .connecting:
-                Log.info("connecting to " + loaded.device.endpoint.description)
+                log.info("connecting to " + loaded.device.endpoint.description)
             case .openFailed(let message):
-                Log.warning("cannot connect: " + message)
+                log.warning("cannot connect: " + message)
             case .session(.online):
-                Log.info("signed in: " + loaded.device.endpoint.description + " accepted " + loaded.clientId)
+                log.info("signed in: " + loaded.device.endpoint.description + " accepted " + loaded.clientId)
                 result = .ok
                 driver.session.stop(now: System.monotonicMillis)
             case .session(.offline(let reason, _)):
-                Log.error("sign-in failed: " + reason.message)
+                log.error("sign-in failed: " + reason.message)
                 result = reason.isRefusal ? .refused : .unreachable
                 driver.session.stop(now: System.monotonicMillis)
             case .stopped:
                 return result
             case .pollFailed(let e):
-                Log.error("poll failed: " + e.message)
+                log.error("poll failed: " + e.message)
                 return .failure
             case .opened, .session, .closed, .signal, .extra, .deadline:
                 break
@@ -137,52 +137,52 @@ public enum Agent {
     }
 
     /// `wisp run`: runs until SIGTERM/SIGINT; SIGHUP re-reads the key file.
-    public static func run(configPath: String) -> ExitCode {
+    public static func run(configPath: String, log: Log, board: Board) -> ExitCode {
         var loaded: LoadedConfig
-        switch ConfigLoader.load(configPath) {
+        switch ConfigLoader.load(configPath, log: log, board: board) {
         case .success(let l): loaded = l
         case .failure(let e):
-            Log.error(e.message)
+            log.error(e.message)
             return .configuration
         }
-        warnAboutThePlainLink(loaded.device)
-        if loaded.productSecretLeft { Log.warning(loaded.productSecretWarning) }
+        warnAboutThePlainLink(loaded.device, log: log)
+        if loaded.productSecretLeft { log.warning(loaded.productSecretWarning) }
         let signals = wisp_signals_open()
         if signals < 0 {
-            Log.error("cannot set up signal handling: " + SystemError(errno: -signals).message)
+            log.error("cannot set up signal handling: " + SystemError(errno: -signals).message)
             return .failure
         }
         if case .unregistered = loaded.device.identity {
-            switch Registration.run(loaded, signals: signals, persistent: true) {
+            switch Registration.run(loaded, signals: signals, persistent: true, log: log) {
             case .registered(let next):
                 loaded = next
-                if loaded.productSecretLeft { Log.warning(loaded.productSecretWarning) }
+                if loaded.productSecretLeft { log.warning(loaded.productSecretWarning) }
             case .stopped:
-                Log.info("stopped")
+                log.info("stopped")
                 return .ok
             case .refused(let why), .unreachable(let why), .failed(let why):
-                Log.error("registration: " + why)
+                log.error("registration: " + why)
                 return .failure
             }
         }
         var backlog: Backlog?
-        var startup = LastRun.start(loaded.device)
+        var startup = LastRun.start(loaded.device, board: loaded.board, log: log)
         while true {
             // The driver is made in place: a second reference alive beside the device's would
             // make every buffer copy itself on its first write.
             let settings = loaded.device
-            var device = Device(loaded, backlog: backlog, signals: signals, startup: startup,
+            var device = Device(loaded, backlog: backlog, signals: signals, startup: startup, log: log,
                                 downloads: { SocketTransport(for: settings, to: $0) },
                                 driver: driver(loaded, config: sessionConfig(loaded), signals: signals))
             switch device.run() {
             case .stopped:
-                LastRun.stopped(loaded.device)
-                Log.info("stopped")
+                LastRun.stopped(loaded.device, board: loaded.board, log: log)
+                log.info("stopped")
                 return .ok
             case .failed:
                 return .failure
             case .reload(let next):
-                Log.info("key file changed: reconnecting with the new settings")
+                log.info("key file changed: reconnecting with the new settings")
                 loaded = next
                 backlog = device.backlog
                 startup = device.startupReason

@@ -87,15 +87,14 @@ struct CLI {
             guard let sub = args.first, sub.equals("status") else { return usage("ota needs a subcommand: ota status") }
             args.removeFirst()
             guard let options = parse(args, allowing: ["--config"]) else { return .usage }
-            return ApplyUpdate.status(configPath: options["--config"] ?? ConfigLoader.defaultPath)
+            return ApplyUpdate(log: .standard(), board: .fromEnvironment).status(configPath: options["--config"] ?? ConfigLoader.defaultPath)
         case "apply-update":
             guard let options = parse(args, allowing: ["--config", "--systemctl"]) else { return .usage }
-            return ApplyUpdate.run(configPath: options["--config"] ?? ConfigLoader.defaultPath,
+            return ApplyUpdate(log: .standard(), board: .fromEnvironment).run(configPath: options["--config"] ?? ConfigLoader.defaultPath,
                                    systemctl: options["--systemctl"] ?? "/usr/bin/systemctl")
         case "run":
             guard let options = parse(args, allowing: ["--config", "--verbose"]) else { return .usage }
-            if options["--verbose"] != nil { Log.threshold = .debug }
-            return Agent.run(configPath: options["--config"] ?? ConfigLoader.defaultPath)
+            return Agent.run(configPath: options["--config"] ?? ConfigLoader.defaultPath, log: .standard(verbose: options["--verbose"] != nil), board: .fromEnvironment)
         default:
             return usage("unknown command '" + command + "'")
         }
@@ -141,7 +140,7 @@ struct CLI {
     }
 
     static func load(_ path: String) -> LoadedConfig? {
-        switch ConfigLoader.load(path) {
+        switch ConfigLoader.load(path, log: .standard(), board: .fromEnvironment) {
         case .success(let loaded): return loaded
         case .failure(let error):
             System.write("wisp: " + error.message + "\n", to: 2)
@@ -157,7 +156,7 @@ struct CLI {
         if let file = loaded.registeredFrom { System.out("identity = registered, from " + file + " (secret redacted)") }
         if loaded.productSecretLeft { System.write("wisp: warning: " + loaded.productSecretWarning + "\n", to: 2) }
         guard online else { return .ok }
-        let code = Agent.probe(loaded)
+        let code = Agent.probe(loaded, log: .standard())
         System.out(code == .ok ? "online check: signed in and disconnected" : "online check failed (exit \(code.rawValue))")
         return code
     }
@@ -173,7 +172,7 @@ struct CLI {
             return .configuration
         }
         let signals = wisp_signals_open()
-        switch Registration.run(loaded, signals: signals, persistent: false) {
+        switch Registration.run(loaded, signals: signals, persistent: false, log: .standard()) {
         case .registered(let next):
             System.out("registered; device secret kept in " + (next.registeredFrom ?? "?"))
             return .ok
@@ -193,12 +192,13 @@ struct CLI {
 
     static func sensors(path: String?) -> ExitCode {
         var scratch = ByteBuffer(capacity: 8192)
+        let board = Board.fromEnvironment
         System.out("# found on this board (sensor.NAME = SOURCE  # reading now)")
-        for source in Discovery.sources() {
+        for source in Discovery.sources(on: board) {
             let spec = SensorSpec(identifier: "x", source: source)
-            System.out("sensor.NAME = " + spec.describe + "  # " + Discovery.reading(spec, scratch: &scratch))
+            System.out("sensor.NAME = " + spec.describe + "  # " + Discovery.reading(spec, on: board, scratch: &scratch))
         }
-        for chip in Discovery.gpioChips() { System.out("# GPIO chip: " + chip + " (gpio:" + chip + ":LINE, output." + "NAME = gpio:" + chip + ":LINE)") }
+        for chip in Discovery.gpioChips(on: board) { System.out("# GPIO chip: " + chip + " (gpio:" + chip + ":LINE, output." + "NAME = gpio:" + chip + ":LINE)") }
         guard let path else { return .ok }
         guard let loaded = load(path) else { return .configuration }
         System.out("")
@@ -206,7 +206,7 @@ struct CLI {
         let specs = loaded.device.sensors.isEmpty ? Thing.defaults : loaded.device.sensors
         if loaded.device.sensors.isEmpty { System.out("# (no sensor lines: the defaults)") }
         for spec in specs {
-            System.out("sensor." + spec.identifier + " = " + spec.describe + "  # " + Discovery.reading(spec, scratch: &scratch))
+            System.out("sensor." + spec.identifier + " = " + spec.describe + "  # " + Discovery.reading(spec, on: board, scratch: &scratch))
         }
         for o in loaded.device.outputs { System.out("output." + o.identifier + " = gpio:" + o.chip + ":\(o.line)") }
         return .ok

@@ -66,8 +66,8 @@ struct Bench {
     /// The device's own code (thing model, backlog, driver), with a new telemetry cycle as
     /// soon as the previous post is acknowledged, `count` times, then a clean DISCONNECT.
     static func cycles(configPath: String, count: Int) -> ExitCode {
-        guard case .success(let loaded) = ConfigLoader.load(configPath) else { return .configuration }
-        var device = Device(loaded, backlog: nil, signals: -1, downloads: { SocketTransport(for: loaded.device, to: $0) },
+        guard case .success(let loaded) = ConfigLoader.load(configPath, log: .standard(), board: .fromEnvironment) else { return .configuration }
+        var device = Device(loaded, backlog: nil, signals: -1, log: .standard(), downloads: { SocketTransport(for: loaded.device, to: $0) },
                             driver: Agent.driver(loaded, config: Agent.sessionConfig(loaded), signals: -1))
         var left = count
         while true {

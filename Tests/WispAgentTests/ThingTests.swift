@@ -6,7 +6,7 @@ import Testing
 /// A property set from the platform drives a GPIO output on a fake board tree: /dev/gpiochip0
 /// is a plain file (the character-device request fails with ENOTTY), so the line goes
 /// through /sys/class/gpio, whose files the test reads back.
-@Suite("Property set → GPIO on a fake board tree", .serialized)
+@Suite("Property set → GPIO on a fake board tree")
 struct ThingTests {
     let root: URL
     var value: URL { root.appendingPathComponent("sys/class/gpio/gpio529/value") }
@@ -31,16 +31,11 @@ struct ThingTests {
         return d
     }
 
-    /// Builds the thing with System.root on the fake tree, applies `payloads` in turn, and
-    /// returns each reply and what the line's value file holds after it.
+    /// Builds the thing on the fake tree, applies `payloads` in turn, and returns each
+    /// reply and what the line's value file holds after it.
     func run(_ endpoint: String, _ payloads: [String]) -> (thing: Thing, replies: [String], values: [String], direction: String) {
-        let saved = System.root
-        System.root = root.path
-        defer {
-            System.root = saved
-            try? FileManager.default.removeItem(at: root)
-        }
-        var thing = Thing(device(endpoint))
+        defer { try? FileManager.default.removeItem(at: root) }
+        var thing = Thing(device(endpoint), board: Board(root: root.path), log: Log())
         var replies: [String] = [], values: [String] = []
         for p in payloads {
             var reply = JSONWriter(capacity: 512)

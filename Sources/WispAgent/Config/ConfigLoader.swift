@@ -7,7 +7,7 @@ public enum ConfigLoader {
 
     /// `remote`: a config fragment from the platform to check against this key file
     /// instead of the one kept in `state_dir/remote.conf` (which is used when nil).
-    public static func load(_ path: String, remote candidate: String? = nil) -> Result<LoadedConfig, ConfigError> {
+    public static func load(_ path: String, remote candidate: String? = nil, log: Log, board: Board) -> Result<LoadedConfig, ConfigError> {
         let bytes: [UInt8]
         // 16 KiB: hundreds of sensor lines; the read buffer is the start-up heap peak.
         switch System.readSecretFile(path, limit: 16_384) {
@@ -31,10 +31,10 @@ public enum ConfigLoader {
                 remoteHash = fingerprint(Array(remote.utf8))
             } catch {
                 if candidate != nil { return .failure(.invalid(path, error)) }
-                Log.warning(kept + ": " + error.message + "; the remote config is ignored until the platform sends another")
+                log.warning(kept + ": " + error.message + "; the remote config is ignored until the platform sends another")
             }
         }
-        guard let clientId = config.clientId ?? BoardIdentity.defaultClientId() else {
+        guard let clientId = config.clientId ?? BoardIdentity.defaultClientId(board) else {
             return .failure(.noClientId(path))
         }
         // A product secret and no device_name: the board's name (client_id, else its serial or MAC).
@@ -63,7 +63,7 @@ public enum ConfigLoader {
             case .failure(let e): return .failure(e)
             }
         }
-        return .success(LoadedConfig(path: path, device: config, clientId: clientId, fingerprint: fingerprint(bytes) ^ remoteHash,
+        return .success(LoadedConfig(path: path, device: config, clientId: clientId, fingerprint: fingerprint(bytes) ^ remoteHash, board: board,
                                      registeredFrom: registered, remoteConfigId: remoteId, deviceNameFromBoard: nameFromBoard,
                                      productSecretLeft: secretLeft))
     }
@@ -122,6 +122,8 @@ public struct LoadedConfig: Sendable {
     public var device: DeviceConfig
     public var clientId: String
     public var fingerprint: UInt64
+    /// The board it was loaded on (its serial may be the client id); what reads the board uses it.
+    public var board: Board
     /// The identity file the device secret came from (dynamic registration), if it did.
     public var registeredFrom: String? = nil
     /// The platform's remote config in force (its configId), if any.
@@ -168,17 +170,17 @@ public enum ConfigError: Error, Sendable {
 /// The board's own identity, for the default client id.
 public enum BoardIdentity {
     /// The serial number (device tree or /proc/cpuinfo), else the first non-loopback MAC.
-    public static func defaultClientId() -> String? {
-        if let serial = serialNumber() { return serial }
-        return macAddress()
+    public static func defaultClientId(_ board: Board) -> String? {
+        if let serial = serialNumber(board) { return serial }
+        return macAddress(board)
     }
 
-    static func serialNumber() -> String? {
-        if let text = System.readText(System.board("/sys/firmware/devicetree/base/serial-number")) {
+    static func serialNumber(_ board: Board) -> String? {
+        if let text = System.readText(board.path("/sys/firmware/devicetree/base/serial-number")) {
             let s = clean(text)
             if !s.isEmpty && KeyFile.isClientId(s) { return s }
         }
-        if let cpuinfo = System.readText(System.board("/proc/cpuinfo")) {
+        if let cpuinfo = System.readText(board.path("/proc/cpuinfo")) {
             for line in cpuinfo.pieces("\n") where line.startsWith("Serial") {
                 if let colon = line.utf8.firstIndex(of: UInt8(ascii: ":")) {
                     let s = clean(String(decoding: line.utf8[line.utf8.index(after: colon)...], as: UTF8.self))
@@ -189,8 +191,8 @@ public enum BoardIdentity {
         return nil
     }
 
-    static func macAddress() -> String? {
-        let base = System.board("/sys/class/net")
+    static func macAddress(_ board: Board) -> String? {
+        let base = board.path("/sys/class/net")
         for name in System.listDirectory(base) where !name.equals("lo") {
             guard let text = System.readText(base + "/" + name + "/address") else { continue }
             let mac = clean(text)

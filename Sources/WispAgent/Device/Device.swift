@@ -31,6 +31,7 @@ public struct Device<T: Transport> {
     let signals: Int32
     let watchdogInterval = Systemd.watchdogInterval
     var nextWatchdog: UInt64 = 0
+    let log: Log
 
     public var backlog: Backlog { telemetry.backlog }
 
@@ -38,22 +39,23 @@ public struct Device<T: Transport> {
     /// the clock; `downloads` opens a connection for a download. The driver is made after
     /// the thing model: sensor discovery's directory buffers and the session's must not be
     /// alive at once (the start-up heap peak).
-    public init(_ loaded: LoadedConfig, backlog previous: Backlog?, signals: Int32, startup: String? = nil,
+    public init(_ loaded: LoadedConfig, backlog previous: Backlog?, signals: Int32, startup: String? = nil, log: Log,
                 downloads: @escaping (Endpoint) -> T, driver makeDriver: @autoclosure () -> Driver<T>) {
         startupReason = startup
         self.loaded = loaded
         self.signals = signals
+        self.log = log
         let topics = Agent.topics(loaded)
-        telemetry = Telemetry(loaded.device, topics: topics, backlog: previous)
+        telemetry = Telemetry(loaded.device, board: loaded.board, topics: topics, backlog: previous, log: log)
         driver = makeDriver()
         clock = driver.clock
         telemetry.sizePosts(maxOutboundPacket: driver.session.config.maxOutboundPacket, now: clock.monotonic())
-        outbox = Outbox(topics: topics)
-        clockSync = ClockSync(clock: clock)
-        services = Services(loaded.device, topics: topics, clock: clock)
-        downloader = Downloader(clock: clock, seed: clock.realtime() ^ clock.monotonic(), transport: downloads)
-        updater = outbox.isPlatform ? Updater(loaded.device, downloader: downloader) : nil
-        remoteConfig = outbox.isPlatform ? RemoteConfig(loaded, downloader: downloader) : nil
+        outbox = Outbox(topics: topics, log: log)
+        clockSync = ClockSync(clock: clock, log: log)
+        services = Services(loaded.device, topics: topics, clock: clock, log: log)
+        downloader = Downloader(clock: clock, log: log, seed: clock.realtime() ^ clock.monotonic(), transport: downloads)
+        updater = outbox.isPlatform ? Updater(loaded.device, downloader: downloader, log: log) : nil
+        remoteConfig = outbox.isPlatform ? RemoteConfig(loaded, downloader: downloader, log: log) : nil
     }
 
     /// Samples every interval and reacts to the driver until stopped.
@@ -61,7 +63,7 @@ public struct Device<T: Transport> {
         while true {
             let now = clock.monotonic()
             if let period = watchdogInterval, now >= nextWatchdog {
-                Systemd.notify("WATCHDOG=1")
+                if let e = Systemd.notify("WATCHDOG=1") { log.debug("sd_notify failed: " + e.message) }
                 nextWatchdog = now + period
             }
             telemetry.advance(now: now, time: clockSync.wallClock(monotonic: now), session: &driver.session, out: &outbox)
@@ -84,7 +86,7 @@ public struct Device<T: Transport> {
                 Systemd.notify("STOPPING=1")
                 return .stopped
             case .pollFailed(let e):
-                Log.error("poll failed: " + e.message)
+                log.error("poll failed: " + e.message)
                 return .failed
             case .signal:
                 handleSignals()
@@ -96,7 +98,7 @@ public struct Device<T: Transport> {
 
     /// What the driver reported: logged, then dispatched.
     public mutating func handle(_ event: Driver<T>.Event) {
-        LinkLog.note(event, loaded, topics: outbox.topics, subscriptions: driver.session.config.subscriptions)
+        LinkLog.note(event, loaded, log: log, topics: outbox.topics, subscriptions: driver.session.config.subscriptions)
         switch event {
         case .session(.online):
             online()
@@ -144,8 +146,8 @@ public struct Device<T: Transport> {
             switch kind {
             case .propertySet: changed = telemetry.propertySet(payload, out: &outbox)
             case .ntpResponse: clockSync.handle(payload)
-            case .postReply: LinkLog.reply(to: "property post", inbound, p.payload)
-            case .eventReply: LinkLog.reply(to: "event", inbound, p.payload)
+            case .postReply: LinkLog.reply(to: "property post", inbound, p.payload, log: log)
+            case .eventReply: LinkLog.reply(to: "event", inbound, p.payload, log: log)
             case .service(let name):
                 effect = services.call(String(decoding: inbound.bytesView(name), as: UTF8.self), payload: payload,
                                        sampleNowWait: telemetry.sampleNowWait(now: now), out: &outbox)
@@ -154,7 +156,7 @@ public struct Device<T: Transport> {
                                        sampleNowWait: telemetry.sampleNowWait(now: now), out: &outbox)
             case .configPush, .configGetReply: remoteConfig?.handle(payload, push: kind == .configPush, out: &outbox)
             case .otaOffer: updater?.offer(payload, out: &outbox)
-            case .other: Log.debug("message on " + LogText.escape(inbound.bytesView(p.topic)) + " ignored")
+            case .other: log.debug("message on " + LogText.escape(inbound.bytesView(p.topic)) + " ignored")
             }
         }
         outbox.flush(&driver.session)
@@ -172,15 +174,15 @@ public struct Device<T: Transport> {
         Signals.drain(signals) { signal in
             let now = clock.monotonic()
             guard signal == 1 else {
-                Log.info(signal == 15 ? "SIGTERM: disconnecting" : "SIGINT: disconnecting")
+                log.info(signal == 15 ? "SIGTERM: disconnecting" : "SIGINT: disconnecting")
                 driver.session.stop(now: now)
                 return
             }
-            switch ConfigLoader.load(loaded.path) {
+            switch ConfigLoader.load(loaded.path, log: log, board: loaded.board) {
             case .failure(let e):
-                Log.error("SIGHUP: " + e.message + "; keeping the running settings")
+                log.error("SIGHUP: " + e.message + "; keeping the running settings")
             case .success(let next) where next.fingerprint == loaded.fingerprint:
-                Log.info("SIGHUP: key file unchanged")
+                log.info("SIGHUP: key file unchanged")
             case .success(let next):
                 reload = next
                 driver.session.stop(now: now)

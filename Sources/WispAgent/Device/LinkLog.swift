@@ -3,51 +3,51 @@ import WispCore
 /// What the link does, said in the log: connecting, failures, going offline, refused
 /// subscriptions, the platform's refusals of posts and events. Nothing here acts.
 enum LinkLog {
-    static func note<T>(_ event: Driver<T>.Event, _ loaded: LoadedConfig, topics: AlinkTopics, subscriptions: [MQTTEncoder.Subscription]) {
+    static func note<T>(_ event: Driver<T>.Event, _ loaded: LoadedConfig, log: Log, topics: AlinkTopics, subscriptions: [MQTTEncoder.Subscription]) {
         let device = loaded.device
         switch event {
         case .connecting:
             let via = device.proxy.map { " via proxy " + $0.hostHeader } ?? ""
-            Log.info("connecting to " + device.endpoint.description + via)
+            log.info("connecting to " + device.endpoint.description + via)
             if device.endpoint.isTLS && device.tlsInsecure {
-                Log.warning("tls_insecure = true: the server certificate is NOT verified (lab use only)")
+                log.warning("tls_insecure = true: the server certificate is NOT verified (lab use only)")
             }
         case .opened:
-            if device.endpoint.isWebSocket { Log.debug("WebSocket upgrade: GET " + device.endpoint.path + " HTTP/1.1, Host: " + device.endpoint.hostHeader) }
+            if device.endpoint.isWebSocket { log.debug("WebSocket upgrade: GET " + device.endpoint.path + " HTTP/1.1, Host: " + device.endpoint.hostHeader) }
         case .openFailed(let message):
-            Log.warning("cannot connect: " + message)
+            log.warning("cannot connect: " + message)
         case .closed(let reason):
-            Log.debug("connection closed: " + reason.message)
+            log.debug("connection closed: " + reason.message)
         case .session(.upgraded):
-            Log.debug("WebSocket upgrade accepted; sending CONNECT")
+            log.debug("WebSocket upgrade accepted; sending CONNECT")
         case .session(.online(_, let resent)):
             let extra = resent > 0 ? ", \(resent) unacknowledged posts resent" : ""
-            Log.info("online: " + device.endpoint.description + " as " + loaded.clientId + " (keep-alive \(device.keepAlive) s" + extra + ")")
+            log.info("online: " + device.endpoint.description + " as " + loaded.clientId + " (keep-alive \(device.keepAlive) s" + extra + ")")
         case .session(.delivered(let id)):
-            Log.debug("packet \(id) acknowledged")
+            log.debug("packet \(id) acknowledged")
         case .session(.subscribed(let refused)):
             for i in subscriptions.indices where i < 64 && refused & (1 << UInt64(i)) != 0 {
                 let topic = subscriptions[i].topic
-                Log.error("the broker refused the subscription to " + topic + " (SUBACK 0x80: not authorised?): "
+                log.error("the broker refused the subscription to " + topic + " (SUBACK 0x80: not authorised?): "
                           + topics.consequenceOfRefusing(topic) + "; asking again at the next connect")
             }
-            if refused == 0 { Log.debug("subscribed to \(subscriptions.count) topic(s)") }
+            if refused == 0 { log.debug("subscribed to \(subscriptions.count) topic(s)") }
         case .session(.skippedOversized(let length)):
-            Log.warning("skipped a \(length)-byte message larger than the input buffer")
+            log.warning("skipped a \(length)-byte message larger than the input buffer")
         case .session(.offline(let reason, let retryIn)):
             let line = "offline: " + reason.message + "; reconnecting in \(retryIn / 1000).\(retryIn % 1000 / 100) s"
-            if case .refused = reason { Log.error(line) } else { Log.warning(line) }
+            if case .refused = reason { log.error(line) } else { log.warning(line) }
         case .session(.message), .signal, .extra, .deadline, .stopped, .pollFailed:
             break
         }
     }
 
     /// The platform's reply to a property post or an event: a refusal is logged.
-    static func reply(to what: String, _ inbound: ByteBuffer, _ payload: Range<Int>) {
+    static func reply(to what: String, _ inbound: ByteBuffer, _ payload: Range<Int>, log: Log) {
         if PropertyPost.replyCode(inbound, payload) != 200 {
-            Log.warning(what + " refused by the platform: " + LogText.escape(inbound.bytesView(payload)))
+            log.warning(what + " refused by the platform: " + LogText.escape(inbound.bytesView(payload)))
         } else {
-            Log.debug(what + " accepted")
+            log.debug(what + " accepted")
         }
     }
 }

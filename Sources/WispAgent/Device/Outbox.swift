@@ -34,9 +34,11 @@ public struct Outbox {
     public private(set) var messages: [Message] = []
     var storage = [UInt8](repeating: 0, count: Outbox.capacity)
     var used = 0
+    let log: Log
 
-    public init(topics: AlinkTopics) {
+    public init(topics: AlinkTopics, log: Log) {
         self.topics = topics
+        self.log = log
         isPlatform = topics.otaUpgrade != nil
         messages.reserveCapacity(Outbox.maxMessages)
     }
@@ -50,13 +52,13 @@ public struct Outbox {
     /// Queues what `json` holds for `topic`.
     public mutating func send(_ topic: String, qos: QoS, waits: Bool = false) {
         guard json.ok else {
-            Log.warning("message on " + topic + " not sent: longer than \(Outbox.replyCapacity) bytes")
+            log.warning("message on " + topic + " not sent: longer than \(Outbox.replyCapacity) bytes")
             return
         }
         let n = json.buffer.count
         while used + n > Outbox.capacity || messages.count >= Outbox.maxMessages {
             guard let oldest = messages.firstIndex(where: { $0.waits }) ?? messages.indices.first else { break }
-            Log.warning("message on " + messages[oldest].topic + " dropped: the outbox is full (\(messages.count) waiting)")
+            log.warning("message on " + messages[oldest].topic + " dropped: the outbox is full (\(messages.count) waiting)")
             remove(oldest)
         }
         json.buffer.withBytes { b in
@@ -96,7 +98,7 @@ public struct Outbox {
                     blocked = true
                     i += 1
                 } else {
-                    Log.warning("reply on " + m.topic + " not sent: " + error.message)
+                    log.warning("reply on " + m.topic + " not sent: " + error.message)
                     remove(i)
                 }
             }

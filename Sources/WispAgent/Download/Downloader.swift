@@ -11,11 +11,13 @@ final class Downloader<T: Transport> {
     let makeTransport: (Endpoint) -> T
     var transfers: [Transfer<T>?] = [Transfer<T>?](repeating: nil, count: Downloader.capacity)
     var seed: UInt64
+    let log: Log
 
     /// `transport` opens a connection to a URL's host (the key file's proxy, CA bundle and
     /// TLS settings); `seed` spreads the retry pauses.
-    init(clock: Clock, seed: UInt64, transport: @escaping (Endpoint) -> T) {
+    init(clock: Clock, log: Log, seed: UInt64, transport: @escaping (Endpoint) -> T) {
         self.clock = clock
+        self.log = log
         self.seed = seed
         makeTransport = transport
     }
@@ -28,7 +30,7 @@ final class Downloader<T: Transport> {
         }
         var mix = SplitMix64(seed: seed)
         seed = mix.next()
-        transfers[slot] = try Transfer(label, url: url, path: path, size: size, method: method, resumeFrom: resumeFrom, seed: seed,
+        transfers[slot] = try Transfer(label, log: log, url: url, path: path, size: size, method: method, resumeFrom: resumeFrom, seed: seed,
                                        transport: makeTransport)
         return slot
     }

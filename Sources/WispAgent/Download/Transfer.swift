@@ -27,6 +27,7 @@ final class Transfer<T: Transport> {
     let makeTransport: (Endpoint) -> T
     /// Who asked, for the log ("OTA", "remote config").
     let label: String
+    let log: Log
     let path: String
     let expected: Int64
     let method: DigestMethod
@@ -52,10 +53,11 @@ final class Transfer<T: Transport> {
 
     /// Continues `path` when it holds the first `resumeFrom` bytes of the same package
     /// (they are hashed again), else starts it empty.
-    init(_ label: String, url: Endpoint, path: String, size: Int64, method: DigestMethod, resumeFrom: Int64, seed: UInt64,
+    init(_ label: String, log: Log, url: Endpoint, path: String, size: Int64, method: DigestMethod, resumeFrom: Int64, seed: UInt64,
          transport: @escaping (Endpoint) -> T) throws(DownloadError) {
         self.url = url
         self.label = label
+        self.log = log
         makeTransport = transport
         self.path = path
         backoff = Backoff()
@@ -192,7 +194,7 @@ final class Transfer<T: Transport> {
                 return fail(.refused("the server has \(n) bytes, the platform announced \(expected)"))
             }
             if have > 0 {
-                Log.info(label + ": the server ignored the range and sends the whole file; starting over")
+                log.info(label + ": the server ignored the range and sends the whole file; starting over")
                 if let end = restart() { return end }
             }
         case 206:
@@ -255,7 +257,7 @@ final class Transfer<T: Transport> {
             return .failed(.unreachable(why + " (\(failures) attempts from " + shownURL + ")"))
         }
         let pause = backoff.nextDelay(refused: false, random: &random)
-        Log.warning(label + ": download interrupted at \(have) of \(expected) bytes: " + why + "; resuming in \(pause / 1000).\(pause % 1000 / 100) s")
+        log.warning(label + ": download interrupted at \(have) of \(expected) bytes: " + why + "; resuming in \(pause / 1000).\(pause % 1000 / 100) s")
         stage = .waiting(until: now + pause)
         return .working
     }

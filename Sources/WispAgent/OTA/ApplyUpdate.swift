@@ -20,11 +20,19 @@ import WispCore
 /// was running, and the step resumes it: BINARY is made the new binary again and gets a
 /// fresh confirmation window, then stays or is rolled back. Every write is a rename of a
 /// synced file, so BINARY is always one whole binary, old or new.
-public enum ApplyUpdate {
-    public static func run(configPath: String, systemctl: String) -> ExitCode {
+public struct ApplyUpdate {
+    let log: Log
+    let board: Board
+
+    public init(log: Log, board: Board) {
+        self.log = log
+        self.board = board
+    }
+
+    public func run(configPath: String, systemctl: String) -> ExitCode {
         guard let device = load(configPath) else { return .configuration }
         guard let binary = UpdateFiles.selfPath else {
-            Log.error("apply-update: cannot find the running binary (/proc/self/exe)")
+            log.error("apply-update: cannot find the running binary (/proc/self/exe)")
             return .failure
         }
         let files = UpdateFiles(stateDir: device.stateDir)
@@ -34,10 +42,10 @@ public enum ApplyUpdate {
         if wisp_file_mode(files.reboot) >= 0 && wisp_file_mode(files.applying) < 0 {
             _ = wisp_unlink(files.reboot)
             guard device.allowReboot else {
-                Log.warning("apply-update: a reboot request, but the key file has allow_reboot = false; ignored")
+                log.warning("apply-update: a reboot request, but the key file has allow_reboot = false; ignored")
                 return .ok
             }
-            Log.warning("apply-update: rebooting the board, as the platform asked")
+            log.warning("apply-update: rebooting the board, as the platform asked")
             let r = UpdateFiles.run(systemctl, ["--no-block", "reboot"], timeoutMillis: 30_000)
             return r.status == 0 ? .ok : .failure
         }
@@ -52,10 +60,10 @@ public enum ApplyUpdate {
             from = journal["from"] ?? "the previous version"
             debSha = journal["deb_sha256"].flatMap { Hex.decode($0) }
             resuming = true
-            Log.info("apply-update: resuming the trial of version " + version + " (interrupted, e.g. by a power cut)")
+            log.info("apply-update: resuming the trial of version " + version + " (interrupted, e.g. by a power cut)")
         } else {
             guard let ready = UpdateFiles.read(files.ready) else {
-                Log.info("apply-update: nothing staged in " + files.dir)
+                log.info("apply-update: nothing staged in " + files.dir)
                 return .ok
             }
             guard let v = ready["version"], OTAOffer.isVersion(v), let s = ready["sha256"].flatMap({ Hex.decode($0) }), s.count == 32 else {
@@ -95,19 +103,19 @@ public enum ApplyUpdate {
                 if r.status != 0 {
                     return rollBack(files, binary: binary, previous: previous, version: version, systemctl: systemctl, why: "dpkg -i failed with status \(r.status)")
                 }
-                Log.info("apply-update: dpkg installed the package of version " + version)
+                log.info("apply-update: dpkg installed the package of version " + version)
             } else if let e = UpdateFiles.copy(files.staged, to: binary, mode: 0o755) {
                 return rollBack(files, binary: binary, previous: previous, version: version, systemctl: systemctl, why: "cannot install " + binary + ": " + e.message)
             }
         }
-        Log.info("apply-update: installed version " + version + " as " + binary + " (" + from + " kept as " + previous + ")")
+        log.info("apply-update: installed version " + version + " as " + binary + " (" + from + " kept as " + previous + ")")
         if resuming, UpdateFiles.read(files.running)?["version"]?.equals(version) == true {
             return confirmed(files, version: version)
         }
         _ = wisp_unlink(files.running)
         restart(systemctl)
         let seconds = device.otaConfirmSeconds
-        Log.info("apply-update: waiting up to \(seconds) s for version " + version + " to reach the platform")
+        log.info("apply-update: waiting up to \(seconds) s for version " + version + " to reach the platform")
         let deadline = System.monotonicMillis + UInt64(seconds) * 1000
         var baseline = restarts(systemctl)
         var polls = 0
@@ -135,17 +143,17 @@ public enum ApplyUpdate {
 
     /// The key file's settings (state_dir, ota_confirm_seconds, allow_reboot), or nil after
     /// saying why not.
-    static func load(_ path: String) -> DeviceConfig? {
-        switch ConfigLoader.load(path) {
+    func load(_ path: String) -> DeviceConfig? {
+        switch ConfigLoader.load(path, log: log, board: board) {
         case .success(let l): return l.device
         case .failure(let e):
-            Log.error(e.message)
+            log.error(e.message)
             return nil
         }
     }
 
     /// Why the staged binary may not be installed, or nil.
-    static func check(_ path: String, sha: [UInt8]) -> String? {
+    func check(_ path: String, sha: [UInt8]) -> String? {
         guard let digest = UpdateFiles.digest(path, .sha256) else { return "cannot read " + path }
         guard digest == sha else { return "the staged binary's sha256 is " + Hex.encode(digest) + ", staged.ready says " + Hex.encode(sha) }
         guard let new = UpdateFiles.elf(path) else { return "the staged file is not an ELF executable" }
@@ -156,30 +164,30 @@ public enum ApplyUpdate {
     }
 
     /// Whether `binary` is a file of an installed Debian package (the .deb from scripts/package).
-    static func dpkgOwns(_ binary: String) -> Bool {
+    func dpkgOwns(_ binary: String) -> Bool {
         guard wisp_file_mode("/usr/bin/dpkg-query") >= 0 else { return false }
         return UpdateFiles.run("/usr/bin/dpkg-query", ["-S", binary], timeoutMillis: 30_000).status == 0
     }
 
-    static func confirmed(_ files: UpdateFiles, version: String) -> ExitCode {
-        Log.info("apply-update: version " + version + " reached the platform; upgrade complete")
+    func confirmed(_ files: UpdateFiles, version: String) -> ExitCode {
+        log.info("apply-update: version " + version + " reached the platform; upgrade complete")
         finish(files)
         return .ok
     }
 
     /// The package is refused before anything was replaced.
-    static func refuse(_ files: UpdateFiles, version: String, step: Int, _ why: String) -> ExitCode {
-        Log.error("apply-update: " + why + "; nothing installed")
+    func refuse(_ files: UpdateFiles, version: String, step: Int, _ why: String) -> ExitCode {
+        log.error("apply-update: " + why + "; nothing installed")
         leaveResult(files, version: version, step: step, why)
         finish(files)
         return .failure
     }
 
-    static func rollBack(_ files: UpdateFiles, binary: String, previous: String, version: String, systemctl: String, why: String) -> ExitCode {
-        Log.error("apply-update: " + why)
+    func rollBack(_ files: UpdateFiles, binary: String, previous: String, version: String, systemctl: String, why: String) -> ExitCode {
+        log.error("apply-update: " + why)
         if let e = UpdateFiles.copy(previous, to: binary, mode: 0o755) {
             // BINARY is still whole (the new one); keep the journal so the next start retries.
-            Log.error("apply-update: cannot restore " + previous + ": " + e.message + "; the journal stays for the next attempt")
+            log.error("apply-update: cannot restore " + previous + ": " + e.message + "; the journal stays for the next attempt")
             return .failure
         }
         leaveResult(files, version: version, step: OTAProgress.upgradeFailed, why)
@@ -188,18 +196,18 @@ public enum ApplyUpdate {
         return .failure
     }
 
-    static func leaveResult(_ files: UpdateFiles, version: String, step: Int, _ why: String) {
+    func leaveResult(_ files: UpdateFiles, version: String, step: Int, _ why: String) {
         var result = UpdateRecord()
         result["version"] = version
         result["step"] = "\(step)"
         result["desc"] = why
         if let e = UpdateFiles.write(result, to: files.result, mode: 0o644) {
-            Log.warning("apply-update: cannot leave the result for the platform: " + e.message)
+            log.warning("apply-update: cannot leave the result for the platform: " + e.message)
         }
     }
 
     /// The journal goes first: without it a repeated step starts from staged.ready, or finds nothing.
-    static func finish(_ files: UpdateFiles) {
+    func finish(_ files: UpdateFiles) {
         _ = wisp_unlink(files.applying)
         _ = wisp_sync_dir(files.dir)
         _ = wisp_unlink(files.ready)
@@ -211,20 +219,20 @@ public enum ApplyUpdate {
     static let crashLimit = 3
 
     /// How often systemd restarted wisp after it exited (`NRestarts`), or nil.
-    static func restarts(_ systemctl: String) -> Int? {
+    func restarts(_ systemctl: String) -> Int? {
         let r = UpdateFiles.run(systemctl, ["show", "--property=NRestarts", "wisp.service"], timeoutMillis: 10_000)
         guard r.status == 0, r.output.startsWith("NRestarts=") else { return nil }
         let value = r.output.utf8.dropFirst(10).prefix { $0 != UInt8(ascii: "\n") }
         return DecimalScan.whole(DecimalScan.trimmed(Array(value))).flatMap { Int(exactly: $0) }
     }
 
-    static func restart(_ systemctl: String) {
+    func restart(_ systemctl: String) {
         let r = UpdateFiles.run(systemctl, ["--no-block", "restart", "wisp.service"], timeoutMillis: 30_000)
-        if r.status != 0 { Log.warning("apply-update: " + systemctl + " restart wisp.service: status \(r.status)") }
+        if r.status != 0 { log.warning("apply-update: " + systemctl + " restart wisp.service: status \(r.status)") }
     }
 
     /// `wisp ota status`: what the OTA files say, for a person at the board.
-    public static func status(configPath: String) -> ExitCode {
+    public func status(configPath: String) -> ExitCode {
         guard let device = load(configPath) else { return .configuration }
         let files = UpdateFiles(stateDir: device.stateDir)
         System.out("version: " + Agent.version + " (module " + device.otaModule + ")")

@@ -14,9 +14,11 @@ final class Updater<T: Transport> {
     /// The package's transfer in the downloader.
     var download: Int?
     var lastStep = 0
+    let log: Log
 
-    init(_ device: DeviceConfig, downloader: Downloader<T>) {
+    init(_ device: DeviceConfig, downloader: Downloader<T>, log: Log) {
         self.device = device
+        self.log = log
         self.downloader = downloader
         files = UpdateFiles(stateDir: device.stateDir)
     }
@@ -41,7 +43,7 @@ final class Updater<T: Transport> {
         var running = UpdateRecord()
         running["version"] = Agent.version
         if let e = UpdateFiles.write(running, to: files.running, mode: 0o644) {
-            Log.warning("OTA: cannot write " + files.running + ": " + e.message + "; an upgrade to this version cannot be confirmed")
+            log.warning("OTA: cannot write " + files.running + ": " + e.message + "; an upgrade to this version cannot be confirmed")
         }
         if let result = UpdateFiles.read(files.result) {
             // The file is on disk: a step outside the platform's -4…100 is read as a failure.
@@ -49,7 +51,7 @@ final class Updater<T: Transport> {
             let step = recorded >= -4 && recorded <= 100 ? Int(recorded) : OTAProgress.upgradeFailed
             let desc = result["desc"] ?? "upgrade failed"
             if step < 0 {
-                Log.warning("OTA: the last upgrade (" + (result["version"] ?? "?") + ") failed: " + desc)
+                log.warning("OTA: the last upgrade (" + (result["version"] ?? "?") + ") failed: " + desc)
                 if let v = result["version"] { remember(failed: v, desc) }
             }
             report(step, desc, out: &out)
@@ -63,12 +65,12 @@ final class Updater<T: Transport> {
     func offer(_ payload: UnsafeRawBufferPointer, out: inout Outbox) {
         switch OTAOffer.parse(payload) {
         case .malformed(let why):
-            Log.warning("OTA: an upgrade message ignored: " + LogText.escape(Array(why.utf8)))
+            log.warning("OTA: an upgrade message ignored: " + LogText.escape(Array(why.utf8)))
         case .nothing:
-            Log.debug("OTA: no upgrade pending")
+            log.debug("OTA: no upgrade pending")
         case .refused(let m, let why):
             guard let m, m.equals(module) else { return }
-            Log.error("OTA: upgrade refused: " + LogText.escape(Array(why.utf8)))
+            log.error("OTA: upgrade refused: " + LogText.escape(Array(why.utf8)))
             report(OTAProgress.upgradeFailed, why, out: &out)
         case .package(let p):
             guard device.controlAllowed else {
@@ -76,7 +78,7 @@ final class Updater<T: Transport> {
                 // message: nothing it names is downloaded, let alone run.
                 guard p.module.equals(module) else { return }
                 let why = "upgrade refused over an unauthenticated link (ws://, mqtt:// or tls_insecure; allow_plaintext_control = false)"
-                Log.error("OTA: " + why)
+                log.error("OTA: " + why)
                 report(OTAProgress.upgradeFailed, why, out: &out)
                 return
             }
@@ -86,31 +88,31 @@ final class Updater<T: Transport> {
 
     func take(_ p: OTAPackage, out: inout Outbox) {
         guard p.module.equals(module) else {
-            Log.info("OTA: an upgrade for module " + LogText.escape(Array(p.module.utf8)) + " ignored (wisp is module " + module + ")")
+            log.info("OTA: an upgrade for module " + LogText.escape(Array(p.module.utf8)) + " ignored (wisp is module " + module + ")")
             return
         }
         let version = LogText.escape(Array(p.version.utf8))
         if p.version.equals(Agent.version) {
-            Log.info("OTA: already running version " + version)
+            log.info("OTA: already running version " + version)
             return
         }
         if let current = package, current.version.equals(p.version), current.digest == p.digest {
             if let url = Endpoint(parsing: p.url, allowing: [.https, .http]), let id = download, let t = downloader.transfer(id) {
                 t.url = url  // a fresh signed URL for the next resume
             }
-            Log.debug("OTA: upgrade to " + version + " already in progress")
+            log.debug("OTA: upgrade to " + version + " already in progress")
             return
         }
         if let failed = UpdateFiles.read(files.failed), failed["version"]?.equals(p.version) == true {
             // The platform offers a pending upgrade again at every connect: a version that
             // already failed here (verification, rollback) would fail again, in a loop.
             let why = "version " + p.version + " already failed on this board (" + (failed["desc"] ?? "") + "); not retried: upload a new version"
-            Log.warning("OTA: " + why)
+            log.warning("OTA: " + why)
             report(OTAProgress.upgradeFailed, why, out: &out)
             return
         }
         if let staged = UpdateFiles.read(files.ready), staged["version"]?.equals(p.version) == true {
-            Log.info("OTA: version " + version + " is already verified and waiting for the installer")
+            log.info("OTA: version " + version + " is already verified and waiting for the installer")
             return
         }
         guard p.size <= device.otaMaxBytes else {
@@ -156,7 +158,7 @@ final class Updater<T: Transport> {
         }
         download = id
         let from = resume > 0 ? ", resuming at byte \(resume)" : ""
-        Log.info("OTA: upgrade " + Agent.version + " → " + version + ": downloading \(p.size) bytes from "
+        log.info("OTA: upgrade " + Agent.version + " → " + version + ": downloading \(p.size) bytes from "
                  + (downloader.transfer(id)?.shownURL ?? "?") + from)
         report(1, "downloading", out: &out)
     }
@@ -244,7 +246,7 @@ final class Updater<T: Transport> {
         }
         cleanUp(keepStaged: true)
         package = nil
-        Log.info("OTA: version " + p.version + " downloaded and verified; the installer (wisp-update.path) takes it from here")
+        log.info("OTA: version " + p.version + " downloaded and verified; the installer (wisp-update.path) takes it from here")
         report(100, "verified; installing", out: &out)
     }
 
@@ -269,7 +271,7 @@ final class Updater<T: Transport> {
     }
 
     func fail(_ step: Int, _ why: String, out: inout Outbox) {
-        Log.error("OTA: upgrade failed: " + why)
+        log.error("OTA: upgrade failed: " + why)
         if step == OTAProgress.verificationFailed, let p = package { remember(failed: p.version, why) }
         report(step, why, out: &out)
         if let id = download { downloader.cancel(id) }

@@ -27,7 +27,7 @@ public enum Registration {
 
     /// `persistent`: keep trying through outages and refusals (wisp run), with the session's
     /// backoff; otherwise one attempt (wisp register).
-    public static func run(_ loaded: LoadedConfig, signals: Int32, persistent: Bool) -> Outcome {
+    public static func run(_ loaded: LoadedConfig, signals: Int32, persistent: Bool, log: Log) -> Outcome {
         guard case .unregistered(let pk, let dn, let ps?, let method, _) = loaded.device.identity else {
             return .registered(loaded)
         }
@@ -49,16 +49,16 @@ public enum Registration {
             let event = driver.next(until: replyDeadline)
             switch event {
             case .connecting:
-                Log.info("registering " + pk + "/" + dn + " with the product secret at " + device.endpoint.description)
+                log.info("registering " + pk + "/" + dn + " with the product secret at " + device.endpoint.description)
             case .openFailed(let message):
-                Log.warning("cannot connect: " + message)
+                log.warning("cannot connect: " + message)
             case .session(.online):
-                Log.info("registration: signed in; waiting for the platform's answer on " + exchange.topic)
+                log.info("registration: signed in; waiting for the platform's answer on " + exchange.topic)
                 replyDeadline = System.monotonicMillis + replyMillis
             case .session(.message(let p)):
                 let inbound = driver.session.inbound
                 guard inbound.bytes(p.topic, equal: exchange.topic) else {
-                    Log.debug("registration: message on " + LogText.escape(inbound.bytesView(p.topic)) + " ignored")
+                    log.debug("registration: message on " + LogText.escape(inbound.bytesView(p.topic)) + " ignored")
                     continue
                 }
                 let parsed = inbound.withBytes { all in exchange.granted(fromReply: UnsafeRawBufferPointer(rebasing: all[p.payload])) }
@@ -66,7 +66,7 @@ public enum Registration {
                 case .failure(let e):
                     outcome = .failed(e.message)
                 case .success(let granted):
-                    outcome = persist(granted, loaded: loaded)
+                    outcome = persist(granted, loaded: loaded, log: log)
                 }
                 driver.session.stop(now: System.monotonicMillis)
             case .deadline:
@@ -76,7 +76,7 @@ public enum Registration {
                     outcome = .failed(why)
                     driver.session.stop(now: System.monotonicMillis)
                 } else {
-                    Log.warning("registration: " + why + "; trying again")
+                    log.warning("registration: " + why + "; trying again")
                     driver.session.stop(now: System.monotonicMillis)
                     outcome = nil
                 }
@@ -86,17 +86,17 @@ public enum Registration {
                     var why = "the platform refused the registration of " + pk + "/" + dn
                     why += " (" + reason.message + "): " + Registration.remedy
                     if !persistent { outcome = .refused(why); driver.session.stop(now: System.monotonicMillis) } else {
-                        Log.error(why + "; trying again in \(retryIn / 1000) s")
+                        log.error(why + "; trying again in \(retryIn / 1000) s")
                     }
                 } else if outcome == nil {
                     if !persistent { outcome = .unreachable(reason.message); driver.session.stop(now: System.monotonicMillis) } else {
-                        Log.warning("registration: " + reason.message + "; trying again in \(retryIn / 1000) s")
+                        log.warning("registration: " + reason.message + "; trying again in \(retryIn / 1000) s")
                     }
                 }
             case .signal:
                 Signals.drain(signals) { s in
                     if s != 1 {
-                        Log.info("signal: stopping the registration")
+                        log.info("signal: stopping the registration")
                         outcome = .stopped
                         driver.session.stop(now: driver.clock.monotonic())
                     }
@@ -105,7 +105,7 @@ public enum Registration {
                 if let outcome { return outcome }
                 if !persistent { return .failed("the registration stopped") }
                 // A persistent run that stopped without an outcome (no reply): start over.
-                return run(loaded, signals: signals, persistent: persistent)
+                return run(loaded, signals: signals, persistent: persistent, log: log)
             case .pollFailed(let e):
                 return .failed("poll failed: " + e.message)
             case .opened, .closed, .extra, .session:
@@ -115,7 +115,7 @@ public enum Registration {
     }
 
     /// Writes the identity, then loads the key file again with it in force.
-    static func persist(_ granted: DynamicRegistration.Granted, loaded: LoadedConfig) -> Outcome {
+    static func persist(_ granted: DynamicRegistration.Granted, loaded: LoadedConfig, log: Log) -> Outcome {
         let device = loaded.device
         let path = ConfigLoader.identityPath(device)
         var record = UpdateRecord()
@@ -133,8 +133,8 @@ public enum Registration {
         if let e = UpdateFiles.write(record, to: path, mode: 0o600) {
             return .failed("the device secret arrived but cannot be kept in " + path + ": " + e.message)
         }
-        Log.info("registered: the device " + (record["device_token"] == nil ? "secret" : "token") + " is kept in " + path + " (0600); it is used from now on")
-        switch ConfigLoader.load(loaded.path) {
+        log.info("registered: the device " + (record["device_token"] == nil ? "secret" : "token") + " is kept in " + path + " (0600); it is used from now on")
+        switch ConfigLoader.load(loaded.path, log: log, board: loaded.board) {
         case .success(let next) where next.registeredFrom != nil: return .registered(next)
         case .success: return .failed(path + " was written but is not read back")
         case .failure(let e): return .failed(e.message)

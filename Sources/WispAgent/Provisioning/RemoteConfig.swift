@@ -16,9 +16,11 @@ final class RemoteConfig<T: Transport> {
     var file: ConfigFile?
     /// The push being answered ("" for a get reply, which needs no answer).
     var pushId = ""
+    let log: Log
 
-    init(_ loaded: LoadedConfig, downloader: Downloader<T>) {
+    init(_ loaded: LoadedConfig, downloader: Downloader<T>, log: Log) {
         self.loaded = loaded
+        self.log = log
         self.downloader = downloader
     }
 
@@ -33,7 +35,7 @@ final class RemoteConfig<T: Transport> {
     /// A push (answered) or the reply to our get (not answered).
     func handle(_ payload: UnsafeRawBufferPointer, push: Bool, out: inout Outbox) {
         guard let json = try? JSONReader(payload) else {
-            Log.warning("remote config: a message that is not JSON ignored")
+            log.warning("remote config: a message that is not JSON ignored")
             return
         }
         offer(json, push: push, out: &out)
@@ -48,18 +50,18 @@ final class RemoteConfig<T: Transport> {
         let id = push ? ConfigFile.requestId(json) : ""
         switch ConfigFile.parse(json) {
         case .nothing:
-            Log.debug("remote config: none for this product")
+            log.debug("remote config: none for this product")
         case .refused(let why):
-            Log.warning("remote config refused: " + why)
+            log.warning("remote config refused: " + why)
             if push { reply(460, id, "request parameter error: " + why, out: &out) }
         case .file(let f):
             if let current = loaded.remoteConfigId, current.equals(f.configId) {
-                Log.debug("remote config " + f.configId + " is the one in force")
+                log.debug("remote config " + f.configId + " is the one in force")
                 if push { reply(200, id, "success", out: &out) }
                 return
             }
             guard loaded.device.controlAllowed else {
-                Log.warning("remote config " + f.configId + " refused: it arrived over a link anyone on the path could write to (allow_plaintext_control)")
+                log.warning("remote config " + f.configId + " refused: it arrived over a link anyone on the path could write to (allow_plaintext_control)")
                 if push { reply(403, id, "remote config refused over an unauthenticated link", out: &out) }
                 return
             }
@@ -72,13 +74,13 @@ final class RemoteConfig<T: Transport> {
                 if made < 0 { throw .cannotWrite("cannot create state_dir: " + SystemError(errno: -made).message) }
                 download = try downloader.start("remote config", url: url, path: part, size: f.size, method: .sha256, resumeFrom: 0)
             } catch {
-                Log.error("remote config " + f.configId + ": " + error.message)
+                log.error("remote config " + f.configId + ": " + error.message)
                 if push { reply(400, id, "request error: " + error.message, out: &out) }
                 return
             }
             file = f
             pushId = id
-            Log.info("remote config " + f.configId + ": downloading \(f.size) bytes from " + (downloader.transfer(download!)?.shownURL ?? "?"))
+            log.info("remote config " + f.configId + ": downloading \(f.size) bytes from " + (downloader.transfer(download!)?.shownURL ?? "?"))
         }
     }
 
@@ -103,7 +105,7 @@ final class RemoteConfig<T: Transport> {
                 return nil
             }
             let candidate = text + (text.endsWith("\n") || text.isEmpty ? "" : "\n") + "# configId = " + f.configId + "\n"
-            switch ConfigLoader.load(loaded.path, remote: candidate) {
+            switch ConfigLoader.load(loaded.path, remote: candidate, log: log, board: loaded.board) {
             case .failure(.invalid(_, let e)):
                 end(460, "request parameter error: " + e.message, out: &out)
             case .failure(let e):
@@ -113,7 +115,7 @@ final class RemoteConfig<T: Transport> {
                     end(400, "request error: cannot keep the config: " + e.message, out: &out)
                     return nil
                 }
-                Log.info("remote config " + f.configId + " applied; reconnecting with the new settings")
+                log.info("remote config " + f.configId + " applied; reconnecting with the new settings")
                 end(200, "success", out: &out)
                 return next
             }
@@ -122,7 +124,7 @@ final class RemoteConfig<T: Transport> {
     }
 
     func end(_ code: Int64, _ message: String, out: inout Outbox) {
-        if code != 200 { Log.error("remote config " + (file?.configId ?? "?") + ": " + message + "; keeping the running settings") }
+        if code != 200 { log.error("remote config " + (file?.configId ?? "?") + ": " + message + "; keeping the running settings") }
         if !pushId.isEmpty { reply(code, pushId, message, out: &out) }
         _ = wisp_unlink(part)
         if let id = download { downloader.cancel(id) }

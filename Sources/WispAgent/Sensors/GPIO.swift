@@ -13,27 +13,27 @@ public final class GPIOLine {
     public let description: String
 
     /// Requests `line` of `chip` (gpiochipN) as an input, or an output starting at 0.
-    public static func open(chip: String, line: Int, output: Bool) -> Result<GPIOLine, SystemError> {
-        let device = System.board("/dev/" + chip)
+    public static func open(chip: String, line: Int, output: Bool, board: Board) -> Result<GPIOLine, SystemError> {
+        let device = board.path("/dev/" + chip)
         let fd = wisp_gpio_request(device, UInt32(line), output ? 1 : 0, 0)
         if fd >= 0 { return .success(GPIOLine(.chardev(fd: fd), device + " line \(line)")) }
         // ENOENT (no such device node), ENOTTY/EINVAL (no uAPI v2): try sysfs.
         guard fd == -2 || fd == -25 || fd == -22 else { return .failure(SystemError(errno: -fd)) }
-        return openSysfs(chip: chip, line: line, output: output, chardevError: -fd)
+        return openSysfs(chip: chip, line: line, output: output, chardevError: -fd, board: board)
     }
 
     /// sysfs numbering: the chip's base (from /sys/bus/gpio/devices/gpiochipN/gpio/gpiochipBASE)
     /// plus the line offset; exported on demand.
-    static func openSysfs(chip: String, line: Int, output: Bool, chardevError: Int32) -> Result<GPIOLine, SystemError> {
-        let dir = System.board("/sys/bus/gpio/devices/" + chip + "/gpio")
+    static func openSysfs(chip: String, line: Int, output: Bool, chardevError: Int32, board: Board) -> Result<GPIOLine, SystemError> {
+        let dir = board.path("/sys/bus/gpio/devices/" + chip + "/gpio")
         guard let entry = System.listDirectory(dir).first(where: { $0.startsWith("gpiochip") }),
               let base = KeyFile.parseInt(String(decoding: entry.utf8.dropFirst(8), as: UTF8.self), in: 0...1_000_000) else {
             return .failure(SystemError(errno: chardevError))
         }
         let number = base + line
-        let gpio = System.board("/sys/class/gpio/gpio\(number)")
+        let gpio = board.path("/sys/class/gpio/gpio\(number)")
         if System.fileMode(gpio + "/value").isFailure {
-            _ = writeText(System.board("/sys/class/gpio/export"), "\(number)")
+            _ = writeText(board.path("/sys/class/gpio/export"), "\(number)")
         }
         let direction = output ? "low" : "in"  // "low": output, initially 0
         let r = writeText(gpio + "/direction", direction)

@@ -20,14 +20,16 @@ public struct Sensor {
     }
 
     public let spec: SensorSpec
+    let board: Board
     var reader: Reader?
     /// Why the last resolution or read failed (logged once until it recovers).
     public private(set) var problem: String?
     var lastPosted: Double?
     var skipped = 0
 
-    public init(_ spec: SensorSpec) {
+    public init(_ spec: SensorSpec, board: Board) {
         self.spec = spec
+        self.board = board
         resolve()
     }
 
@@ -130,7 +132,7 @@ public struct Sensor {
     // MARK: resolution
 
     mutating func resolve() {
-        switch Sensor.resolve(spec.source) {
+        switch Sensor.resolve(spec.source, board: board) {
         case .success(let r):
             reader = r
             problem = nil
@@ -140,10 +142,10 @@ public struct Sensor {
         }
     }
 
-    static func resolve(_ source: SensorSource) -> Result<Reader, SensorError> {
+    static func resolve(_ source: SensorSource, board: Board) -> Result<Reader, SensorError> {
         switch source {
         case .thermal(let zone):
-            let base = System.board("/sys/class/thermal")
+            let base = board.path("/sys/class/thermal")
             var fallback: String?
             for name in System.listDirectory(base) where name.startsWith("thermal_zone") {
                 let dir = base + "/" + name
@@ -158,7 +160,7 @@ public struct Sensor {
             if zone.isEmpty, let dir = fallback { return .success(.number(path: CPath(dir + "/temp"), multiply: 0.001, add: 0)) }
             return .failure(SensorError("no thermal zone " + (zone.isEmpty ? "on this board" : "named " + zone) + " in " + base))
         case .hwmon(let chip, let input):
-            let base = System.board("/sys/class/hwmon")
+            let base = board.path("/sys/class/hwmon")
             for name in System.listDirectory(base) {
                 let dir = base + "/" + name
                 guard trimmed(System.readText(dir + "/name", limit: 128) ?? "").equals(chip) else { continue }
@@ -176,7 +178,7 @@ public struct Sensor {
             }
             return .failure(SensorError("no hwmon chip named " + chip + " in " + base))
         case .iio(let device, let channel):
-            let base = System.board("/sys/bus/iio/devices")
+            let base = board.path("/sys/bus/iio/devices")
             for name in System.listDirectory(base) where name.startsWith("iio:device") {
                 let dir = base + "/" + name
                 guard trimmed(System.readText(dir + "/name", limit: 128) ?? "").equals(device) else { continue }
@@ -193,29 +195,29 @@ public struct Sensor {
             }
             return .failure(SensorError("no IIO device named " + device + " in " + base))
         case .w1(let id):
-            let dir = System.board("/sys/bus/w1/devices/" + id)
+            let dir = board.path("/sys/bus/w1/devices/" + id)
             if System.fileMode(dir + "/temperature").isSuccess { return .success(.number(path: CPath(dir + "/temperature"), multiply: 0.001, add: 0)) }
             if System.fileMode(dir + "/w1_slave").isSuccess { return .success(.w1Slave(path: CPath(dir + "/w1_slave"))) }
             return .failure(SensorError("no 1-Wire device " + dir))
         case .gpio(let chip, let line):
-            switch GPIOLine.open(chip: chip, line: line, output: false) {
+            switch GPIOLine.open(chip: chip, line: line, output: false, board: board) {
             case .success(let l): return .success(.gpio(l))
             case .failure(let e): return .failure(SensorError("GPIO " + chip + " line \(line): " + e.message))
             }
         case .system(let metric):
             switch metric {
-            case .load: return .success(.number(path: CPath(System.board("/proc/loadavg")), multiply: 1, add: 0))
-            case .uptime: return .success(.number(path: CPath(System.board("/proc/uptime")), multiply: 1, add: 0))
-            case .mem_available: return .success(.memAvailable(path: CPath(System.board("/proc/meminfo"))))
-            case .disk_free: return .success(.diskFree(path: CPath(System.root.isEmpty ? "/" : System.root)))
-            case .wifi_quality: return .success(.wifi(path: CPath(System.board("/proc/net/wireless"))))
+            case .load: return .success(.number(path: CPath(board.path("/proc/loadavg")), multiply: 1, add: 0))
+            case .uptime: return .success(.number(path: CPath(board.path("/proc/uptime")), multiply: 1, add: 0))
+            case .mem_available: return .success(.memAvailable(path: CPath(board.path("/proc/meminfo"))))
+            case .disk_free: return .success(.diskFree(path: CPath(board.root.isEmpty ? "/" : board.root)))
+            case .wifi_quality: return .success(.wifi(path: CPath(board.path("/proc/net/wireless"))))
             case .throttled:
-                let path = System.board("/sys/devices/platform/soc/soc:firmware/get_throttled")
+                let path = board.path("/sys/devices/platform/soc/soc:firmware/get_throttled")
                 if System.fileMode(path).isSuccess { return .success(.throttled(path: CPath(path))) }
                 return .failure(SensorError("the firmware does not expose throttling flags (" + path + ")"))
             }
         case .file(let path, let scale, let offset):
-            let p = path.startsWith("/sys/") || path.startsWith("/proc/") || path.startsWith("/dev/") ? System.board(path) : path
+            let p = path.startsWith("/sys/") || path.startsWith("/proc/") || path.startsWith("/dev/") ? board.path(path) : path
             return .success(.number(path: CPath(p), multiply: scale, add: offset))
         }
     }

@@ -14,8 +14,10 @@ public struct Services {
     let topics: AlinkTopics
     let clock: Clock
     let files: UpdateFiles
+    let log: Log
 
-    public init(_ device: DeviceConfig, topics: AlinkTopics, clock: Clock) {
+    public init(_ device: DeviceConfig, topics: AlinkTopics, clock: Clock, log: Log) {
+        self.log = log
         self.device = device
         self.topics = topics
         self.clock = clock
@@ -58,16 +60,16 @@ public struct Services {
         out.send(replyTopic, qos: qos)
         switch call {
         case .sampleNow?:
-            Log.info("service sample_now: posting now")
+            log.info("service sample_now: posting now")
             return .sampleNow
         case .reboot?:
-            Log.warning("service reboot: the platform asked for a reboot; wisp-update.service restarts the board")
+            log.warning("service reboot: the platform asked for a reboot; wisp-update.service restarts the board")
             return .none
         case .setInterval(let seconds)?:
-            Log.info("service set_interval: posting every \(seconds) s until the key file is read again")
+            log.info("service set_interval: posting every \(seconds) s until the key file is read again")
             return .setInterval(seconds)
         case nil:
-            Log.warning("service " + LogText.escape(Array(name.utf8)) + " refused (see the reply on " + replyTopic + ")")
+            log.warning("service " + LogText.escape(Array(name.utf8)) + " refused (see the reply on " + replyTopic + ")")
             return .none
         }
     }

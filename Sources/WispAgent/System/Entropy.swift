@@ -9,7 +9,7 @@ public enum Entropy {
         guard let base = buffer.baseAddress, buffer.count > 0 else { return }
         let r = wisp_random(base.assumingMemoryBound(to: UInt8.self), buffer.count)
         if r < 0 {
-            Log.error("the kernel's random generator failed (getrandom: " + SystemError(errno: -r).message
+            Log.standard().error("the kernel's random generator failed (getrandom: " + SystemError(errno: -r).message
                       + "); wisp cannot make unpredictable WebSocket keys and masks and stops")
             System.exit(.osError)
         }

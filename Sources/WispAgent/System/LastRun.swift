@@ -9,15 +9,15 @@ import WispCore
 enum LastRun {
     static func path(_ device: DeviceConfig) -> String { device.stateDir + "/last-run" }
 
-    static var bootId: String {
-        let text = System.readText(System.board("/proc/sys/kernel/random/boot_id"), limit: 64) ?? ""
+    static func bootId(_ board: Board) -> String {
+        let text = System.readText(board.path("/proc/sys/kernel/random/boot_id"), limit: 64) ?? ""
         return String(decoding: text.utf8.prefix { $0 > 0x20 }, as: UTF8.self)
     }
 
     /// Reads the last record and writes this run's (`state = running`).
-    static func start(_ device: DeviceConfig) -> String? {
+    static func start(_ device: DeviceConfig, board: Board, log: Log) -> String? {
         guard wisp_file_mode(device.stateDir) >= 0 else { return nil }
-        let boot = bootId
+        let boot = bootId(board)
         let last = UpdateFiles.read(path(device))
         let reason: String
         if let last, last["boot_id"]?.equals(boot) == true {
@@ -31,21 +31,21 @@ enum LastRun {
         } else {
             reason = "boot"
         }
-        write(device, boot: boot, state: "running")
+        write(device, boot: boot, state: "running", log: log)
         return reason
     }
 
     /// A clean stop: the next start is a `restart`, not a `crash`.
-    static func stopped(_ device: DeviceConfig) {
+    static func stopped(_ device: DeviceConfig, board: Board, log: Log) {
         guard wisp_file_mode(device.stateDir) >= 0 else { return }
-        write(device, boot: bootId, state: "stopped")
+        write(device, boot: bootId(board), state: "stopped", log: log)
     }
 
-    static func write(_ device: DeviceConfig, boot: String, state: String) {
+    static func write(_ device: DeviceConfig, boot: String, state: String, log: Log) {
         var r = UpdateRecord()
         r["boot_id"] = boot
         r["version"] = Agent.version
         r["state"] = state
-        if let e = UpdateFiles.write(r, to: path(device), mode: 0o644) { Log.debug("cannot write " + path(device) + ": " + e.message) }
+        if let e = UpdateFiles.write(r, to: path(device), mode: 0o644) { log.debug("cannot write " + path(device) + ": " + e.message) }
     }
 }

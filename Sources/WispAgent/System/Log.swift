@@ -1,7 +1,12 @@
+import WispCore
+
 /// One line per event on stderr, with a level. Under systemd (JOURNAL_STREAM set) each
 /// line starts with the syslog priority `<N>` so journald files it at the right level;
 /// journald adds the time. Nothing that reaches here may hold a secret.
-public enum Log {
+///
+/// A value, made once by the CLI and handed to whatever logs: no global state, and a test
+/// can make its own.
+public struct Log: Sendable {
     public enum Level: Int, Sendable {
         case error = 3, warning = 4, info = 6, debug = 7
 
@@ -15,21 +20,33 @@ public enum Log {
         }
     }
 
-    nonisolated(unsafe) public static var threshold: Level = .info
-    nonisolated(unsafe) static var journal = System.environment("JOURNAL_STREAM") != nil
+    public let threshold: Level
+    /// Prefix each line with its syslog priority (stderr is journald's stream).
+    let journal: Bool
 
-    public static func enabled(_ level: Level) -> Bool { level.rawValue <= threshold.rawValue }
+    public init(threshold: Level = .info, journal: Bool = false) {
+        self.threshold = threshold
+        self.journal = journal
+    }
 
-    public static func write(_ level: Level, _ message: String) {
+    /// The process's log: info and up (debug too when `verbose`), the priority prefix when
+    /// systemd connected stderr to the journal.
+    public static func standard(verbose: Bool = false) -> Log {
+        Log(threshold: verbose ? .debug : .info, journal: System.environment("JOURNAL_STREAM") != nil)
+    }
+
+    public func enabled(_ level: Level) -> Bool { level.rawValue <= threshold.rawValue }
+
+    public func write(_ level: Level, _ message: String) {
         guard enabled(level) else { return }
         let prefix = journal ? "<\(level.rawValue)>" : ""
         System.write(prefix + level.name + ": " + message + "\n", to: 2)
     }
 
-    public static func error(_ m: String) { write(.error, m) }
-    public static func warning(_ m: String) { write(.warning, m) }
-    public static func info(_ m: String) { write(.info, m) }
-    public static func debug(_ m: @autoclosure () -> String) {
+    public func error(_ m: String) { write(.error, m) }
+    public func warning(_ m: String) { write(.warning, m) }
+    public func info(_ m: String) { write(.info, m) }
+    public func debug(_ m: @autoclosure () -> String) {
         if enabled(.debug) { write(.debug, m()) }
     }
 }

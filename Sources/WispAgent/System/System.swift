@@ -4,15 +4,6 @@ import WispCore
 /// Swift faces of CWispPlatform's file, clock and process calls. Errors are errno values
 /// turned into one sentence here, at the edge.
 public enum System {
-    /// `WISP_ROOT` moves /sys, /proc and /dev under a folder (tests, copies of a board).
-    /// Set once at start; unit tests that build a fake tree point it there (serialised).
-    nonisolated(unsafe) public static var root: String = environment("WISP_ROOT") ?? ""
-
-    /// `path` under `WISP_ROOT` when it starts with /sys, /proc or /dev.
-    public static func board(_ path: String) -> String {
-        root.isEmpty ? path : root + path
-    }
-
     /// The command line, without the program name.
     public static var arguments: [String] {
         var args: [String] = []

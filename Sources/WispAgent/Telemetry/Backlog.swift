@@ -7,15 +7,17 @@ public final class Backlog {
     public let names: [String]
     let file: BufferFile?
     var reportedDrops = 0
+    let log: Log
 
-    init(names: [String], device: DeviceConfig) {
+    init(names: [String], device: DeviceConfig, log: Log) {
+        self.log = log
         self.names = names
         ring = SampleRing(capacity: device.bufferSamples, maxValues: max(1, names.count))
         var file: BufferFile?
         if let path = device.bufferFile {
-            switch BufferFile.open(path, names: names, ring: &ring) {
+            switch BufferFile.open(path, names: names, ring: &ring, log: log) {
             case .success(let f): file = f
-            case .failure(let e): Log.error("buffer file " + path + ": " + e.message + "; samples are kept in memory only")
+            case .failure(let e): log.error("buffer file " + path + ": " + e.message + "; samples are kept in memory only")
             }
         }
         self.file = file
@@ -29,7 +31,7 @@ public final class Backlog {
         if ring.dropped > reportedDrops {
             reportedDrops = ring.dropped
             if reportedDrops == 1 || reportedDrops % 100 == 0 {
-                Log.warning("offline buffer full (\(ring.capacity) samples): dropping the oldest; \(reportedDrops) dropped so far")
+                log.warning("offline buffer full (\(ring.capacity) samples): dropping the oldest; \(reportedDrops) dropped so far")
             }
         }
     }

@@ -26,9 +26,11 @@ final class BufferFile {
     var frame: ByteBuffer
     /// A write failure is logged once until writes succeed again.
     var failing = false
+    let log: Log
 
-    private init(path: String, fd: Int32, size: Int, limit: Int, header: [UInt8], recordSize: Int) {
+    private init(path: String, fd: Int32, size: Int, limit: Int, header: [UInt8], recordSize: Int, log: Log) {
         self.path = path
+        self.log = log
         self.fd = fd
         self.size = size
         self.limit = limit
@@ -52,7 +54,7 @@ final class BufferFile {
     }
 
     /// Opens the file, replaying what it holds into `ring`.
-    static func open(_ path: String, names: [String], ring: inout SampleRing) -> Result<BufferFile, SystemError> {
+    static func open(_ path: String, names: [String], ring: inout SampleRing, log: Log) -> Result<BufferFile, SystemError> {
         var header: [UInt8] = []
         for (i, n) in names.enumerated() { header += (i > 0 ? [UInt8(ascii: ",")] : []) + Array(n.utf8) }
         // Two full rings' worth of sample frames, plus room for the header and marks.
@@ -63,27 +65,27 @@ final class BufferFile {
             break
         case .failed(let e):
             // Keep what may still be good for a person to recover; start a new file.
-            Log.error("buffer file " + path + " cannot be read (" + e.message + "); set aside as " + path + ".unreadable")
+            log.error("buffer file " + path + " cannot be read (" + e.message + "); set aside as " + path + ".unreadable")
             let r = wisp_rename(path, path + ".unreadable")
             if r < 0 { return .failure(SystemError(errno: -r)) }
         case .foreign:
-            Log.warning("buffer file " + path + " was written for other sensors; set aside as " + path + ".old")
+            log.warning("buffer file " + path + " was written for other sensors; set aside as " + path + ".old")
             _ = wisp_rename(path, path + ".old")
         case .read(let g, let total):
             if g == 0 && total > 0 {
-                Log.warning("buffer file " + path + " holds no valid record; set aside as " + path + ".old")
+                log.warning("buffer file " + path + " holds no valid record; set aside as " + path + ".old")
                 _ = wisp_rename(path, path + ".old")
             } else if g < total {
-                Log.warning("buffer file " + path + ": cut a torn or corrupt record at byte \(g)")
+                log.warning("buffer file " + path + ": cut a torn or corrupt record at byte \(g)")
                 _ = wisp_truncate(path, Int64(g))
             }
             good = g
-            if ring.count > 0 { Log.info("buffer file " + path + ": \(ring.count) undelivered samples from before the restart") }
+            if ring.count > 0 { log.info("buffer file " + path + ": \(ring.count) undelivered samples from before the restart") }
         }
         ring.requeueInFlight()
         let fd = wisp_open_append(path)
         if fd < 0 { return .failure(SystemError(errno: -fd)) }
-        let file = BufferFile(path: path, fd: fd, size: good, limit: limit, header: header, recordSize: ring.recordSize)
+        let file = BufferFile(path: path, fd: fd, size: good, limit: limit, header: header, recordSize: ring.recordSize, log: log)
         if good == 0 {
             _ = wisp_truncate(path, 0)  // a new (or set-aside) file: start with the header
             _ = file.write(type: 0, sync: true) { $0.put(contentsOf: header) }
@@ -154,11 +156,11 @@ final class BufferFile {
         }
         if r < 0 {
             let e = SystemError(errno: -r)
-            if !failing { Log.warning("buffer file " + path + ": write failed: " + e.message + "; samples are kept in memory") }
+            if !failing { log.warning("buffer file " + path + ": write failed: " + e.message + "; samples are kept in memory") }
             failing = true
             return e
         }
-        if failing { Log.info("buffer file " + path + ": writes succeed again") }
+        if failing { log.info("buffer file " + path + ": writes succeed again") }
         failing = false
         return nil
     }
@@ -200,13 +202,13 @@ final class BufferFile {
         _ = wisp_close(old)
         _ = wisp_sync_dir(BufferFile.directory(of: path))
         nextCompaction = limit
-        Log.debug("buffer file " + path + " compacted to \(ring.count) samples")
+        log.debug("buffer file " + path + " compacted to \(ring.count) samples")
     }
 
     func compactionFailed(_ e: SystemError, tmp: String?) {
         if let tmp { _ = wisp_unlink(tmp) }
         nextCompaction = size + limit / 4
-        Log.warning("buffer file " + path + ": compaction failed (" + e.message + "); the old file is kept and grows until the next try")
+        log.warning("buffer file " + path + ": compaction failed (" + e.message + "); the old file is kept and grows until the next try")
     }
 
     static func directory(of path: String) -> String {

@@ -23,20 +23,23 @@ public struct Telemetry {
     var pendingSample: UInt64?
     static var sampleNowSpacing: UInt64 { 1000 }
     var reportedDrops = 0
-    var power = PowerWatch()
+    var power: PowerWatch
+    let log: Log
 
     /// The backlog of the previous run carries over when the properties and ring size are
     /// the same and no buffer file holds it. `sizePosts` finishes it once the session's
     /// buffers are known.
-    public init(_ device: DeviceConfig, topics: AlinkTopics, backlog previous: Backlog?) {
+    public init(_ device: DeviceConfig, board: Board, topics: AlinkTopics, backlog previous: Backlog?, log: Log) {
         self.device = device
         self.topics = topics
-        thing = Thing(device)
+        self.log = log
+        power = PowerWatch(board: board, log: log)
+        thing = Thing(device, board: board, log: log)
         if let previous, previous.names.elementsEqual(thing.names, by: { $0.equals($1) }), previous.ring.capacity == device.bufferSamples, device.bufferFile == nil {
             previous.ring.requeueInFlight()
             backlog = previous
         } else {
-            backlog = Backlog(names: thing.names, device: device)
+            backlog = Backlog(names: thing.names, device: device, log: log)
         }
         json = JSONWriter(capacity: 0)
         interval = UInt64(device.telemetryInterval) * 1000
@@ -71,7 +74,7 @@ public struct Telemetry {
     /// At CONNACK: what waited goes out.
     public mutating func online(session: inout Session) {
         let waiting = backlog.ring.waitingCount
-        if waiting > 1 { Log.info("sending \(waiting) samples buffered while offline, oldest first") }
+        if waiting > 1 { log.info("sending \(waiting) samples buffered while offline, oldest first") }
         drain(&session)
     }
 
@@ -87,7 +90,7 @@ public struct Telemetry {
         thing.sample(into: &values)
         backlog.add(time: time, values: values)
         if out.isPlatform { noteEvents(time: time, online: session.isOnline, out: &out) }
-        if !session.isOnline { Log.debug("offline: sample kept (\(backlog.ring.count) waiting)") }
+        if !session.isOnline { log.debug("offline: sample kept (\(backlog.ring.count) waiting)") }
         out.flush(&session)
         drain(&session)
     }
@@ -173,16 +176,16 @@ public struct Telemetry {
             // No local copy of the ring: one alive during markSent would copy its storage.
             let seq = backlog.ring.seq(position)
             guard Telemetry.render(backlog, position, into: &json) else {
-                Log.error("sample \(seq) does not fit a property post; dropped")
+                log.error("sample \(seq) does not fit a property post; dropped")
                 backlog.ring.deliver(seq: seq)
                 continue
             }
             do {
                 let id = try session.publish(topic: topics.post, payload: json.buffer.bytesView(0..<json.buffer.count), qos: .atLeastOnce)
                 backlog.ring.markSent(position, packetId: id)
-                Log.debug("post \(seq) sent as packet \(id)")
+                log.debug("post \(seq) sent as packet \(id)")
             } catch {
-                if error != .windowFull && error != .outputFull { Log.warning("post \(seq) not sent: " + error.message) }
+                if error != .windowFull && error != .outputFull { log.warning("post \(seq) not sent: " + error.message) }
                 return
             }
         }
@@ -214,10 +217,10 @@ public struct Telemetry {
         do {
             let id = try session.publish(topic: topic, payload: json.buffer.bytesView(0..<json.buffer.count), qos: .atLeastOnce)
             for p in position..<end where backlog.ring.isWaiting(p) { backlog.ring.markSent(p, packetId: id) }
-            Log.debug("history post of \(samples) samples from \(first) sent as packet \(id)")
+            log.debug("history post of \(samples) samples from \(first) sent as packet \(id)")
             return .sent
         } catch {
-            if error != .windowFull && error != .outputFull { Log.warning("history post from \(first) not sent: " + error.message) }
+            if error != .windowFull && error != .outputFull { log.warning("history post from \(first) not sent: " + error.message) }
             return .notSent
         }
     }

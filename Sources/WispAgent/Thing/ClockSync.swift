@@ -8,8 +8,12 @@ public struct ClockSync {
     public private(set) var offset: Int64?
     var sentAt: UInt64?
     let clock: Clock
+    let log: Log
 
-    public init(clock: Clock = .system) { self.clock = clock }
+    public init(clock: Clock = .system, log: Log = Log()) {
+        self.clock = clock
+        self.log = log
+    }
 
     /// Wall-clock milliseconds now.
     public func wallClock(monotonic: UInt64) -> UInt64 {
@@ -33,9 +37,9 @@ public struct ClockSync {
     /// The platform's answer on `…/ntp/response`.
     public mutating func handle(_ payload: UnsafeRawBufferPointer) {
         switch response(payload, monotonic: clock.monotonic()) {
-        case .set: Log.info("clock: platform time received; post timestamps follow it")
-        case .unsolicited: Log.debug("clock: an NTP answer without a request; ignored")
-        case .refused(let why): Log.warning("clock: NTP answer ignored: " + why + "; keeping the current clock")
+        case .set: log.info("clock: platform time received; post timestamps follow it")
+        case .unsolicited: log.debug("clock: an NTP answer without a request; ignored")
+        case .refused(let why): log.warning("clock: NTP answer ignored: " + why + "; keeping the current clock")
         }
     }
 

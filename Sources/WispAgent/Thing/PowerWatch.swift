@@ -6,9 +6,11 @@ struct PowerWatch {
     var sensor: Sensor?
     var last: Int64?
     var scratch = ByteBuffer(capacity: 64)
+    let log: Log
 
-    init() {
-        let s = Sensor(SensorSpec(identifier: "power", source: .system(.throttled)))
+    init(board: Board, log: Log) {
+        self.log = log
+        let s = Sensor(SensorSpec(identifier: "power", source: .system(.throttled)), board: board)
         if s.problem == nil { sensor = s }
     }
 
@@ -16,7 +18,7 @@ struct PowerWatch {
         guard var s = sensor, case .success(let v) = s.read(scratch: &scratch) else { return }
         let flags = Int64(v)
         if last.map({ $0 & 0xF != flags & 0xF }) ?? (flags & 0xF != 0) {
-            Log.warning("power: the firmware reports \(flags & 1 != 0 ? "under-voltage" : "no under-voltage")"
+            log.warning("power: the firmware reports \(flags & 1 != 0 ? "under-voltage" : "no under-voltage")"
                         + (flags & 0xE != 0 ? ", throttling" : "") + " (flags 0x"
                         + Crypto.hex([UInt8(flags >> 16 & 0xFF), UInt8(flags >> 8 & 0xFF), UInt8(flags & 0xFF)]) + ")")
             out.event("power", EventPost.powerFields(flags), time: time)

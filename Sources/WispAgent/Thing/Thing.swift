@@ -26,6 +26,7 @@ public struct Thing {
     public private(set) var transitions: [(index: Int, reading: Bool)] = []
     /// False over a link anyone on the path can write to (DeviceConfig.controlAllowed).
     let controlAllowed: Bool
+    let log: Log
 
     /// The board's health when the key file names no sensor.
     public static let defaults: [SensorSpec] = [
@@ -34,17 +35,18 @@ public struct Thing {
         SensorSpec(identifier: "mem_available_kb", source: .system(.mem_available)),
     ]
 
-    public init(_ device: DeviceConfig) {
+    public init(_ device: DeviceConfig, board: Board, log: Log) {
+        self.log = log
         controlAllowed = device.controlAllowed
         if device.sensors.isEmpty {
             for spec in Thing.defaults {
-                let s = Sensor(spec)
-                if let problem = s.problem { Log.info("default sensor " + spec.identifier + " left out: " + problem) } else { sensors.append(s) }
+                let s = Sensor(spec, board: board)
+                if let problem = s.problem { log.info("default sensor " + spec.identifier + " left out: " + problem) } else { sensors.append(s) }
             }
         } else {
             for spec in device.sensors {
-                let s = Sensor(spec)
-                if let problem = s.problem { Log.warning("sensor " + spec.identifier + ": " + problem + " (retrying each interval)") }
+                let s = Sensor(spec, board: board)
+                if let problem = s.problem { log.warning("sensor " + spec.identifier + ": " + problem + " (retrying each interval)") }
                 sensors.append(s)
             }
         }
@@ -53,13 +55,13 @@ public struct Thing {
         names = sensors.map { $0.spec.identifier } + outputNames
         for spec in device.outputs {
             var output = Output(spec: spec)
-            switch GPIOLine.open(chip: spec.chip, line: spec.line, output: true) {
+            switch GPIOLine.open(chip: spec.chip, line: spec.line, output: true, board: board) {
             case .success(let line):
                 output.line = line
-                Log.info("output " + spec.identifier + ": " + line.description)
+                log.info("output " + spec.identifier + ": " + line.description)
             case .failure(let e):
                 output.problem = e.message
-                Log.warning("output " + spec.identifier + ": cannot request " + spec.chip + " line \(spec.line): " + e.message)
+                log.warning("output " + spec.identifier + ": cannot request " + spec.chip + " line \(spec.line): " + e.message)
             }
             outputs.append(output)
         }
@@ -82,7 +84,7 @@ public struct Thing {
                 if failing[i] {
                     failing[i] = false
                     transitions.append((i, true))
-                    Log.info("sensor " + sensors[i].spec.identifier + " recovered")
+                    log.info("sensor " + sensors[i].spec.identifier + " recovered")
                 }
                 if sensors[i].shouldPost(value) {
                     values.append(PropertyValue(index: i, scaled: Int64((value * 1000).rounded()), decimals: 3))
@@ -91,7 +93,7 @@ public struct Thing {
                 if !failing[i] {
                     failing[i] = true
                     transitions.append((i, false))
-                    Log.warning("sensor " + sensors[i].spec.identifier + ": " + e.message + "; left out of posts until it reads again")
+                    log.warning("sensor " + sensors[i].spec.identifier + ": " + e.message + "; left out of posts until it reads again")
                 }
             }
         }
@@ -123,7 +125,7 @@ public struct Thing {
             return false
         }
         if !controlAllowed && !request.changes.isEmpty {
-            Log.warning("property set refused: the link is not authenticated TLS (set allow_plaintext_control = true to allow it)")
+            log.warning("property set refused: the link is not authenticated TLS (set allow_plaintext_control = true to allow it)")
             PropertySet.writeReply(code: 403, id: id, json: json,
                                    message: "outputs are not set over an unauthenticated link (ws://, mqtt:// or tls_insecure); use wss:// or allow_plaintext_control",
                                    into: &reply)
@@ -138,7 +140,7 @@ public struct Thing {
             }
             if outputs[index].state != v { changed = true }
             outputs[index].state = v
-            Log.info("property set: " + outputs[index].spec.identifier + " = \(v)")
+            log.info("property set: " + outputs[index].spec.identifier + " = \(v)")
         }
         PropertySet.writeReply(code: 200, id: id, json: json, message: "success", into: &reply)
         return changed
