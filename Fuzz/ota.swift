@@ -1,6 +1,6 @@
 // OTA and provisioning input: the platform's upgrade messages (OTAOffer.parse), the package
 // server's response head (HTTPResponseHead), the records read back from state_dir
-// (UpdateRecord), remote-config messages and fragments, registration replies and service
+// (StateRecord), remote-config messages and fragments, registration replies and service
 // calls. The first byte picks the parser. Invariants: an offer taken is usable as it stands (digest
 // length fits the method, version and URL within bounds, size positive); a response head
 // gives the same verdict however it is split, and a 206 it accepts has a sane range; a
@@ -30,8 +30,8 @@ func fuzzOne(_ bytes: [UInt8]) {
         }
         check(verdict([input]) == verdict(chunks(input)), "split changes the verdict")
     case 2:
-        if let record = UpdateRecord.parse(input) {
-            check(UpdateRecord.parse(Array(record.text.utf8)) == record, "a record does not print back to itself")
+        if let record = StateRecord.parse(input) {
+            check(StateRecord.parse(Array(record.text.utf8)) == record, "a record does not print back to itself")
         }
     case 3:
         // A remote config fragment over a fixed key file: it may set only what it is allowed to.

@@ -128,30 +128,30 @@ struct OTATests {
     // MARK: records and binaries
 
     @Test func recordsRoundTripAndRefuseControlBytes() {
-        var r = UpdateRecord()
+        var r = StateRecord()
         r["version"] = "0.2.0"
         r["step"] = "-3"
         r["desc"] = "the package's sha256 is 00…"
-        let parsed = UpdateRecord.parse(Array(r.text.utf8))
+        let parsed = StateRecord.parse(Array(r.text.utf8))
         #expect(parsed == r && parsed?.integer("step") == -3 && parsed?["version"] == "0.2.0")
-        #expect(UpdateRecord.parse(Array("version = 1\u{7}\n".utf8)) == nil)
-        #expect(UpdateRecord.parse(Array("no equals sign\n".utf8)) == nil)
-        #expect(UpdateRecord.parse([UInt8](repeating: 0x61, count: 5000)) == nil)
+        #expect(StateRecord.parse(Array("version = 1\u{7}\n".utf8)) == nil)
+        #expect(StateRecord.parse(Array("no equals sign\n".utf8)) == nil)
+        #expect(StateRecord.parse([UInt8](repeating: 0x61, count: 5000)) == nil)
     }
 
     /// Found by the fuzzer: 3,448 bytes of `k=v` lines and bytes that are not UTF-8 print as
     /// 4,139 (` = `, U+FFFD), longer than a record may be, so the print did not parse back.
     @Test func aRecordThatParsesAlwaysPrintsBackToItself() {
         let dense = Array(String(repeating: "k=v\n", count: 1000).utf8)  // 4,000 bytes → 6,000 printed
-        #expect(UpdateRecord.parse(dense) == nil)
+        #expect(StateRecord.parse(dense) == nil)
         let invalid = Array(String(repeating: "k=v\n", count: 500).utf8) + [UInt8](repeating: 0xFF, count: 1000)
-        #expect(UpdateRecord.parse(invalid.map { $0 == 0x76 ? 0xFF : $0 }) == nil)
-        var fits = UpdateRecord()
-        fits["k"] = String(repeating: "x", count: UpdateRecord.maxBytes - 5)
-        #expect(fits.printedCount == UpdateRecord.maxBytes && UpdateRecord.parse(Array(fits.text.utf8)) == fits)
+        #expect(StateRecord.parse(invalid.map { $0 == 0x76 ? 0xFF : $0 }) == nil)
+        var fits = StateRecord()
+        fits["k"] = String(repeating: "x", count: StateRecord.maxBytes - 5)
+        #expect(fits.printedCount == StateRecord.maxBytes && StateRecord.parse(Array(fits.text.utf8)) == fits)
         for n in [10, 400, 700, 1000] {
             let text = Array(String(repeating: "ab=c\u{FF}d\n", count: n).utf8)
-            if let r = UpdateRecord.parse(text) { #expect(UpdateRecord.parse(Array(r.text.utf8)) == r) }
+            if let r = StateRecord.parse(text) { #expect(StateRecord.parse(Array(r.text.utf8)) == r) }
         }
     }
 

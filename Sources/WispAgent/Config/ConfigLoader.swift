@@ -97,7 +97,7 @@ public enum ConfigLoader {
         case .failure(.system(let e)): return .failure(.unreadable(path, e))
         case .failure(.access(let problem)): return .failure(.access(path, problem))
         case .success(let bytes):
-            guard let record = UpdateRecord.parse(bytes),
+            guard let record = StateRecord.parse(bytes),
                   record["product_key"]?.equals(productKey) == true, record["device_name"]?.equals(deviceName) == true else {
                 return .failure(.identity(path))
             }

@@ -31,11 +31,11 @@ public struct ApplyUpdate {
 
     public func run(configPath: String, systemctl: String) -> ExitCode {
         guard let device = load(configPath) else { return .configuration }
-        guard let binary = UpdateFiles.selfPath else {
+        guard let binary = OTAFiles.selfPath else {
             log.error("apply-update: cannot find the running binary (/proc/self/exe)")
             return .failure
         }
-        let files = UpdateFiles(stateDir: device.stateDir)
+        let files = OTAFiles(stateDir: device.stateDir)
         let previous = binary + ".previous"
         // A reboot the platform asked for (allow_reboot), unless an upgrade is on trial: the
         // request stays until the trial ends.
@@ -46,7 +46,7 @@ public struct ApplyUpdate {
                 return .ok
             }
             log.warning("apply-update: rebooting the board, as the platform asked")
-            let r = UpdateFiles.run(systemctl, ["--no-block", "reboot"], timeoutMillis: 30_000)
+            let r = System.run(systemctl, ["--no-block", "reboot"], timeoutMillis: 30_000)
             return r.status == 0 ? .ok : .failure
         }
         var version: String
@@ -54,7 +54,7 @@ public struct ApplyUpdate {
         var from: String
         var debSha: [UInt8]?
         var resuming = false
-        if let journal = UpdateFiles.read(files.applying), let v = journal["version"], let s = journal["sha256"].flatMap({ Hex.decode($0) }) {
+        if let journal = StateStore.read(files.applying), let v = journal["version"], let s = journal["sha256"].flatMap({ Hex.decode($0) }) {
             version = v
             sha = s
             from = journal["from"] ?? "the previous version"
@@ -62,7 +62,7 @@ public struct ApplyUpdate {
             resuming = true
             log.info("apply-update: resuming the trial of version " + version + " (interrupted, e.g. by a power cut)")
         } else {
-            guard let ready = UpdateFiles.read(files.ready) else {
+            guard let ready = StateStore.read(files.ready) else {
                 log.info("apply-update: nothing staged in " + files.dir)
                 return .ok
             }
@@ -76,40 +76,40 @@ public struct ApplyUpdate {
             if let why = check(files.staged, sha: sha) {
                 return refuse(files, version: version, step: OTAProgress.verificationFailed, why)
             }
-            if let e = UpdateFiles.copy(binary, to: previous, mode: 0o755) {
+            if let e = StateStore.copy(binary, to: previous, mode: 0o755) {
                 return refuse(files, version: version, step: OTAProgress.writingFailed, "cannot keep the running binary as " + previous + ": " + e.message)
             }
-            var journal = UpdateRecord()
+            var journal = StateRecord()
             journal["version"] = version
             journal["sha256"] = Hex.encode(sha)
             journal["from"] = from
             journal["previous"] = previous
             if let debSha { journal["deb_sha256"] = Hex.encode(debSha) }
-            if let e = UpdateFiles.write(journal, to: files.applying, mode: 0o644) {
+            if let e = StateStore.write(journal, to: files.applying, mode: 0o644) {
                 return refuse(files, version: version, step: OTAProgress.writingFailed, "cannot write the journal " + files.applying + ": " + e.message)
             }
         }
         // BINARY becomes the new binary (again, when resuming after a cut before the rename).
-        if UpdateFiles.digest(binary, .sha256) != sha {
+        if Crypto.digest(file: binary, .sha256) != sha {
             if let why = check(files.staged, sha: sha) {
                 return rollBack(files, binary: binary, previous: previous, version: version, systemctl: systemctl, why: "the staged binary is gone or changed: " + why)
             }
             if let debSha, dpkgOwns(binary) {
                 // Installed from the .deb: dpkg installs the new one (its own atomic renames).
-                guard UpdateFiles.digest(files.stagedDeb, .sha256) == debSha else {
+                guard Crypto.digest(file: files.stagedDeb, .sha256) == debSha else {
                     return rollBack(files, binary: binary, previous: previous, version: version, systemctl: systemctl, why: "the staged .deb is gone or changed")
                 }
-                let r = UpdateFiles.run("/usr/bin/dpkg", ["-i", files.stagedDeb], timeoutMillis: 600_000)
+                let r = System.run("/usr/bin/dpkg", ["-i", files.stagedDeb], timeoutMillis: 600_000)
                 if r.status != 0 {
                     return rollBack(files, binary: binary, previous: previous, version: version, systemctl: systemctl, why: "dpkg -i failed with status \(r.status)")
                 }
                 log.info("apply-update: dpkg installed the package of version " + version)
-            } else if let e = UpdateFiles.copy(files.staged, to: binary, mode: 0o755) {
+            } else if let e = StateStore.copy(files.staged, to: binary, mode: 0o755) {
                 return rollBack(files, binary: binary, previous: previous, version: version, systemctl: systemctl, why: "cannot install " + binary + ": " + e.message)
             }
         }
         log.info("apply-update: installed version " + version + " as " + binary + " (" + from + " kept as " + previous + ")")
-        if resuming, UpdateFiles.read(files.running)?["version"]?.equals(version) == true {
+        if resuming, StateStore.read(files.running)?["version"]?.equals(version) == true {
             return confirmed(files, version: version)
         }
         _ = wisp_unlink(files.running)
@@ -121,7 +121,7 @@ public struct ApplyUpdate {
         var polls = 0
         while System.monotonicMillis < deadline {
             System.sleep(milliseconds: 250)
-            if UpdateFiles.read(files.running)?["version"]?.equals(version) == true {
+            if StateStore.read(files.running)?["version"]?.equals(version) == true {
                 return confirmed(files, version: version)
             }
             polls += 1
@@ -154,10 +154,10 @@ public struct ApplyUpdate {
 
     /// Why the staged binary may not be installed, or nil.
     func check(_ path: String, sha: [UInt8]) -> String? {
-        guard let digest = UpdateFiles.digest(path, .sha256) else { return "cannot read " + path }
+        guard let digest = Crypto.digest(file: path, .sha256) else { return "cannot read " + path }
         guard digest == sha else { return "the staged binary's sha256 is " + Hex.encode(digest) + ", staged.ready says " + Hex.encode(sha) }
-        guard let new = UpdateFiles.elf(path) else { return "the staged file is not an ELF executable" }
-        if let mine = UpdateFiles.selfPath.flatMap({ UpdateFiles.elf($0) }), mine != new {
+        guard let new = OTAFiles.elf(path) else { return "the staged file is not an ELF executable" }
+        if let mine = OTAFiles.selfPath.flatMap({ OTAFiles.elf($0) }), mine != new {
             return "the staged binary is " + new.description + ", this board runs " + mine.description
         }
         return nil
@@ -166,26 +166,26 @@ public struct ApplyUpdate {
     /// Whether `binary` is a file of an installed Debian package (the .deb from scripts/package).
     func dpkgOwns(_ binary: String) -> Bool {
         guard wisp_file_mode("/usr/bin/dpkg-query") >= 0 else { return false }
-        return UpdateFiles.run("/usr/bin/dpkg-query", ["-S", binary], timeoutMillis: 30_000).status == 0
+        return System.run("/usr/bin/dpkg-query", ["-S", binary], timeoutMillis: 30_000).status == 0
     }
 
-    func confirmed(_ files: UpdateFiles, version: String) -> ExitCode {
+    func confirmed(_ files: OTAFiles, version: String) -> ExitCode {
         log.info("apply-update: version " + version + " reached the platform; upgrade complete")
         finish(files)
         return .ok
     }
 
     /// The package is refused before anything was replaced.
-    func refuse(_ files: UpdateFiles, version: String, step: Int, _ why: String) -> ExitCode {
+    func refuse(_ files: OTAFiles, version: String, step: Int, _ why: String) -> ExitCode {
         log.error("apply-update: " + why + "; nothing installed")
         leaveResult(files, version: version, step: step, why)
         finish(files)
         return .failure
     }
 
-    func rollBack(_ files: UpdateFiles, binary: String, previous: String, version: String, systemctl: String, why: String) -> ExitCode {
+    func rollBack(_ files: OTAFiles, binary: String, previous: String, version: String, systemctl: String, why: String) -> ExitCode {
         log.error("apply-update: " + why)
-        if let e = UpdateFiles.copy(previous, to: binary, mode: 0o755) {
+        if let e = StateStore.copy(previous, to: binary, mode: 0o755) {
             // BINARY is still whole (the new one); keep the journal so the next start retries.
             log.error("apply-update: cannot restore " + previous + ": " + e.message + "; the journal stays for the next attempt")
             return .failure
@@ -196,18 +196,18 @@ public struct ApplyUpdate {
         return .failure
     }
 
-    func leaveResult(_ files: UpdateFiles, version: String, step: Int, _ why: String) {
-        var result = UpdateRecord()
+    func leaveResult(_ files: OTAFiles, version: String, step: Int, _ why: String) {
+        var result = StateRecord()
         result["version"] = version
         result["step"] = "\(step)"
         result["desc"] = why
-        if let e = UpdateFiles.write(result, to: files.result, mode: 0o644) {
+        if let e = StateStore.write(result, to: files.result, mode: 0o644) {
             log.warning("apply-update: cannot leave the result for the platform: " + e.message)
         }
     }
 
     /// The journal goes first: without it a repeated step starts from staged.ready, or finds nothing.
-    func finish(_ files: UpdateFiles) {
+    func finish(_ files: OTAFiles) {
         _ = wisp_unlink(files.applying)
         _ = wisp_sync_dir(files.dir)
         _ = wisp_unlink(files.ready)
@@ -220,37 +220,37 @@ public struct ApplyUpdate {
 
     /// How often systemd restarted wisp after it exited (`NRestarts`), or nil.
     func restarts(_ systemctl: String) -> Int? {
-        let r = UpdateFiles.run(systemctl, ["show", "--property=NRestarts", "wisp.service"], timeoutMillis: 10_000)
+        let r = System.run(systemctl, ["show", "--property=NRestarts", "wisp.service"], timeoutMillis: 10_000)
         guard r.status == 0, r.output.startsWith("NRestarts=") else { return nil }
         let value = r.output.utf8.dropFirst(10).prefix { $0 != UInt8(ascii: "\n") }
         return DecimalScan.whole(DecimalScan.trimmed(Array(value))).flatMap { Int(exactly: $0) }
     }
 
     func restart(_ systemctl: String) {
-        let r = UpdateFiles.run(systemctl, ["--no-block", "restart", "wisp.service"], timeoutMillis: 30_000)
+        let r = System.run(systemctl, ["--no-block", "restart", "wisp.service"], timeoutMillis: 30_000)
         if r.status != 0 { log.warning("apply-update: " + systemctl + " restart wisp.service: status \(r.status)") }
     }
 
     /// `wisp ota status`: what the OTA files say, for a person at the board.
     public func status(configPath: String) -> ExitCode {
         guard let device = load(configPath) else { return .configuration }
-        let files = UpdateFiles(stateDir: device.stateDir)
+        let files = OTAFiles(stateDir: device.stateDir)
         System.out("version: " + Agent.version + " (module " + device.otaModule + ")")
         System.out("state: " + files.dir + (files.exists ? "" : " (none yet)"))
-        if let want = UpdateFiles.read(files.want) {
+        if let want = StateStore.read(files.want) {
             let have = max(0, wisp_file_size(files.part))
             System.out("downloading: version " + (want["version"] ?? "?") + ", \(have) of " + (want["size"] ?? "?") + " bytes")
         }
-        if let ready = UpdateFiles.read(files.ready) {
+        if let ready = StateStore.read(files.ready) {
             System.out("staged: version " + (ready["version"] ?? "?") + " (sha256 " + (ready["sha256"] ?? "?") + "), waiting for wisp-update.service")
         }
-        if let journal = UpdateFiles.read(files.applying) {
+        if let journal = StateStore.read(files.applying) {
             System.out("installing: version " + (journal["version"] ?? "?") + " on trial; previous binary " + (journal["previous"] ?? "?"))
         }
-        if let running = UpdateFiles.read(files.running) {
+        if let running = StateStore.read(files.running) {
             System.out("last connected: version " + (running["version"] ?? "?"))
         }
-        if let result = UpdateFiles.read(files.result) {
+        if let result = StateStore.read(files.result) {
             System.out("last result: version " + (result["version"] ?? "?") + " step " + (result["step"] ?? "?") + ": " + (result["desc"] ?? ""))
         } else if wisp_file_mode(files.applying) < 0 && wisp_file_mode(files.ready) < 0 {
             System.out("last result: none pending")

@@ -8,7 +8,7 @@ import WispCore
 /// the outbox (they wait there for the link).
 final class Updater<T: Transport> {
     let device: DeviceConfig
-    let files: UpdateFiles
+    let files: OTAFiles
     let downloader: Downloader<T>
     var package: OTAPackage?
     /// The package's transfer in the downloader.
@@ -20,7 +20,7 @@ final class Updater<T: Transport> {
         self.device = device
         self.log = log
         self.downloader = downloader
-        files = UpdateFiles(stateDir: device.stateDir)
+        files = OTAFiles(stateDir: device.stateDir)
     }
 
     var module: String { device.otaModule }
@@ -40,12 +40,12 @@ final class Updater<T: Transport> {
             out.send(get, qos: .atMostOnce)
         }
         guard files.exists else { return }
-        var running = UpdateRecord()
+        var running = StateRecord()
         running["version"] = Agent.version
-        if let e = UpdateFiles.write(running, to: files.running, mode: 0o644) {
+        if let e = StateStore.write(running, to: files.running, mode: 0o644) {
             log.warning("OTA: cannot write " + files.running + ": " + e.message + "; an upgrade to this version cannot be confirmed")
         }
-        if let result = UpdateFiles.read(files.result) {
+        if let result = StateStore.read(files.result) {
             // The file is on disk: a step outside the platform's -4…100 is read as a failure.
             let recorded = result.integer("step") ?? Int64(OTAProgress.upgradeFailed)
             let step = recorded >= -4 && recorded <= 100 ? Int(recorded) : OTAProgress.upgradeFailed
@@ -103,7 +103,7 @@ final class Updater<T: Transport> {
             log.debug("OTA: upgrade to " + version + " already in progress")
             return
         }
-        if let failed = UpdateFiles.read(files.failed), failed["version"]?.equals(p.version) == true {
+        if let failed = StateStore.read(files.failed), failed["version"]?.equals(p.version) == true {
             // The platform offers a pending upgrade again at every connect: a version that
             // already failed here (verification, rollback) would fail again, in a loop.
             let why = "version " + p.version + " already failed on this board (" + (failed["desc"] ?? "") + "); not retried: upload a new version"
@@ -111,7 +111,7 @@ final class Updater<T: Transport> {
             report(OTAProgress.upgradeFailed, why, out: &out)
             return
         }
-        if let staged = UpdateFiles.read(files.ready), staged["version"]?.equals(p.version) == true {
+        if let staged = StateStore.read(files.ready), staged["version"]?.equals(p.version) == true {
             log.info("OTA: version " + version + " is already verified and waiting for the installer")
             return
         }
@@ -132,17 +132,17 @@ final class Updater<T: Transport> {
             return
         }
         // A partial file of the same package (same version and digest) is continued.
-        var want = UpdateRecord()
+        var want = StateRecord()
         want["version"] = p.version
         want["size"] = "\(p.size)"
         want["method"] = p.method.name
         want["digest"] = p.digestHex
         var resume: Int64 = 0
-        if let old = UpdateFiles.read(files.want), old == want {
+        if let old = StateStore.read(files.want), old == want {
             resume = max(0, wisp_file_size(files.part))
         } else {
             _ = wisp_unlink(files.part)
-            if let e = UpdateFiles.write(want, to: files.want) {
+            if let e = StateStore.write(want, to: files.want) {
                 fail(OTAProgress.writingFailed, "cannot write " + files.want + ": " + e.message, out: &out)
                 return
             }
@@ -202,9 +202,9 @@ final class Updater<T: Transport> {
         }
         var candidate = files.part
         var source = "elf"
-        if UpdateFiles.isDeb(files.part) {
+        if OTAFiles.isDeb(files.part) {
             source = "deb"
-            let r = UpdateFiles.run("/usr/bin/dpkg-deb", ["-x", files.part, files.debDir], timeoutMillis: 60_000)
+            let r = System.run("/usr/bin/dpkg-deb", ["-x", files.part, files.debDir], timeoutMillis: 60_000)
             if r.status != 0 {
                 fail(OTAProgress.verificationFailed, "dpkg-deb cannot unpack the .deb (status \(r.status))", out: &out)
                 return
@@ -216,11 +216,11 @@ final class Updater<T: Transport> {
             fail(OTAProgress.verificationFailed, why, out: &out)
             return
         }
-        guard let sha = UpdateFiles.digest(candidate, .sha256) else {
+        guard let sha = Crypto.digest(file: candidate, .sha256) else {
             fail(OTAProgress.writingFailed, "cannot read the verified binary again", out: &out)
             return
         }
-        if let e = UpdateFiles.copy(candidate, to: files.staged, mode: 0o755) {
+        if let e = StateStore.copy(candidate, to: files.staged, mode: 0o755) {
             fail(OTAProgress.writingFailed, "cannot stage the binary: " + e.message, out: &out)
             return
         }
@@ -228,19 +228,19 @@ final class Updater<T: Transport> {
         // install it, so dpkg's record of the version stays true.
         var debSha: [UInt8]?
         if source.equals("deb") {
-            debSha = UpdateFiles.digest(files.part, .sha256)
-            if let e = UpdateFiles.copy(files.part, to: files.stagedDeb, mode: 0o644) {
+            debSha = Crypto.digest(file: files.part, .sha256)
+            if let e = StateStore.copy(files.part, to: files.stagedDeb, mode: 0o644) {
                 fail(OTAProgress.writingFailed, "cannot stage the package: " + e.message, out: &out)
                 return
             }
         }
-        var ready = UpdateRecord()
+        var ready = StateRecord()
         ready["version"] = p.version
         ready["sha256"] = Hex.encode(sha)
         ready["source"] = source
         if let debSha { ready["deb_sha256"] = Hex.encode(debSha) }
         ready["from"] = Agent.version
-        if let e = UpdateFiles.write(ready, to: files.ready, mode: 0o644) {
+        if let e = StateStore.write(ready, to: files.ready, mode: 0o644) {
             fail(OTAProgress.writingFailed, "cannot write " + files.ready + ": " + e.message, out: &out)
             return
         }
@@ -253,12 +253,12 @@ final class Updater<T: Transport> {
     /// Why `path` is not a wisp that can replace this one, or nil: an ELF for this machine
     /// whose `--version` runs and names `version`.
     static func check(_ path: String, version: String) -> String? {
-        guard let new = UpdateFiles.elf(path) else { return "the package is neither an ELF executable nor a .deb holding one" }
-        if let mine = UpdateFiles.selfPath.flatMap({ UpdateFiles.elf($0) }), mine != new {
+        guard let new = OTAFiles.elf(path) else { return "the package is neither an ELF executable nor a .deb holding one" }
+        if let mine = OTAFiles.selfPath.flatMap({ OTAFiles.elf($0) }), mine != new {
             return "the package is an " + new.description + " binary; this board runs " + mine.description
         }
         if wisp_chmod(path, 0o700) != 0 { return "cannot make the package executable" }
-        let r = UpdateFiles.run(path, ["--version"], timeoutMillis: 10_000)
+        let r = System.run(path, ["--version"], timeoutMillis: 10_000)
         guard r.status == 0 else {
             if r.status < 0 { return "the new binary did not run: " + SystemError(errno: -r.status).message }
             if r.status == 127 { return "the new binary could not be executed (exit 127)" }
@@ -287,15 +287,15 @@ final class Updater<T: Transport> {
             _ = wisp_unlink(files.staged)
             _ = wisp_unlink(files.stagedDeb)
         }
-        if wisp_file_mode(files.debDir) >= 0 { _ = UpdateFiles.run("/bin/rm", ["-rf", files.debDir], timeoutMillis: 30_000) }
+        if wisp_file_mode(files.debDir) >= 0 { _ = System.run("/bin/rm", ["-rf", files.debDir], timeoutMillis: 30_000) }
     }
 
     /// Keeps the version that failed, so the platform's next offer of it is refused at once.
     func remember(failed version: String, _ why: String) {
-        var r = UpdateRecord()
+        var r = StateRecord()
         r["version"] = version
         r["desc"] = String(decoding: why.utf8.prefix(200).map { $0 < 0x20 ? 0x20 : $0 }, as: UTF8.self)
-        _ = UpdateFiles.write(r, to: files.failed)
+        _ = StateStore.write(r, to: files.failed)
     }
 
     /// A progress report: waits in the outbox for the link (QoS 0, as the SDK does).

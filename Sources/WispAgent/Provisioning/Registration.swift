@@ -118,7 +118,7 @@ public enum Registration {
     static func persist(_ granted: DynamicRegistration.Granted, loaded: LoadedConfig, log: Log) -> Outcome {
         let device = loaded.device
         let path = ConfigLoader.identityPath(device)
-        var record = UpdateRecord()
+        var record = StateRecord()
         record["product_key"] = device.productKey ?? ""
         record["device_name"] = device.deviceName ?? ""
         switch granted {
@@ -130,7 +130,7 @@ public enum Registration {
         }
         let made = wisp_mkdir(device.stateDir, 0o700)
         if made < 0 { return .failed("cannot create state_dir " + device.stateDir + ": " + SystemError(errno: -made).message) }
-        if let e = UpdateFiles.write(record, to: path, mode: 0o600) {
+        if let e = StateStore.write(record, to: path, mode: 0o600) {
             return .failed("the device secret arrived but cannot be kept in " + path + ": " + e.message)
         }
         log.info("registered: the device " + (record["device_token"] == nil ? "secret" : "token") + " is kept in " + path + " (0600); it is used from now on")

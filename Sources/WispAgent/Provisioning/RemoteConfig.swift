@@ -111,7 +111,7 @@ final class RemoteConfig<T: Transport> {
             case .failure(let e):
                 end(400, "request error: " + e.message, out: &out)
             case .success(let next):
-                if let e = UpdateFiles.write(Array(candidate.utf8), to: ConfigLoader.remotePath(loaded.device)) {
+                if let e = StateStore.write(Array(candidate.utf8), to: ConfigLoader.remotePath(loaded.device)) {
                     end(400, "request error: cannot keep the config: " + e.message, out: &out)
                     return nil
                 }

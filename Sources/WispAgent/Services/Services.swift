@@ -13,7 +13,7 @@ public struct Services {
     let device: DeviceConfig
     let topics: AlinkTopics
     let clock: Clock
-    let files: UpdateFiles
+    let files: OTAFiles
     let log: Log
 
     public init(_ device: DeviceConfig, topics: AlinkTopics, clock: Clock, log: Log) {
@@ -21,7 +21,7 @@ public struct Services {
         self.device = device
         self.topics = topics
         self.clock = clock
-        files = UpdateFiles(stateDir: device.stateDir)
+        files = OTAFiles(stateDir: device.stateDir)
     }
 
     /// `thing.service.{name}`, answered on `…/service/{name}_reply` (QoS 1).
@@ -91,8 +91,8 @@ public struct Services {
     /// Leaves the reboot request for the root step (wisp-update.path watches for it).
     func requestReboot() -> SystemError? {
         if let e = files.create() { return e }
-        var r = UpdateRecord()
+        var r = StateRecord()
         r["requested"] = "\(clock.realtime())"
-        return UpdateFiles.write(r, to: files.reboot, mode: 0o644)
+        return StateStore.write(r, to: files.reboot, mode: 0o644)
     }
 }

@@ -60,4 +60,25 @@ public enum Crypto {
         }
         return String(decoding: out, as: UTF8.self)
     }
+
+    /// The file's digest, or nil when it cannot be read.
+    static func digest(file path: String, _ method: DigestMethod) -> [UInt8]? {
+        let fd = wisp_open_read(path)
+        if fd < 0 { return nil }
+        defer { _ = wisp_close(fd) }
+        guard let d = wisp_digest_new(method == .md5 ? WISP_HMAC_MD5 : WISP_HMAC_SHA256) else { return nil }
+        var buffer = [UInt8](repeating: 0, count: 16_384)
+        while true {
+            let n = buffer.withUnsafeMutableBufferPointer { wisp_read(fd, $0.baseAddress, $0.count) }
+            if n < 0 {
+                wisp_digest_free(d)
+                return nil
+            }
+            if n == 0 { break }
+            _ = buffer.withUnsafeBufferPointer { wisp_digest_update(d, $0.baseAddress, Int(n)) }
+        }
+        var out = [UInt8](repeating: 0, count: 32)
+        let n = wisp_digest_finish(d, &out, out.count)
+        return n == method.size ? Array(out[0..<Int(n)]) : nil
+    }
 }

@@ -18,7 +18,7 @@ enum LastRun {
     static func start(_ device: DeviceConfig, board: Board, log: Log) -> String? {
         guard wisp_file_mode(device.stateDir) >= 0 else { return nil }
         let boot = bootId(board)
-        let last = UpdateFiles.read(path(device))
+        let last = StateStore.read(path(device))
         let reason: String
         if let last, last["boot_id"]?.equals(boot) == true {
             if last["version"]?.equals(Agent.version) != true {
@@ -42,10 +42,10 @@ enum LastRun {
     }
 
     static func write(_ device: DeviceConfig, boot: String, state: String, log: Log) {
-        var r = UpdateRecord()
+        var r = StateRecord()
         r["boot_id"] = boot
         r["version"] = Agent.version
         r["state"] = state
-        if let e = UpdateFiles.write(r, to: path(device), mode: 0o644) { log.debug("cannot write " + path(device) + ": " + e.message) }
+        if let e = StateStore.write(r, to: path(device), mode: 0o644) { log.debug("cannot write " + path(device) + ": " + e.message) }
     }
 }

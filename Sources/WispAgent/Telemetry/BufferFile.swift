@@ -200,7 +200,7 @@ final class BufferFile {
             return
         }
         _ = wisp_close(old)
-        _ = wisp_sync_dir(BufferFile.directory(of: path))
+        _ = wisp_sync_dir(StateStore.directory(of: path))
         nextCompaction = limit
         log.debug("buffer file " + path + " compacted to \(ring.count) samples")
     }
@@ -209,14 +209,6 @@ final class BufferFile {
         if let tmp { _ = wisp_unlink(tmp) }
         nextCompaction = size + limit / 4
         log.warning("buffer file " + path + ": compaction failed (" + e.message + "); the old file is kept and grows until the next try")
-    }
-
-    static func directory(of path: String) -> String {
-        var last = -1
-        for (i, b) in path.utf8.enumerated() where b == UInt8(ascii: "/") { last = i }
-        if last < 0 { return "." }
-        if last == 0 { return "/" }
-        return String(decoding: path.utf8.prefix(last), as: UTF8.self)
     }
 
     static func put64(_ v: UInt64, into f: inout ByteBuffer) {

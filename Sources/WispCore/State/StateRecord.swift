@@ -1,13 +1,13 @@
-/// The small files the OTA steps leave each other under `state_dir/ota` — what is being
-/// downloaded, what is staged, the root step's journal, the last result — as `key = value`
-/// lines. Each is written whole (temp file, fsync, rename), so a reader sees the old or the
+/// The small records wisp keeps under `state_dir` — the registered identity, the last
+/// run, and what the OTA steps leave each other (what is being downloaded, what is staged,
+/// the root step's journal, the last result) — as `key = value` lines. Each is written whole (temp file, fsync, rename), so a reader sees the old or the
 /// new record, never a torn one; a record that does not parse counts as absent.
-public struct UpdateRecord: Equatable, Sendable {
+public struct StateRecord: Equatable, Sendable {
     public var fields: [(key: String, value: String)] = []
 
     public init() {}
 
-    public static func == (a: UpdateRecord, b: UpdateRecord) -> Bool {
+    public static func == (a: StateRecord, b: StateRecord) -> Bool {
         a.fields.count == b.fields.count && zip(a.fields, b.fields).allSatisfy { $0.key.equals($1.key) && $0.value.equals($1.value) }
     }
 
@@ -50,9 +50,9 @@ public struct UpdateRecord: Equatable, Sendable {
     /// nil when a line is not `key = value`, or the text — as read, or as `text` would print
     /// it again (` = ` around each `=`, a byte that is not UTF-8 as U+FFFD) — is longer
     /// than `maxBytes`: a record that parses always prints back to itself.
-    public static func parse(_ bytes: [UInt8]) -> UpdateRecord? {
+    public static func parse(_ bytes: [UInt8]) -> StateRecord? {
         guard bytes.count <= maxBytes else { return nil }
-        var record = UpdateRecord()
+        var record = StateRecord()
         for line in bytes.split(separator: UInt8(ascii: "\n")) {
             guard let eq = line.firstIndex(of: UInt8(ascii: "=")) else { return nil }
             let key = DecimalScan.trimmed(line[line.startIndex..<eq])
