@@ -41,6 +41,11 @@ func gitRevision() -> String {
 }
 
 
+/// Executables drop what nothing calls in every configuration of the Embedded build, debug
+/// too (SwiftPM's release link does it by itself): an unused synthesized `==` on a String
+/// would otherwise keep the stdlib's Unicode tables referenced, which Embedded leaves out.
+let executableLink: [LinkerSetting] = embedded ? [.unsafeFlags(["-Xlinker", "--gc-sections"])] : []
+
 let package = Package(
     name: "wisp",
     products: [
@@ -64,12 +69,12 @@ let package = Package(
         .target(name: "WispCore", swiftSettings: swiftSettings),
         .target(name: "WispAgent", dependencies: ["WispCore", "CWispPlatform"], swiftSettings: swiftSettings),
         .executableTarget(
-            name: "wisp", dependencies: ["WispAgent", "WispCore"], swiftSettings: swiftSettings
+            name: "wisp", dependencies: ["WispAgent", "WispCore"], swiftSettings: swiftSettings, linkerSettings: executableLink
         ),
         // Measurements for Tests/harness/bench; built in both modes, not shipped.
         .executableTarget(
             name: "wisp-bench", dependencies: ["WispAgent", "WispCore", "CWispPlatform"], path: "Tests/Bench",
-            swiftSettings: swiftSettings
+            swiftSettings: swiftSettings, linkerSettings: executableLink
         ),
         .testTarget(name: "WispCoreTests", dependencies: ["WispCore"]),
         .testTarget(name: "WispAgentTests", dependencies: ["WispAgent", "WispCore", "CWispPlatform"]),
