@@ -145,4 +145,32 @@ struct RemoteConfigTests {
         #expect(r.next?.device.telemetryInterval == 20 && r.next?.remoteConfigId == "cfg-3")
         #expect(r.out.messages.isEmpty)
     }
+
+    /// The link drops during the download; at the next CONNACK the get reply names the same
+    /// config again: one download goes on to the end, and none is left in the downloader
+    /// (a transfer nobody advances holds a slot, and its past deadline would wake the
+    /// device's loop at once, forever).
+    @Test func aSecondOfferDuringTheDownloadLeavesNoTransferBehind() throws {
+        let fragment = "telemetry_interval = 15\n# " + String(repeating: "padding ", count: 200) + "\n"
+        let server = FakeHTTPServer(file: Array(fragment.utf8), clock: clock)
+        server.bytesPerTurn = 200
+        let d = Downloader<FakeHTTPConnection>(clock: clock.clock, seed: 3) { server.connect($0) }
+        let rc = RemoteConfig(try loaded(), downloader: d)
+        var out = Outbox(topics: Platform.topics)
+        Array(Self.push(fragment).utf8).withUnsafeBytes { rc.handle($0, push: true, out: &out) }
+        for _ in 0..<3 {
+            server.tick()
+            #expect(rc.advance(out: &out) == nil)
+            clock.advance(1)
+        }
+        Array(Self.getReply(fragment, configId: "cfg-2").utf8).withUnsafeBytes { rc.handle($0, push: false, out: &out) }
+        var next: LoadedConfig?
+        pump(server, clock: clock, downloader: d) {
+            next = rc.advance(out: &out)
+            return next != nil || rc.download == nil
+        }
+        #expect(next?.remoteConfigId == "cfg-2")
+        #expect(d.isIdle, "a transfer was left in the downloader")
+        #expect(d.deadline == UInt64.max)
+    }
 }

@@ -226,4 +226,29 @@ struct UpdaterTests {
         #expect(steps.isEmpty)
         #expect(server.opened == 0)
     }
+
+    /// A new version is offered while another downloads: the new one is fetched and
+    /// staged, and the first leaves nothing in the downloader (no slot held, no past
+    /// deadline to wake the device's loop).
+    @Test func aNewOfferDuringADownloadReplacesIt() throws {
+        let binary = try #require(newWisp, "no C compiler to build the test's new wisp")
+        let older = pattern(binary.count)
+        let server = FakeHTTPServer(file: older, clock: clock)
+        server.bytesPerTurn = binary.count / 10
+        let (u, d) = updater(server)
+        var out = Outbox(topics: Platform.topics)
+        Array(Self.offer(older, version: "9.9.8").utf8).withUnsafeBytes { u.offer($0, out: &out) }
+        for _ in 0..<3 {
+            server.tick()
+            u.advance(out: &out)
+            clock.advance(1)
+        }
+        server.file = binary
+        let steps = upgrade(u, d, server, Self.offer(binary), out: &out)
+        #expect(steps.last?.step == 100, "\(steps)")
+        #expect(state.record("ota/staged.ready")?["version"] == "9.9.9")
+        #expect(d.isIdle, "the first download was left in the downloader")
+        #expect(d.deadline == UInt64.max)
+    }
 }
+
