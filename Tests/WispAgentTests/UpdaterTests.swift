@@ -250,5 +250,54 @@ struct UpdaterTests {
         #expect(d.isIdle, "the first download was left in the downloader")
         #expect(d.deadline == UInt64.max)
     }
+
+    // MARK: CONNACK
+
+    /// At every CONNACK: this version reported and the pending upgrade asked for, both
+    /// replies (sent now or not at all).
+    @Test func eachConnectReportsTheVersionAndAsksForAnUpgrade() throws {
+        let (u, _) = updater(FakeHTTPServer(file: [], clock: clock))
+        var out = Outbox(topics: Platform.topics)
+        u.online(out: &out)
+        #expect(out.messages.map(\.topic) == ["/ota/device/inform/a1PK/board-7", try #require(Platform.topics.firmwareGet)])
+        #expect(out.messages.allSatisfy { !$0.waits && $0.qos == .atMostOnce })
+        let inform = decoded(out, out.messages[0])["params"] as? [String: Any]
+        #expect(inform?["version"] as? String == Agent.version && inform?["module"] as? String == "wisp")
+        #expect(decoded(out, out.messages[1])["method"] as? String == "thing.ota.firmware.get")
+        #expect(!state.exists("ota"), "no upgrade ever: nothing written")
+    }
+
+    /// The root step left its verdict: a rollback is reported once (-1), the version
+    /// remembered as failed, and this version confirmed in `running`.
+    @Test func theRootStepsVerdictIsReportedOnceAndAFailureRemembered() throws {
+        let (u, _) = updater(FakeHTTPServer(file: [], clock: clock))
+        try FileManager.default.createDirectory(atPath: state.file("ota"), withIntermediateDirectories: true)
+        state.write("ota/result", "version = 9.9.9\nstep = -1\ndesc = rolled back: the new binary did not reach the platform\n")
+        var out = Outbox(topics: Platform.topics)
+        u.online(out: &out)
+        let reports = out.messages.filter { $0.topic == progressTopic }
+        #expect(reports.count == 1 && reports.allSatisfy(\.waits))
+        let o = out
+        #expect(reports.map { progress(o, $0).step } == [-1])
+        #expect(reports.first.map { progress(o, $0).desc } == "rolled back: the new binary did not reach the platform")
+        #expect(state.record("ota/failed")?["version"] == "9.9.9")
+        #expect(state.record("ota/running")?["version"] == Agent.version)
+        #expect(!state.exists("ota/result"), "reported once")
+
+        var again = Outbox(topics: Platform.topics)
+        u.online(out: &again)
+        #expect(!again.messages.contains { $0.topic == progressTopic }, "not reported at the next connect")
+    }
+
+    @Test func aSuccessfulUpgradeIsReportedAs100() throws {
+        let (u, _) = updater(FakeHTTPServer(file: [], clock: clock))
+        try FileManager.default.createDirectory(atPath: state.file("ota"), withIntermediateDirectories: true)
+        state.write("ota/result", "version = \(Agent.version)\nstep = 100\ndesc = upgraded\n")
+        var out = Outbox(topics: Platform.topics)
+        u.online(out: &out)
+        let o = out
+        #expect(out.messages.filter { $0.topic == progressTopic }.map { progress(o, $0).step } == [100])
+        #expect(!state.exists("ota/failed") && !state.exists("ota/result"))
+    }
 }
 
