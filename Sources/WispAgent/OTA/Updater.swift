@@ -156,6 +156,7 @@ final class Updater<T: Transport> {
             fail(error, out: &out)
             return
         }
+        if let previous = download { downloader.cancel(previous) }  // another package's download: replaced
         download = id
         let from = resume > 0 ? ", resuming at byte \(resume)" : ""
         log.info("OTA: upgrade " + Agent.version + " → " + version + ": downloading \(p.size) bytes from "

@@ -28,6 +28,15 @@ public enum Registration {
     /// `persistent`: keep trying through outages and refusals (wisp run), with the session's
     /// backoff; otherwise one attempt (wisp register).
     public static func run(_ loaded: LoadedConfig, signals: Int32, persistent: Bool, log: Log) -> Outcome {
+        run(loaded, signals: signals, persistent: persistent, log: log) { config, connect in
+            Agent.driver(loaded, config: config, signals: signals, connect: connect)
+        }
+    }
+
+    /// The same over the driver `makeDriver` builds for the registration's session config
+    /// and CONNECT (`Agent.driver` above; the tests' in-memory transport).
+    static func run<T: Transport>(_ loaded: LoadedConfig, signals: Int32, persistent: Bool, log: Log,
+                                  driver makeDriver: (SessionConfig, @escaping () -> MQTTEncoder.Connect) -> Driver<T>) -> Outcome {
         guard case .unregistered(let pk, let dn, let ps?, let method, _) = loaded.device.identity else {
             return .registered(loaded)
         }
@@ -37,7 +46,7 @@ public enum Registration {
         var config = SessionConfig(keepAlive: device.keepAlive,
                                    webSocket: device.endpoint.isWebSocket ? .init(hostHeader: device.endpoint.hostHeader, path: device.endpoint.path) : nil)
         config.subscriptions = []  // the platform publishes the reply without a SUBSCRIBE
-        var driver = Agent.driver(loaded, config: config, signals: signals) {
+        var driver = makeDriver(config) {
             var random = [UInt8](repeating: 0, count: 8)
             random.withUnsafeMutableBytes { Entropy.fill($0) }
             let c = exchange.credentials(random: Hex.encode(random), sign: Crypto.hmacHex)
@@ -54,7 +63,7 @@ public enum Registration {
                 log.warning("cannot connect: " + message)
             case .session(.online):
                 log.info("registration: signed in; waiting for the platform's answer on " + exchange.topic)
-                replyDeadline = System.monotonicMillis + replyMillis
+                replyDeadline = driver.clock.monotonic() + replyMillis
             case .session(.message(let p)):
                 let inbound = driver.session.inbound
                 guard inbound.bytes(p.topic, equal: exchange.topic) else {
@@ -68,16 +77,16 @@ public enum Registration {
                 case .success(let granted):
                     outcome = persist(granted, loaded: loaded, log: log)
                 }
-                driver.session.stop(now: System.monotonicMillis)
+                driver.session.stop(now: driver.clock.monotonic())
             case .deadline:
                 replyDeadline = UInt64.max
                 let why = "signed in, but no answer arrived on " + exchange.topic + " within \(replyMillis / 1000) s"
                 if !persistent {
                     outcome = .failed(why)
-                    driver.session.stop(now: System.monotonicMillis)
+                    driver.session.stop(now: driver.clock.monotonic())
                 } else {
                     log.warning("registration: " + why + "; trying again")
-                    driver.session.stop(now: System.monotonicMillis)
+                    driver.session.stop(now: driver.clock.monotonic())
                     outcome = nil
                 }
             case .session(.offline(let reason, let retryIn)):
@@ -85,11 +94,11 @@ public enum Registration {
                 if reason.isRefusal {
                     var why = "the platform refused the registration of " + pk + "/" + dn
                     why += " (" + reason.message + "): " + Registration.remedy
-                    if !persistent { outcome = .refused(why); driver.session.stop(now: System.monotonicMillis) } else {
+                    if !persistent { outcome = .refused(why); driver.session.stop(now: driver.clock.monotonic()) } else {
                         log.error(why + "; trying again in \(retryIn / 1000) s")
                     }
                 } else if outcome == nil {
-                    if !persistent { outcome = .unreachable(reason.message); driver.session.stop(now: System.monotonicMillis) } else {
+                    if !persistent { outcome = .unreachable(reason.message); driver.session.stop(now: driver.clock.monotonic()) } else {
                         log.warning("registration: " + reason.message + "; trying again in \(retryIn / 1000) s")
                     }
                 }
@@ -105,7 +114,7 @@ public enum Registration {
                 if let outcome { return outcome }
                 if !persistent { return .failed("the registration stopped") }
                 // A persistent run that stopped without an outcome (no reply): start over.
-                return run(loaded, signals: signals, persistent: persistent, log: log)
+                return run(loaded, signals: signals, persistent: persistent, log: log, driver: makeDriver)
             case .pollFailed(let e):
                 return .failed("poll failed: " + e.message)
             case .opened, .closed, .extra, .session:

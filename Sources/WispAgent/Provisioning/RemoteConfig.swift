@@ -72,7 +72,9 @@ final class RemoteConfig<T: Transport> {
             let made = wisp_mkdir(loaded.device.stateDir, 0o700)
             do throws(DownloadError) {
                 if made < 0 { throw .cannotWrite("cannot create state_dir: " + SystemError(errno: -made).message) }
-                download = try downloader.start("remote config", url: url, path: part, size: f.size, method: .sha256, resumeFrom: 0)
+                let transfer = try downloader.start("remote config", url: url, path: part, size: f.size, method: .sha256, resumeFrom: 0)
+                if let previous = download { downloader.cancel(previous) }  // the download this offer replaces
+                download = transfer
             } catch {
                 log.error("remote config " + f.configId + ": " + error.message)
                 if push { reply(400, id, "request error: " + error.message, out: &out) }
