@@ -91,6 +91,29 @@ struct OutboxTests {
         #expect(numbers(out) == [window + 2])
     }
 
+    /// A QoS 1 reply (a property set's, a service call's) that finds every in-flight slot
+    /// taken by posts waits for the next flush, not lost: the platform's call would time out.
+    @Test func aQoS1ReplyWaitsForRoomInTheWindowWhileTheLinkIsUp() throws {
+        let clock = SimulatedClock()
+        var link = FakeLink(clock: clock)
+        link.online()
+        var out = Outbox(topics: topics, log: Log())
+        let window = link.driver.session.config.inflightWindow
+        var posts: [UInt16] = []
+        for _ in 0..<window { posts.append(try link.driver.session.publish(topic: "post", payload: [1], qos: .atLeastOnce)) }
+        _ = link.published()
+        send(&out, 7, "service/reply", qos: .atLeastOnce, waits: false)
+        out.flush(&link.driver.session)
+        #expect(numbers(out) == [7], "kept while the window is full")
+        #expect(link.published().isEmpty)
+
+        link.acknowledge(posts[0])
+        out.flush(&link.driver.session)
+        let sent = link.published()
+        #expect(numbers(sent) == [7] && sent.map(\.topic) == ["service/reply"])
+        #expect(out.messages.isEmpty)
+    }
+
     /// Full: the oldest *report* makes room; a reply queued before it stays.
     @Test func theOldestReportIsDroppedWhenTheOutboxIsFull() {
         var out = Outbox(topics: topics, log: Log())

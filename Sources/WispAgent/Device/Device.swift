@@ -105,6 +105,7 @@ public struct Device<T: Transport> {
         case .session(.message(let p)):
             dispatch(p)
         case .session(.delivered(let id)):
+            outbox.flush(&driver.session)  // a reply waiting for room goes before the backlog
             telemetry.delivered(id, session: &driver.session)
         default:
             break

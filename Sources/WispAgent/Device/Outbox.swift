@@ -4,12 +4,14 @@ import WispCore
 /// report — goes through here. The outbox owns the message ids, the one reply buffer a
 /// feature writes a message into, and the messages waiting for the link; the device hands
 /// them to the session after each step (`flush`), before any telemetry, so a reply leaves
-/// before the post it causes. Storage is fixed at start-up: `capacity` bytes of payload,
-/// at most `maxMessages` messages.
+/// before the post it causes. Storage is fixed at start-up: at most `maxMessages`
+/// messages of at most `replyCapacity` bytes.
 ///
-/// Two kinds: a *reply* is sent at the next flush or dropped with a log line (an answer
-/// is worth nothing later); a *report* (`waits`: events, OTA progress, config push
-/// replies) waits for the link, oldest first, the oldest dropped when the outbox is full.
+/// Two kinds: a *reply* goes at the next flush the link is up, or is dropped with a log
+/// line (an answer is worth nothing after a reconnect); one that finds the QoS 1 window or
+/// the output full waits for the next flush (the device flushes before a PUBACK's slot
+/// goes to the backlog). A *report* (`waits`: events, OTA progress, config push replies)
+/// waits for the link, oldest first, the oldest dropped when the outbox is full.
 public struct Outbox {
     public struct Message {
         public let topic: String
@@ -21,7 +23,6 @@ public struct Outbox {
 
     /// A message: a code, an id of at most 64 bytes and one sentence, or an event.
     public static var replyCapacity: Int { 512 }
-    public static var capacity: Int { 16_384 }
     public static var maxMessages: Int { 24 }
 
     public let topics: AlinkTopics
@@ -32,7 +33,7 @@ public struct Outbox {
     public var json = JSONWriter(capacity: Outbox.replyCapacity)
     var ids: UInt64 = 0
     public private(set) var messages: [Message] = []
-    var storage = [UInt8](repeating: 0, count: Outbox.capacity)
+    var storage = [UInt8](repeating: 0, count: Outbox.maxMessages * Outbox.replyCapacity)
     var used = 0
     let log: Log
 
@@ -56,7 +57,7 @@ public struct Outbox {
             return
         }
         let n = json.buffer.count
-        while used + n > Outbox.capacity || messages.count >= Outbox.maxMessages {
+        while messages.count >= Outbox.maxMessages {
             guard let oldest = messages.firstIndex(where: { $0.waits }) ?? messages.indices.first else { break }
             log.warning("message on " + messages[oldest].topic + " dropped: the outbox is full (\(messages.count) waiting)")
             remove(oldest)
@@ -80,7 +81,7 @@ public struct Outbox {
 
     /// Hands the messages to the session, oldest first. Reports that find the link down or
     /// the window full wait (and hold back the reports behind them, to keep their order);
-    /// replies are sent or dropped.
+    /// replies are sent, wait for room, or are dropped when the link is down.
     public mutating func flush(_ session: inout Session) {
         var i = 0
         var blocked = false
@@ -96,6 +97,8 @@ public struct Outbox {
             } catch {
                 if m.waits {
                     blocked = true
+                    i += 1
+                } else if error == .windowFull || error == .outputFull {
                     i += 1
                 } else {
                     log.warning("reply on " + m.topic + " not sent: " + error.message)

@@ -5,7 +5,7 @@ import WispCore
 ///
 ///   package.part   the download so far                          (service)
 ///   package.want   which package package.part belongs to        (service)
-///   staged         the verified binary, mode 0700                (service)
+///   staged         the verified binary, mode 0755                (service)
 ///   staged.deb     the package it came from, when it was a .deb  (service)
 ///   staged.ready   its version and sha256: the root step's cue   (service, written last)
 ///   applying       the root step's journal: a trial is running   (root)
