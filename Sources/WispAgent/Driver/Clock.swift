@@ -17,17 +17,20 @@ public struct Clock {
     public static var system: Clock { Clock(monotonic: { wisp_monotonic_ms() }, realtime: { wisp_realtime_ms() }) }
 }
 
-/// Descriptors a caller wants in the driver's poll beside the session's own (downloads):
-/// a fixed number of slots, set each turn, nothing allocated.
+/// The descriptors of the driver's one poll(2): the transport's and the signals' (slots 0
+/// and 1, the driver's), then those a caller adds (downloads): a fixed number of slots,
+/// set each turn, nothing allocated.
 public struct PollSlots {
-    public static let capacity = 4
-    public private(set) var fds = [Int32](repeating: -1, count: PollSlots.capacity)
-    public private(set) var events = [Int32](repeating: 0, count: PollSlots.capacity)
+    public static var capacity: Int { 4 }
+    static var first: Int { 2 }
+    public internal(set) var fds = [Int32](repeating: -1, count: PollSlots.first + PollSlots.capacity)
+    public internal(set) var events = [Int32](repeating: 0, count: PollSlots.first + PollSlots.capacity)
 
     public init() {}
 
+    /// Empties the caller's slots.
     public mutating func clear() {
-        for i in 0..<PollSlots.capacity {
+        for i in PollSlots.first..<fds.count {
             fds[i] = -1
             events[i] = 0
         }
@@ -37,7 +40,7 @@ public struct PollSlots {
     @discardableResult
     public mutating func add(_ fd: Int32, events wanted: Int32) -> Bool {
         guard fd >= 0 else { return true }
-        for i in 0..<PollSlots.capacity where fds[i] < 0 {
+        for i in PollSlots.first..<fds.count where fds[i] < 0 {
             fds[i] = fd
             events[i] = wanted
             return true

@@ -30,13 +30,10 @@ public struct Driver<T: Transport> {
     }
 
     public var session: Session
-    /// Descriptors the caller wants in the same poll (downloads), set before each `next`.
+    /// poll(2)'s descriptors: the caller adds its own (downloads) before each `next`.
     public var extra = PollSlots()
+    var ready = [Int32](repeating: 0, count: PollSlots.first + PollSlots.capacity)
     public let clock: Clock
-    /// poll(2)'s arrays: the transport, the signals, then `extra`; sized once.
-    var pollFds = [Int32](repeating: -1, count: 2 + PollSlots.capacity)
-    var pollEvents = [Int32](repeating: 0, count: 2 + PollSlots.capacity)
-    var pollReady = [Int32](repeating: 0, count: 2 + PollSlots.capacity)
     var transport: T?
     var opening = false
     var waitEvents: Int32 = 0
@@ -95,25 +92,21 @@ public struct Driver<T: Transport> {
                     events = opening ? waitEvents
                         : ((session.canReceive && !inputClosed) ? 1 : 0) | (session.output.isEmpty ? 0 : 2)
                 }
-                pollFds[0] = fd
-                pollEvents[0] = events
-                pollFds[1] = signals
-                pollEvents[1] = 1
-                for i in 0..<PollSlots.capacity {
-                    pollFds[2 + i] = extra.fds[i]
-                    pollEvents[2 + i] = extra.events[i]
-                }
-                let n = Int32(pollFds.count)
-                let r = pollFds.withUnsafeBufferPointer { f in
-                    pollEvents.withUnsafeBufferPointer { e in
-                        pollReady.withUnsafeMutableBufferPointer { w in wisp_poll(f.baseAddress, e.baseAddress, w.baseAddress, n, timeout) }
+                extra.fds[0] = fd
+                extra.events[0] = events
+                extra.fds[1] = signals
+                extra.events[1] = 1
+                let n = Int32(ready.count)
+                let r = extra.fds.withUnsafeBufferPointer { f in
+                    extra.events.withUnsafeBufferPointer { e in
+                        ready.withUnsafeMutableBufferPointer { w in wisp_poll(f.baseAddress, e.baseAddress, w.baseAddress, n, timeout) }
                     }
                 }
                 if r < 0 { return .pollFailed(SystemError(errno: -r)) }
                 if r == 0 { continue }
-                if pollReady[1] != 0 { return .signal }
-                for i in 2..<pollReady.count where pollReady[i] != 0 { return .extra }
-                let mask = pollReady[0]
+                if ready[1] != 0 { return .signal }
+                for i in PollSlots.first..<ready.count where ready[i] != 0 { return .extra }
+                let mask = ready[0]
                 if !opening && mask & 5 != 0 { _ = readInput(now: clock.monotonic()) }
             }
         }

@@ -10,7 +10,9 @@ public struct Services {
         case setInterval(Int)
     }
 
-    let device: DeviceConfig
+    /// False over a link anyone on the path can write to: nothing is run.
+    let controlAllowed: Bool
+    let allowReboot: Bool
     let topics: AlinkTopics
     let clock: Clock
     let files: OTAFiles
@@ -18,7 +20,8 @@ public struct Services {
 
     public init(_ device: DeviceConfig, topics: AlinkTopics, clock: Clock, log: Log) {
         self.log = log
-        self.device = device
+        controlAllowed = device.controlAllowed
+        allowReboot = device.allowReboot
         self.topics = topics
         self.clock = clock
         files = OTAFiles(stateDir: device.stateDir)
@@ -77,13 +80,13 @@ public struct Services {
     /// Why a parsed call is not run here, or nil to run it (the reboot request is left for
     /// the root step on the way).
     func refusal(of call: ServiceCall, _ name: String, sampleNowWait: UInt64?) -> (Int64, String)? {
-        if !device.controlAllowed { return (403, name + " refused over an unauthenticated link (allow_plaintext_control)") }
+        if !controlAllowed { return (403, name + " refused over an unauthenticated link (allow_plaintext_control)") }
         if call == .sampleNow {
             guard let wait = sampleNowWait else { return nil }
             return (429, "too many requests: sample_now runs at most once per second; try again in \(wait) ms")
         }
         guard call == .reboot else { return nil }
-        guard device.allowReboot else { return (460, "reboot is not allowed on this device (allow_reboot = false)") }
+        guard allowReboot else { return (460, "reboot is not allowed on this device (allow_reboot = false)") }
         if let e = requestReboot() { return (400, "request error: cannot ask for the reboot: " + e.message) }
         return nil
     }

@@ -9,7 +9,9 @@ public struct Telemetry {
     public var thing: Thing
     public let backlog: Backlog
     let topics: AlinkTopics
-    let device: DeviceConfig
+    /// The history post names the device (platform devices).
+    let productKey: String?
+    let deviceName: String?
     var values: [PropertyValue] = []
     /// The post being written: sized from the session's largest outbound packet.
     var json: JSONWriter
@@ -30,7 +32,8 @@ public struct Telemetry {
     /// the same and no buffer file holds it. `sizePosts` finishes it once the session's
     /// buffers are known.
     public init(_ device: DeviceConfig, board: Board, topics: AlinkTopics, backlog previous: Backlog?, log: Log) {
-        self.device = device
+        productKey = device.productKey
+        deviceName = device.deviceName
         self.topics = topics
         self.log = log
         power = PowerWatch(board: board, log: log)
@@ -44,6 +47,7 @@ public struct Telemetry {
         json = JSONWriter(capacity: 0)
         interval = UInt64(device.telemetryInterval) * 1000
         nextSample = UInt64.max
+        values.reserveCapacity(thing.sensors.count + device.outputs.count + 1)
     }
 
     /// The post buffer (as large as the session's largest packet allows) and the first
@@ -51,7 +55,6 @@ public struct Telemetry {
     /// session's are not alive at once (the start-up heap peak).
     public mutating func sizePosts(maxOutboundPacket: Int, now: UInt64) {
         json = JSONWriter(capacity: maxOutboundPacket - topics.longestPostTopic - 8)
-        values.reserveCapacity(thing.sensors.count + device.outputs.count + 1)
         nextSample = now + interval
     }
 
@@ -197,7 +200,7 @@ public struct Telemetry {
     /// many as the post buffer (and `HistoryPost.maxValues`) takes. They leave the ring on
     /// its PUBACK, all together.
     mutating func sendBatch(from position: Int, _ session: inout Session) -> BatchOutcome {
-        guard let topic = topics.historyPost, let pk = device.productKey, let dn = device.deviceName else { return .nothingFits }
+        guard let topic = topics.historyPost, let pk = productKey, let dn = deviceName else { return .nothingFits }
         HistoryPost.begin(id: backlog.ring.seq(position), productKey: pk, deviceName: dn, into: &json)
         var end = position
         var samples = 0
