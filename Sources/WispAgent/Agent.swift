@@ -65,23 +65,22 @@ public enum Agent {
         return config
     }
 
-    /// A driver for this key file's endpoint: sockets, TLS and proxy as configured, this
-    /// attempt's CONNECT (the key file's identity unless `connect` says otherwise), CSPRNG keys.
-    public static func driver(_ loaded: LoadedConfig, config: SessionConfig, signals: Int32,
-                              connect: (() -> MQTTEncoder.Connect)? = nil) -> Driver<SocketTransport> {
+    /// A driver for this key file's endpoint: sockets, TLS and proxy as configured, the
+    /// key file's sign-in for each attempt, CSPRNG keys.
+    public static func driver(_ loaded: LoadedConfig, config: SessionConfig, signals: Int32) -> Driver<SocketTransport> {
         let device = loaded.device
-        let clock = Clock.system
-        return Driver(
-            session: Session(config: config, now: clock.monotonic(), random: Entropy.fill),
-            signals: signals,
-            clock: clock,
-            transport: { SocketTransport(for: device, to: device.endpoint) },
-            connect: connect ?? {
-                let c = credentials(loaded)
-                return MQTTEncoder.Connect(clientId: c.clientId, username: c.username, password: c.password,
-                                           keepAlive: device.keepAlive, will: device.will)
-            },
-            webSocketKey: Entropy.webSocketKey)
+        return driver(device, config: config, signals: signals) {
+            let c = credentials(loaded)
+            return MQTTEncoder.Connect(clientId: c.clientId, username: c.username, password: c.password,
+                                       keepAlive: device.keepAlive, will: device.will)
+        }
+    }
+
+    /// The same with another sign-in (`connect`: dynamic registration's).
+    static func driver(_ device: DeviceConfig, config: SessionConfig, signals: Int32,
+                       connect: @escaping () -> MQTTEncoder.Connect) -> Driver<SocketTransport> {
+        Driver(session: Session(config: config, now: wisp_monotonic_ms(), random: Entropy.fill), signals: signals,
+               transport: { SocketTransport(for: device, to: device.endpoint) }, connect: connect, webSocketKey: Entropy.webSocketKey)
     }
 
     /// Said once at start-up: what an unencrypted or unverified link exposes.

@@ -29,7 +29,7 @@ public enum Registration {
     /// backoff; otherwise one attempt (wisp register).
     public static func run(_ loaded: LoadedConfig, signals: Int32, persistent: Bool, log: Log) -> Outcome {
         run(loaded, signals: signals, persistent: persistent, log: log) { config, connect in
-            Agent.driver(loaded, config: config, signals: signals, connect: connect)
+            Agent.driver(loaded.device, config: config, signals: signals, connect: connect)
         }
     }
 
