@@ -377,7 +377,7 @@ public struct Device<T: Transport> {
             let flags = Int64(v)
             if lastPower.map({ $0 & 0xF != flags & 0xF }) ?? (flags & 0xF != 0) {
                 Log.warning("power: the firmware reports \(flags & 1 != 0 ? "under-voltage" : "no under-voltage")"
-                            + (flags & 0xE != 0 ? ", throttling" : "") + " (flags 0x" + Crypto.hex([UInt8(flags >> 16 & 0xFF), UInt8(flags >> 8 & 0xFF), UInt8(flags & 0xFF)]) + ")")
+                            + (flags & 0xE != 0 ? ", throttling" : "") + " (flags 0x" + Hex.encode([UInt8(flags >> 16 & 0xFF), UInt8(flags >> 8 & 0xFF), UInt8(flags & 0xFF)]) + ")")
                 queueEvent("power", EventPost.powerFields(flags))
             }
             lastPower = flags
