@@ -1,3 +1,4 @@
+import TestSupport
 import Testing
 @testable import WispCore
 
@@ -100,50 +101,36 @@ struct Harness {
         deliver(Array(response.utf8) + more)
     }
 
-    /// MQTT packets the client sent since the last take (frames unmasked and checked).
+    /// MQTT packets the client sent since the last take (frames unmasked and checked); a
+    /// control frame comes out as 0xFF, its first byte and its payload, where it was sent.
     mutating func takePackets(webSocket: Bool = true) -> [[UInt8]] {
-        var stream: [UInt8] = []
-        if webSocket {
-            var i = 0
-            while i < written.count {
-                let b0 = written[i], b1 = written[i + 1]
-                #expect(b1 & 0x80 != 0, "client frames are masked")
-                var len = Int(b1 & 0x7F)
-                i += 2
-                if len == 126 { len = Int(written[i]) << 8 | Int(written[i + 1]); i += 2 } else if len == 127 {
-                    len = 0
-                    for _ in 0..<8 { len = len << 8 | Int(written[i]); i += 1 }
-                }
-                let mask = Array(written[i..<(i + 4)])
-                i += 4
-                let payload = (0..<len).map { written[i + $0] ^ mask[$0 % 4] }
-                i += len
-                if b0 & 0x0F == 0x2 || b0 & 0x0F == 0x0 { stream += payload } else { stream += [0xFF, b0] + payload }
-            }
-        } else {
-            stream = written
-        }
-        written = []
+        defer { written = [] }
+        guard webSocket else { return MQTTStream.packets(written) }
         var packets: [[UInt8]] = []
+        var stream: [UInt8] = []
         var i = 0
-        while i < stream.count {
-            if stream[i] == 0xFF {  // a control frame marker from above
-                packets.append(Array(stream[i..<min(stream.count, i + 4)]))
-                i += 4
-                continue
+        while i < written.count {
+            let b0 = written[i], b1 = written[i + 1]
+            #expect(b1 & 0x80 != 0, "client frames are masked")
+            var len = Int(b1 & 0x7F)
+            i += 2
+            if len == 126 { len = Int(written[i]) << 8 | Int(written[i + 1]); i += 2 } else if len == 127 {
+                len = 0
+                for _ in 0..<8 { len = len << 8 | Int(written[i]); i += 1 }
             }
-            var len = 0, shift = 0, j = i + 1
-            while true {
-                let b = stream[j]
-                len |= Int(b & 0x7F) << shift
-                shift += 7
-                j += 1
-                if b & 0x80 == 0 { break }
+            let mask = Array(written[i..<(i + 4)])
+            i += 4
+            let payload = (0..<len).map { written[i + $0] ^ mask[$0 % 4] }
+            i += len
+            if b0 & 0x0F == 0x2 || b0 & 0x0F == 0x0 {
+                stream += payload
+            } else {
+                packets += MQTTStream.packets(stream)
+                stream = []
+                packets.append([0xFF, b0] + payload)
             }
-            packets.append(Array(stream[i..<(j + len)]))
-            i = j + len
         }
-        return packets
+        return packets + MQTTStream.packets(stream)
     }
 }
 
