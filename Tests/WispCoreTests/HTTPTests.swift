@@ -98,3 +98,89 @@ struct HTTPHeadTests {
         #expect(try fields.next() == nil, "the blank line ends the fields for good")
     }
 }
+
+@Suite("HTTP CONNECT response (proxy)")
+struct HTTPConnectTests {
+    func verdict(_ text: String) -> Result<Int, HTTPConnectError> {
+        var parser = HTTPConnect(maxResponseBytes: 512)
+        let bytes = Array(text.utf8)
+        return bytes.withUnsafeBytes { raw in
+            var pos = 0
+            do throws(HTTPConnectError) {
+                return try parser.parse(raw, at: &pos) ? .success(pos) : .success(-1)
+            } catch { return .failure(error) }
+        }
+    }
+
+    @Test(arguments: [
+        ("HTTP/1.1 200 Connection established\r\n\r\n", 39),
+        ("HTTP/1.0 200\r\nProxy-Agent: squid\r\n\r\n", 36),
+    ])
+    func opensOn2xx(response: String, end: Int) {
+        #expect(verdict(response + "\u{16}\u{03}") == .success(end), "stops at the blank line")
+    }
+
+    @Test(arguments: [
+        ("HTTP/1.1 407 Proxy Authentication Required\r\n\r\n", HTTPConnectError.refused(407)),
+        ("HTTP/1.1 502 Bad Gateway\r\n\r\n", .refused(502)),
+        ("HTTP/1.1200\r\n\r\n", .malformed),              // no space: used to build an invalid range and abort
+        ("HTTP/1.1\r\n\r\n\r\n\r\n", .malformed),
+        ("HTTP/1.1 20\r\n\r\n", .malformed),
+        ("HTTP/1.1 2000 OK\r\n\r\n", .malformed),
+        ("HTTP/1.1 2x0 OK\r\n\r\n", .malformed),
+        ("SSH-2.0-OpenSSH_9.2\r\n\r\n", .malformed),
+        ("\r\n\r\n", .malformed),
+    ])
+    func refusesOrRejects(response: String, error: HTTPConnectError) {
+        #expect(verdict(response) == .failure(error))
+    }
+}
+
+@Suite("HTTP GET of an OTA package: the request and the response head")
+struct HTTPGetTests {
+    func head(_ text: String, chunk: Int = .max) throws -> (HTTPResponseHead, rest: Int) {
+        var h = HTTPResponseHead(maxBytes: 512)
+        let bytes = Array(text.utf8)
+        var start = 0
+        while start < bytes.count {
+            let end = min(bytes.count, start + chunk)
+            var position = 0
+            let done = try bytes[start..<end].withUnsafeBytes { try h.parse($0, at: &position) }
+            if done { return (h, start + position) }
+            start = end
+        }
+        throw HTTPResponseError.malformed("incomplete")
+    }
+
+    @Test(arguments: [1, 3, Int.max])
+    func aPartialContentHeadIsParsedInAnyPieces(chunk: Int) throws {
+        let text = "HTTP/1.1 206 Partial Content\r\ncontent-RANGE: bytes 100-4095/4096\r\nContent-Length: 3996\r\n\r\nBODY"
+        let (h, rest) = try head(text, chunk: chunk)
+        #expect(h.status == 206 && h.rangeFirst == 100 && h.rangeTotal == 4096 && h.contentLength == 3996 && !h.chunked)
+        #expect(rest == text.utf8.count - 4, "the body starts right after the blank line")
+    }
+
+    @Test func chunkedIsNoticed() throws {
+        let (h, _) = try head("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+        #expect(h.status == 200 && h.chunked && h.contentLength == nil)
+    }
+
+    @Test(arguments: [
+        "FTP/1.0 200 OK\r\n\r\n",
+        "HTTP/1.1 206 x\r\nContent-Range: bytes 9-1/10\r\n\r\n",
+        "HTTP/1.1 206 x\r\nContent-Range: bytes 0-9/9\r\n\r\n",
+        "HTTP/1.1 200 x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
+        "HTTP/1.1 200 x\r\nno colon here\r\n\r\n",
+        "HTTP/1.1 200 x\r\nX: \r" + "a\n\r\n\r\n",
+        "HTTP/1.1 200 x\r\nX: " + String(repeating: "y", count: 600) + "\r\n\r\n",
+    ])
+    func badHeadsAreRefused(text: String) {
+        #expect(throws: HTTPResponseError.self) { _ = try head(text) }
+    }
+
+    @Test func theRequestAsksForTheRest() {
+        #expect(HTTPGet.request(host: "h:8443", target: "/f?a=1", from: 0, userAgent: "wisp/1")
+                == "GET /f?a=1 HTTP/1.1\r\nHost: h:8443\r\nUser-Agent: wisp/1\r\nAccept-Encoding: identity\r\nConnection: close\r\n\r\n")
+        #expect(HTTPGet.request(host: "h", target: "/f", from: 1234, userAgent: "wisp/1").contains("\r\nRange: bytes=1234-\r\n"))
+    }
+}
