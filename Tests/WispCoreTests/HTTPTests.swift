@@ -130,6 +130,8 @@ struct HTTPConnectTests {
         ("HTTP/1.1 2x0 OK\r\n\r\n", .malformed),
         ("SSH-2.0-OpenSSH_9.2\r\n\r\n", .malformed),
         ("\r\n\r\n", .malformed),
+        ("HTTP/1 200\r\n\r\n", .malformed),              // a status line shorter than "HTTP/1.1 200"
+        ("HTTP/1.1 200 OK\r\n" + String(repeating: "x", count: 500) + "\r\n\r\n", .malformed),  // over 512 bytes
     ])
     func refusesOrRejects(response: String, error: HTTPConnectError) {
         #expect(verdict(response) == .failure(error))
@@ -166,16 +168,18 @@ struct HTTPGetTests {
     }
 
     @Test(arguments: [
-        "FTP/1.0 200 OK\r\n\r\n",
-        "HTTP/1.1 206 x\r\nContent-Range: bytes 9-1/10\r\n\r\n",
-        "HTTP/1.1 206 x\r\nContent-Range: bytes 0-9/9\r\n\r\n",
-        "HTTP/1.1 200 x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
-        "HTTP/1.1 200 x\r\nno colon here\r\n\r\n",
-        "HTTP/1.1 200 x\r\nX: \r" + "a\n\r\n\r\n",
-        "HTTP/1.1 200 x\r\nX: " + String(repeating: "y", count: 600) + "\r\n\r\n",
+        ("FTP/1.0 200 OK\r\n\r\n", "the status line is not HTTP/1.x"),
+        ("HTTP/1.1 206 x\r\nContent-Range: bytes 9-1/10\r\n\r\n", "a bad Content-Range"),
+        ("HTTP/1.1 206 x\r\nContent-Range: bytes 0-9/9\r\n\r\n", "a bad Content-Range"),
+        ("HTTP/1.1 200 x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n", "a bad Content-Length"),
+        ("HTTP/1.1 200 x\r\nno colon here\r\n\r\n", "a header line without a colon"),
+        ("HTTP/1.1 200 x\r\nX: \r" + "a\n\r\n\r\n", "a bare CR in the head"),
+        ("HTTP/1.1 200 x\r" + "a\r\n\r\n", "a bare CR in the head"),
+        ("HTTP/1.1 200 x\r\nX: " + String(repeating: "y", count: 600) + "\r\n\r\n", "a response head longer than 512 bytes"),
     ])
-    func badHeadsAreRefused(text: String) {
-        #expect(throws: HTTPResponseError.self) { _ = try head(text) }
+    func badHeadsAreRefused(text: String, why: String) {
+        #expect(throws: HTTPResponseError.malformed(why)) { _ = try head(text) }
+        #expect(HTTPResponseError.malformed(why).message == "the server's answer is not usable HTTP: " + why)
     }
 
     @Test func theRequestAsksForTheRest() {

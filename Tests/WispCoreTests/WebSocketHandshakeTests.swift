@@ -61,6 +61,8 @@ struct WebSocketHandshakeTests {
         ("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\nSec-WebSocket-Protocol: mqttv5\r\n\r\n", .wrongSubprotocol),
         ("SSH-2.0-OpenSSH\r\n\r\n", .malformed),
         ("HTTP/1.1 101 Switching Protocols\r\nno colon here\r\n\r\n", .malformed),
+        ("HTTP/1.1 101x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n", .malformed),
+        ("HTTP/1.1 101 OK\r\nUpgrade: websocket\r\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n", .malformed),
     ]
 
     @Test(arguments: refusals)
