@@ -76,14 +76,18 @@ let package = Package(
             name: "wisp-bench", dependencies: ["WispAgent", "WispCore", "CWispPlatform"], path: "Tests/Bench",
             swiftSettings: swiftSettings, linkerSettings: executableLink
         ),
-        .testTarget(name: "WispCoreTests", dependencies: ["WispCore"]),
-        .testTarget(name: "WispAgentTests", dependencies: ["WispAgent", "WispCore", "CWispPlatform"]),
     ]
 )
 
-// Drives the WebSocket codec against Autobahn|Testsuite; used only by the tests, so only
-// in the host build.
+// Used only by the tests, so only in the host build (the Embedded build compiles every
+// target it has): the two test targets, the helpers they share (TestSupport: MQTT streams
+// cut into packets), and wisp-echo, which drives the WebSocket codec against
+// Autobahn|Testsuite.
 if !embedded {
-    package.targets.append(
-        .executableTarget(name: "wisp-echo", dependencies: ["WispAgent", "WispCore"], path: "Tests/AutobahnEcho"))
+    package.targets += [
+        .target(name: "TestSupport", dependencies: ["WispCore"], path: "Tests/TestSupport"),
+        .testTarget(name: "WispCoreTests", dependencies: ["WispCore", "TestSupport"]),
+        .testTarget(name: "WispAgentTests", dependencies: ["WispAgent", "WispCore", "CWispPlatform", "TestSupport"]),
+        .executableTarget(name: "wisp-echo", dependencies: ["WispAgent", "WispCore"], path: "Tests/AutobahnEcho"),
+    ]
 }

@@ -1,4 +1,5 @@
 import CWispPlatform
+import TestSupport
 import WispAgent
 import WispCore
 
@@ -51,22 +52,8 @@ final class FakeTransport: Transport {
 
     /// The MQTT packets sent since the last call (plain TCP framing).
     func takePackets() -> [[UInt8]] {
-        var packets: [[UInt8]] = []
-        var i = 0
-        while i < sent.count {
-            var len = 0, shift = 0, j = i + 1
-            while true {
-                let b = sent[j]
-                len |= Int(b & 0x7F) << shift
-                shift += 7
-                j += 1
-                if b & 0x80 == 0 { break }
-            }
-            packets.append(Array(sent[i..<(j + len)]))
-            i = j + len
-        }
-        sent = []
-        return packets
+        defer { sent = [] }
+        return MQTTStream.packets(sent)
     }
 }
 

@@ -101,6 +101,19 @@ struct AlinkTests {
             #"{"id":"123","version":"1.0","params":{"Temperature":{"value":23.5,"time":1524448722000},"LightSwitch":{"value":1,"time":1524448722000}},"method":"thing.event.property.post"}"#)
     }
 
+    @Test func propertyPostWithSampleTimes() {
+        var w = JSONWriter(capacity: 256)
+        let ok = PropertyPost.write(id: 7, values: [PropertyValue(index: 0, scaled: 2350, decimals: 2)], names: ["temp"], time: 1_700_000_000_000, into: &w)
+        #expect(ok)
+        #expect(String(decoding: w.buffer.bytes, as: UTF8.self)
+            == #"{"id":"7","version":"1.0","params":{"temp":{"value":23.5,"time":1700000000000}},"method":"thing.event.property.post"}"#)
+    }
+
+    @Test func postThatDoesNotFitIsReportedNotTruncatedSilently() {
+        var w = JSONWriter(capacity: 40)
+        #expect(!PropertyPost.write(id: 1, values: [PropertyValue(index: 0, scaled: 1, decimals: 0)], names: ["temp"], into: &w))
+    }
+
     @Test(arguments: [
         (#"{"code":200,"data":{},"id":"123","message":"success","method":"thing.event.property.post","version":"1.0"}"#, Optional(200)),
         (#"{"code": 460,"id":"1","message":"request parameter error"}"#, 460),

@@ -24,25 +24,6 @@ func encoded(capacity: Int = 1 << 20, _ body: (inout ByteBuffer) throws -> Void)
     return buffer.bytes
 }
 
-/// Feeds `bytes` to an MQTT decoder in chunks of `chunk` and collects the packets.
-func decodeAll(_ bytes: [UInt8], chunk: Int = .max, capacity: Int = 4096) throws -> (packets: [MQTTInbound], decoder: MQTTDecoder) {
-    var decoder = MQTTDecoder(capacity: capacity)
-    var packets: [MQTTInbound] = []
-    var start = 0
-    while start < bytes.count {
-        let end = min(bytes.count, start + min(chunk, bytes.count))
-        let piece = Array(bytes[start..<end])
-        try piece.withUnsafeBytes { raw in
-            var pos = 0
-            while pos < raw.count {
-                if let p = try decoder.decode(raw, at: &pos) { packets.append(p) }
-            }
-        }
-        start = end
-    }
-    return (packets, decoder)
-}
-
 /// Feeds `bytes` to a WebSocket frame decoder in chunks; data events become byte copies.
 enum WSItem: Equatable {
     case begin(binary: Bool), data([UInt8]), end, ping([UInt8]), pong, close(UInt16?, String)

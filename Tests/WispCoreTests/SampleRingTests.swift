@@ -57,10 +57,6 @@ struct SampleRingTests {
         }
         #expect(ring.count == 0 && ring.dropped == 0)
     }
-
-    @Test func crc32MatchesZlib() {
-        #expect(CRC32.checksum(Array("123456789".utf8)) == 0xCBF4_3926)
-    }
 }
 
 @Suite("SampleRing with records from the disk")

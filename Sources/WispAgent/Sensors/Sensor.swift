@@ -93,7 +93,7 @@ public struct Sensor {
             var value: Int64 = 0
             var i = DecimalScan.find("0x", in: scratch) ?? 0
             let end = min(scratch.count, i + 8)  // a 32-bit word: more digits are not the firmware's
-            while i < end, let d = hexValue(scratch[i]) {
+            while i < end, let d = Hex.nibble(scratch[i]) {
                 value = value << 4 | Int64(d)
                 i += 1
             }
@@ -103,15 +103,6 @@ public struct Sensor {
 
     func unreadable(_ path: CPath) -> SensorError { SensorError("cannot read " + path.text) }
     func garbage(_ path: CPath) -> SensorError { SensorError("no number in " + path.text) }
-
-    func hexValue(_ b: UInt8) -> UInt8? {
-        switch b {
-        case 0x30...0x39: b - 0x30
-        case 0x61...0x66: b - 0x61 + 10
-        case 0x41...0x46: b - 0x41 + 10
-        default: nil
-        }
-    }
 
     /// Whether this reading goes into the post (change-based reporting).
     mutating func shouldPost(_ value: Double) -> Bool {

@@ -18,7 +18,7 @@ public enum Crypto {
         }
         // Do not leave the secret's bytes in a freed heap block longer than needed.
         for i in keyBytes.indices { keyBytes[i] = 0 }
-        return hex(digest[0..<Int(max(n, 0))])
+        return Hex.encode(digest[0..<Int(max(n, 0))])
     }
 
     public static func sha1(_ bytes: [UInt8]) -> [UInt8] {
@@ -48,17 +48,6 @@ public enum Crypto {
     /// `base64(SHA-1(key + GUID))` (RFC 6455 §1.3): the accept value a server must return.
     public static func webSocketAccept(forKey key: String) -> String {
         base64(sha1(Array((key + WebSocketHandshake.guid).utf8)))
-    }
-
-    public static func hex<C: Collection>(_ bytes: C) -> String where C.Element == UInt8 {
-        let digits: [UInt8] = Array("0123456789abcdef".utf8)
-        var out: [UInt8] = []
-        out.reserveCapacity(bytes.count * 2)
-        for b in bytes {
-            out.append(digits[Int(b >> 4)])
-            out.append(digits[Int(b & 0x0F)])
-        }
-        return String(decoding: out, as: UTF8.self)
     }
 
     /// The file's digest, or nil when it cannot be read.

@@ -20,7 +20,7 @@ struct PowerWatch {
         if last.map({ $0 & 0xF != flags & 0xF }) ?? (flags & 0xF != 0) {
             log.warning("power: the firmware reports \(flags & 1 != 0 ? "under-voltage" : "no under-voltage")"
                         + (flags & 0xE != 0 ? ", throttling" : "") + " (flags 0x"
-                        + Crypto.hex([UInt8(flags >> 16 & 0xFF), UInt8(flags >> 8 & 0xFF), UInt8(flags & 0xFF)]) + ")")
+                        + Hex.encode([UInt8(flags >> 16 & 0xFF), UInt8(flags >> 8 & 0xFF), UInt8(flags & 0xFF)]) + ")")
             out.event("power", EventPost.powerFields(flags), time: time)
         }
         last = flags

@@ -101,6 +101,9 @@ public struct ByteBuffer {
     /// The written bytes as a collection indexed from 0, without copying (for DecimalScan).
     public var written: ArraySlice<UInt8> { storage[0..<count] }
 
+    /// The bytes in `range`, as a collection that does not copy.
+    public func bytesView(_ range: Range<Int>) -> ArraySlice<UInt8> { storage[range] }
+
     /// A copy of the written bytes (tests and start-up only: it allocates).
     public var bytes: [UInt8] { Array(storage[0..<count]) }
 

@@ -6,7 +6,6 @@
 /// most `limit` bytes are shown, followed by how many were left out.
 public enum LogText {
     public static func escape<C: Collection>(_ bytes: C, limit: Int = 200) -> String where C.Element == UInt8 {
-        let digits: StaticString = "0123456789abcdef"
         var out: [UInt8] = []
         out.reserveCapacity(min(bytes.count, limit) + 16)
         var shown = 0
@@ -21,8 +20,8 @@ public enum LogText {
             } else {
                 out.append(UInt8(ascii: "\\"))
                 out.append(UInt8(ascii: "x"))
-                out.append(digits.utf8Start[Int(b >> 4)])
-                out.append(digits.utf8Start[Int(b & 0x0F)])
+                out.append(Hex.digit(b >> 4))
+                out.append(Hex.digit(b & 0x0F))
             }
         }
         var text = String(decoding: out, as: UTF8.self)

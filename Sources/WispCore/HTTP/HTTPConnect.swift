@@ -1,11 +1,10 @@
 /// An HTTP CONNECT tunnel (RFC 9110 §9.3.6): how a device behind a site proxy reaches
 /// port 443. The request asks for `host:port`; the response must be 2xx.
 public struct HTTPConnect {
-    var response: ByteBuffer
-    var tail: UInt32 = 0
+    var head: HTTPHead
 
     public init(maxResponseBytes: Int = 4096) {
-        response = ByteBuffer(capacity: maxResponseBytes)
+        head = HTTPHead(capacity: maxResponseBytes)
     }
 
     /// `authority` is `host:port` (IPv6 in brackets).
@@ -14,37 +13,16 @@ public struct HTTPConnect {
     }
 
     /// Consumes response bytes; true once the tunnel is open. Stops right after the blank
-    /// line so nothing of the tunnelled stream is taken.
+    /// line so nothing of the tunnelled stream is taken. Only the status line is judged:
+    /// the proxy's header fields mean nothing to the tunnel.
     public mutating func parse(_ input: UnsafeRawBufferPointer, at position: inout Int) throws(HTTPConnectError) -> Bool {
-        while position < input.count {
-            let b = input[position]
-            position += 1
-            if response.available == 0 { throw .malformed }
-            response.put(b)
-            tail = tail << 8 | UInt32(b)
-            if tail == 0x0D0A_0D0A {
-                let code = try HTTPConnect.statusCode(response)
-                if code < 200 || code > 299 { throw .refused(code) }
-                return true
-            }
-        }
-        return false
-    }
-}
-
-extension HTTPConnect {
-    /// The status code of `HTTP/1.x SP 3DIGIT (SP reason)? CRLF` (RFC 9112 §4); anything
-    /// else is `.malformed`.
-    static func statusCode(_ r: ByteBuffer) throws(HTTPConnectError) -> Int {
-        // "HTTP/1.1 200\r\n" is the shortest: 14 bytes with the "HTTP/" prefix.
-        guard r.count >= 14, r.bytes(0..<5, equal: "HTTP/") else { throw .malformed }
-        var i = 5
-        while i < r.count && r[i] != 0x20 && r[i] != 0x0D { i += 1 }
-        // i is the space after the version; three digits and then a space or CR follow.
-        guard i + 4 < r.count, r[i] == 0x20,
-              let (code, end) = DecimalScan.digits(r.written, from: i + 1, maxDigits: 3), end == i + 4,
-              r[end] == 0x20 || r[end] == 0x0D else { throw .malformed }
-        return Int(code)
+        let code: Int
+        do {
+            guard try head.read(input, at: &position) else { return false }
+            code = try head.statusCode()
+        } catch { throw .malformed }
+        if code < 200 || code > 299 { throw .refused(code) }
+        return true
     }
 }
 

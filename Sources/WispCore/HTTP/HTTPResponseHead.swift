@@ -20,85 +20,50 @@ public struct HTTPResponseHead {
     public private(set) var rangeFirst: Int64?
     public private(set) var rangeTotal: Int64?
     public private(set) var chunked = false
-    var head: ByteBuffer
-    var tail: UInt32 = 0
+    var head: HTTPHead
 
     public init(maxBytes: Int = 8192) {
-        head = ByteBuffer(capacity: maxBytes)
+        head = HTTPHead(capacity: maxBytes)
     }
 
     /// Consumes head bytes from `input` at `position`; true once the blank line ends the
     /// head (`position` is then the body's first byte). Throws for a head that is not HTTP,
     /// too long, or has a header wisp cannot honour.
     public mutating func parse(_ input: UnsafeRawBufferPointer, at position: inout Int) throws(HTTPResponseError) -> Bool {
-        while position < input.count {
-            let b = input[position]
-            position += 1
-            if head.available == 0 { throw .malformed("a response head longer than \(head.capacity) bytes") }
-            head.put(b)
-            tail = tail << 8 | UInt32(b)
-            if tail == 0x0D0A_0D0A {
-                try finish()
-                return true
-            }
-        }
-        return false
-    }
-
-    mutating func finish() throws(HTTPResponseError) {
-        do { status = try HTTPConnect.statusCode(head) } catch { throw .malformed("the status line is not HTTP/1.x") }
-        let h = head.written
-        // The head ends with CR LF CR LF, so every line below finds its CR.
-        guard var i = h.firstIndex(of: 0x0D) else { return }
-        i += 2  // after the status line
-        while i < h.count {
-            guard let end = h[i...].firstIndex(of: 0x0D), end + 1 < h.count, h[end + 1] == 0x0A else {
-                throw .malformed("a bare CR in the head")
-            }
-            if end == i { break }  // the blank line
-            try header(h[i..<end])
-            i = end + 2
+        do {
+            guard try head.read(input, at: &position) else { return false }
+            status = try head.statusCode()
+        } catch { throw .malformed(error.why) }
+        var fields = head.fields()
+        while true {
+            let next: HTTPField?
+            do { next = try fields.next() } catch { throw .malformed(error.why) }
+            guard let field = next else { return true }
+            try header(field)
         }
     }
 
-    mutating func header(_ line: ArraySlice<UInt8>) throws(HTTPResponseError) {
-        guard let colon = line.firstIndex(of: UInt8(ascii: ":")) else { throw .malformed("a header line without a colon") }
-        let name = line[line.startIndex..<colon]
-        let value = DecimalScan.trimmed(line[(colon + 1)...])
-        if HTTPResponseHead.named(name, "content-length") {
+    mutating func header(_ field: HTTPField) throws(HTTPResponseError) {
+        let value = field.value
+        if field.named("content-length") {
             guard let n = DecimalScan.whole(value), contentLength == nil || contentLength == n else {
                 throw .malformed("a bad Content-Length")
             }
             contentLength = n
-        } else if HTTPResponseHead.named(name, "transfer-encoding") {
+        } else if field.named("transfer-encoding") {
             chunked = true  // any coding but identity; identity alone is not allowed either (RFC 9112 §6.1)
-        } else if HTTPResponseHead.named(name, "content-range") {
+        } else if field.named("content-range") {
             // bytes first-last/total
-            let v = Array(value)
-            guard v.count > 6, HTTPResponseHead.named(v[0..<6], "bytes "),
-                  let (first, dash) = DecimalScan.digits(v, from: 6), dash < v.count, v[dash] == UInt8(ascii: "-"),
-                  let (last, slash) = DecimalScan.digits(v, from: dash + 1), slash < v.count, v[slash] == UInt8(ascii: "/"),
+            let v = value, s = value.startIndex
+            guard v.count > 6, HTTPField.same(v[s..<(s + 6)], "bytes "),
+                  let (first, dash) = DecimalScan.digits(v, from: s + 6), dash < v.endIndex, v[dash] == UInt8(ascii: "-"),
+                  let (last, slash) = DecimalScan.digits(v, from: dash + 1), slash < v.endIndex, v[slash] == UInt8(ascii: "/"),
                   last >= first, let total = DecimalScan.whole(v[(slash + 1)...]), total > last else {
                 throw .malformed("a bad Content-Range")
             }
             rangeFirst = first
             rangeTotal = total
         }
-    }
-
-    /// ASCII case-insensitive comparison of a header name with a lowercase literal.
-    static func named(_ bytes: ArraySlice<UInt8>, _ lower: StaticString) -> Bool {
-        guard bytes.count == lower.utf8CodeUnitCount else { return false }
-        var same = true
-        lower.withUTF8Buffer { l in
-            var i = 0
-            for b in bytes {
-                let c = b >= 0x41 && b <= 0x5A ? b + 0x20 : b
-                if c != l[i] { same = false; return }
-                i += 1
-            }
-        }
-        return same
     }
 }
 

@@ -250,7 +250,7 @@ public struct JSONReader {
     }
 
     func isDigit(_ b: UInt8) -> Bool { DecimalScan.isDigit(b) }
-    func isHex(_ b: UInt8) -> Bool { isDigit(b) || (b >= 0x41 && b <= 0x46) || (b >= 0x61 && b <= 0x66) }
+    func isHex(_ b: UInt8) -> Bool { Hex.nibble(b) != nil }
 }
 
 /// Malformed JSON: where and what.

@@ -52,8 +52,8 @@ public struct JSONWriter {
                 byte(b)
             case 0..<0x20:
                 raw("\\u00")
-                byte(hexDigit(b >> 4))
-                byte(hexDigit(b & 0xF))
+                byte(Hex.digit(b >> 4))
+                byte(Hex.digit(b & 0xF))
             default:
                 byte(b)
             }
@@ -114,6 +114,4 @@ public struct JSONWriter {
             d /= 10
         }
     }
-
-    func hexDigit(_ v: UInt8) -> UInt8 { v < 10 ? UInt8(ascii: "0") + v : UInt8(ascii: "a") + v - 10 }
 }

@@ -10,6 +10,11 @@
 ///    in the same breath).
 /// Keep-alive, timeouts and backoff are judged here, so they are tested with a
 /// simulated clock in microseconds.
+///
+/// This file holds the state, the loop's inputs, the step function and its timers; the
+/// rest is in extensions beside it: SessionHandshake.swift (CONNECT, CONNACK, the
+/// SUBSCRIBEs), SessionInbound.swift (input through the framing to MQTT, each packet
+/// dispatched), SessionOutbound.swift (publishing, packet ids, framing into `output`).
 public struct Session {
     public enum State: Equatable, Sendable {
         case waiting(until: UInt64)
@@ -21,7 +26,7 @@ public struct Session {
         case stopped
     }
 
-    public private(set) var state: State
+    public internal(set) var state: State
     public let config: SessionConfig
     /// Bytes read from the transport and not yet parsed (the session's own: the loop
     /// reads into it through `receive`).
@@ -29,7 +34,7 @@ public struct Session {
     /// The stream ended (or failed) after the bytes in `input`: reported once they are parsed.
     var pendingEOF: DisconnectReason?
     /// Bytes to write to the transport.
-    public private(set) var output: ByteBuffer
+    public internal(set) var output: ByteBuffer
     var inputPosition = 0
     var pendingData: Range<Int>?      // a WebSocket data range not yet fed to MQTT
 
@@ -189,35 +194,6 @@ public struct Session {
         }
     }
 
-    // MARK: publishing
-
-    /// Queues a PUBLISH. QoS 1 messages are kept until PUBACK and resent with DUP after a
-    /// reconnect. Returns the packet identifier (0 for QoS 0).
-    public mutating func publish<P: Collection>(topic: String, payload: P, qos: QoS, retain: Bool = false) throws(PublishError) -> UInt16
-    where P.Element == UInt8 {
-        guard state == .online else { throw .notConnected }
-        if qos == .atMostOnce {
-            scratch.removeAll()
-            do { try MQTTEncoder.encodePublish(topic: topic, payload: payload, qos: qos, retain: retain, into: &scratch) } catch { throw .encode(error) }
-            try enqueueFramed(scratch, dup: false, keep: Session.answerReserve)
-            return 0
-        }
-        guard let slot = inflight.freeSlot() else { throw .windowFull }
-        let id = takePacketId()
-        do {
-            try MQTTEncoder.encodePublish(topic: topic, payload: payload, qos: qos, packetId: id, retain: retain, into: &inflight.buffers[slot])
-        } catch {
-            inflight.buffers[slot].removeAll()
-            throw .encode(error)
-        }
-        do { try enqueueFramed(inflight.buffers[slot], dup: false, keep: Session.answerReserve) } catch {
-            inflight.buffers[slot].removeAll()
-            throw error
-        }
-        inflight.occupy(slot, id: id)
-        return id
-    }
-
     // MARK: the step function
 
     public mutating func poll(now: UInt64) -> SessionAction {
@@ -295,153 +271,7 @@ public struct Session {
         }
     }
 
-    /// Parses buffered input until it yields an action or runs out.
-    mutating func parseInput(now: UInt64) -> SessionAction? {
-        while true {
-            switch state {
-            case .upgrading, .awaitingConnack, .online, .closing: break
-            default:
-                clearInput()
-                return nil
-            }
-            if let range = pendingData {
-                if let action = feedMQTT(range, now: now) { return action }
-                if events.count > 0 { return nil }
-                continue
-            }
-            if inputPosition >= input.count {
-                clearInput()
-                return nil
-            }
-            // Backpressure: what is read next may need an answer (PUBACK, pong); leave it
-            // unread until the output has room for one, rather than drop it or the link.
-            if output.available < Session.answerReserve { return nil }
-            let next: WebSocketConnection.Event?
-            do { next = try framing.next(input.bytes, at: &inputPosition, output: &output) } catch {
-                switch error {
-                case .handshake(let e): return fail(now: now, .handshake(e))
-                case .frame(let e): return fail(now: now, .webSocketProtocol(e))
-                case .textMessage: return fail(now: now, .textMessage)
-                case .outputOverflow: return fail(now: now, .outputOverflow)
-                }
-            }
-            switch next {
-            case nil:
-                continue
-            case .upgraded?:
-                state = .awaitingConnack(deadline: now + config.connectTimeout)
-                events.push(.upgraded)
-                if let error = sendConnect() { return fail(now: now, .cannotEncode(error)) }
-                return nil
-            case .data(let range)?:
-                pendingData = range
-            case .closed(let code)?:
-                if case .closing = state {
-                    state = .stopped
-                    transportOpen = false
-                    return .closeTransport(.stopped)
-                }
-                return fail(now: now, .serverClosed(code: code))
-            }
-        }
-    }
-
-    /// Feeds a range of `input` to the MQTT decoder; handles at most one packet.
-    mutating func feedMQTT(_ range: Range<Int>, now: UInt64) -> SessionAction? {
-        var pos = range.lowerBound
-        let slice = UnsafeRawBufferPointer(rebasing: input.bytes[0..<range.upperBound])
-        let packet: MQTTInbound?
-        do { packet = try mqtt.decode(slice, at: &pos) } catch {
-            pendingData = nil
-            sendClose(WebSocketCloseCode.protocolError)
-            return fail(now: now, .mqttProtocol(error))
-        }
-        pendingData = pos < range.upperBound ? pos..<range.upperBound : nil
-        guard let packet else { return nil }
-        return handle(packet, now: now)
-    }
-
-    mutating func handle(_ packet: MQTTInbound, now: UInt64) -> SessionAction? {
-        if case .awaitingConnack = state {
-            guard case .connack(let present, let code) = packet else {
-                return fail(now: now, .unexpectedPacket(packetType(packet)))
-            }
-            if code != .accepted {
-                return fail(now: now, .refused(code))
-            }
-            state = .online
-            onlineSince = now
-            stableReported = false
-            refusedSoFar = 0
-            subacksPending = 0
-            for k in subscribeIds.indices {
-                let chunk = Session.subscribeChunk(k, of: config.subscriptions.count)
-                let id = takePacketId()
-                subscribeIds[k] = id
-                subacksPending += 1
-                scratch.removeAll()
-                do throws(MQTTEncodeError) {
-                    try MQTTEncoder.encodeSubscribe(config.subscriptions[chunk], packetId: id, into: &scratch)
-                } catch { return fail(now: now, .cannotSubscribe) }
-                do { try enqueueFramed(scratch, dup: false, keep: Session.answerReserve) } catch {
-                    return fail(now: now, .cannotSubscribe)
-                }
-            }
-            // Output holds the whole window plus a packet and 1 KiB (init): after a CONNACK
-            // (output then holds at most the SUBSCRIBEs) every unacknowledged post fits.
-            var resent = 0
-            for slot in inflight.inOrder() {
-                do { try enqueueFramed(inflight.buffers[slot], dup: true, keep: Session.answerReserve) } catch {
-                    return fail(now: now, .outputOverflow)
-                }
-                resent += 1
-            }
-            events.push(.online(sessionPresent: present, resent: resent))
-            return nil
-        }
-        switch packet {
-        case .connack:
-            return fail(now: now, .unexpectedPacket(.connack))
-        case .publish(let p):
-            if p.qos == .atLeastOnce {
-                // Ten bytes framed; parseInput left `answerReserve` free before this packet.
-                scratch.removeAll()
-                do throws(MQTTEncodeError) { try MQTTEncoder.encodePuback(packetId: p.packetId, into: &scratch) } catch {
-                    return fail(now: now, .outputOverflow)
-                }
-                do { try enqueueFramed(scratch, dup: false, keep: Session.controlReserve) } catch {
-                    return fail(now: now, .outputOverflow)
-                }
-            }
-            events.push(.message(p))
-        case .puback(let id):
-            if inflight.release(id) { events.push(.delivered(packetId: id)) }
-        case .suback(let id, let codes):
-            // MQTT 3.1.1 §3.9.3: one code per topic filter, in order, for one of our
-            // SUBSCRIBEs not answered yet; in any order (a broker may answer them as it likes).
-            guard id != 0, let k = subscribeIds.firstIndex(of: id),
-                  case let chunk = Session.subscribeChunk(k, of: config.subscriptions.count), codes.count == chunk.count else {
-                return fail(now: now, .unexpectedSuback(packetId: id, codes: codes.count))
-            }
-            subscribeIds[k] = 0
-            subacksPending -= 1
-            for (j, i) in codes.enumerated() where mqtt.packet[i] == 0x80 {
-                let index = chunk.lowerBound + j
-                if index < 64 { refusedSoFar |= 1 << UInt64(index) }
-            }
-            if subacksPending == 0 { events.push(.subscribed(refused: refusedSoFar)) }
-        case .unsuback:
-            break
-        case .pingresp:
-            pingSentAt = nil
-        case .oversized(let type, let length):
-            if type != .publish { return fail(now: now, .mqttProtocol(.badLength(type, length))) }
-            events.push(.skippedOversized(length: length))
-        }
-        return nil
-    }
-
-    // MARK: helpers
+    // MARK: the end of a link
 
     /// Ends the connection: close the transport, schedule the next attempt, tell the app.
     mutating func fail(now: UInt64, _ reason: DisconnectReason) -> SessionAction {
@@ -473,74 +303,4 @@ public struct Session {
         input.removeAll()
         inputPosition = 0
     }
-
-    /// Queues CONNECT; a CONNECT that cannot be encoded (a client id or will too long for
-    /// the buffer) is a reason to stop this attempt, said out loud.
-    mutating func sendConnect() -> MQTTEncodeError? {
-        guard let connect = connectPacket else { return nil }
-        connectPacket = nil  // do not keep the password around
-        scratch.removeAll()
-        do {
-            try MQTTEncoder.encodeConnect(connect, into: &scratch)
-        } catch {
-            return error
-        }
-        do { try enqueueFramed(scratch, dup: false, keep: Session.answerReserve) } catch {
-            return .bufferTooSmall(needed: scratch.count, available: output.available - Session.answerReserve)
-        }
-        return nil
-    }
-
-    /// Queues a WebSocket close frame (8 bytes, no reason text) once per connection, from
-    /// `controlReserve`; nothing over plain TCP.
-    mutating func sendClose(_ code: UInt16) {
-        framing.close(code, into: &output)
-    }
-
-    /// Queues a 2-byte control packet (PINGREQ, DISCONNECT) from `controlReserve`.
-    mutating func enqueueControl(_ packet: [UInt8]) {
-        if output.available < framing.framedSize(packet.count) { return }  // not while controlReserve holds
-        framing.frame(packet, dup: false, into: &output)
-    }
-
-    /// How many SUBSCRIBEs `count` subscriptions take, `filtersPerSubscribe` at most each.
-    static func subscribeChunkCount(_ count: Int) -> Int {
-        (count + filtersPerSubscribe - 1) / filtersPerSubscribe
-    }
-
-    /// The subscriptions SUBSCRIBE `k` (from 0) carries, in order.
-    static func subscribeChunk(_ k: Int, of count: Int) -> Range<Int> {
-        (k * filtersPerSubscribe)..<min(count, (k + 1) * filtersPerSubscribe)
-    }
-
-    mutating func takePacketId() -> UInt16 {
-        let id = nextPacketId
-        nextPacketId = nextPacketId == UInt16.max ? 1 : nextPacketId + 1
-        return id
-    }
-
-    /// Copies an MQTT packet into `output`, inside a masked binary frame when over
-    /// WebSocket, leaving `keep` bytes free. `dup` sets the PUBLISH DUP flag (MQTT 3.1.1
-    /// §3.3.1.1) on the copy.
-    mutating func enqueueFramed(_ packet: ByteBuffer, dup: Bool, keep: Int) throws(PublishError) {
-        if framing.framedSize(packet.count) + keep > output.available { throw .outputFull }
-        framing.frame(packet.written, dup: dup, into: &output)
-    }
-
-    func packetType(_ packet: MQTTInbound) -> PacketType {
-        switch packet {
-        case .connack: .connack
-        case .publish: .publish
-        case .puback: .puback
-        case .suback: .suback
-        case .unsuback: .unsuback
-        case .pingresp: .pingresp
-        case .oversized(let t, _): t
-        }
-    }
-}
-
-extension ByteBuffer {
-    /// The bytes in `range`, as a collection that does not copy.
-    public func bytesView(_ range: Range<Int>) -> ArraySlice<UInt8> { storage[range] }
 }
