@@ -15,7 +15,7 @@ public struct Device<T: Transport> {
     let loaded: LoadedConfig
     public var driver: Driver<T>
     let clock: Clock
-    public var telemetry: Telemetry
+    public let telemetry: Telemetry
     var outbox: Outbox
     var clockSync: ClockSync
     let services: Services

@@ -3,7 +3,7 @@ import WispCore
 /// The platform's service calls and RRPC: parses the call, checks it may run here, answers
 /// it through the outbox, and tells the device what to do (`Effect`): sampling and the
 /// interval belong to telemetry. The reboot request is left for the root step.
-public struct Services {
+public final class Services {
     public enum Effect: Equatable {
         case none
         case sampleNow
