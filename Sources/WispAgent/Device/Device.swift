@@ -15,7 +15,7 @@ public struct Device<T: Transport> {
     let loaded: LoadedConfig
     public var driver: Driver<T>
     let clock: Clock
-    public let telemetry: Telemetry
+    public var telemetry: Telemetry
     var outbox: Outbox
     var clockSync: ClockSync
     let services: Services
@@ -96,19 +96,20 @@ public struct Device<T: Transport> {
         }
     }
 
-    /// What the driver reported: logged, then dispatched.
+    /// What the driver reported: dispatched, and what the link did logged.
     public mutating func handle(_ event: Driver<T>.Event) {
-        LinkLog.note(event, loaded, log: log, topics: outbox.topics, subscriptions: driver.session.config.subscriptions)
         switch event {
-        case .session(.online):
-            online()
         case .session(.message(let p)):
             dispatch(p)
-        case .session(.delivered(let id)):
+        case .session(.delivered(let id)):  // the hot path: nothing more is logged
+            log.debug("packet \(id) acknowledged")
             outbox.flush(&driver.session)  // a reply waiting for room goes before the backlog
             telemetry.delivered(id, session: &driver.session)
+        case .session(.online):
+            LinkLog.note(event, loaded, log: log, topics: outbox.topics, subscriptions: driver.session.config.subscriptions)
+            online()
         default:
-            break
+            LinkLog.note(event, loaded, log: log, topics: outbox.topics, subscriptions: driver.session.config.subscriptions)
         }
     }
 

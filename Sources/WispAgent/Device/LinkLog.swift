@@ -23,8 +23,6 @@ enum LinkLog {
         case .session(.online(_, let resent)):
             let extra = resent > 0 ? ", \(resent) unacknowledged posts resent" : ""
             log.info("online: " + device.endpoint.description + " as " + loaded.clientId + " (keep-alive \(device.keepAlive) s" + extra + ")")
-        case .session(.delivered(let id)):
-            log.debug("packet \(id) acknowledged")
         case .session(.subscribed(let refused)):
             for i in subscriptions.indices where i < 64 && refused & (1 << UInt64(i)) != 0 {
                 let topic = subscriptions[i].topic
@@ -37,7 +35,7 @@ enum LinkLog {
         case .session(.offline(let reason, let retryIn)):
             let line = "offline: " + reason.message + "; reconnecting in \(retryIn / 1000).\(retryIn % 1000 / 100) s"
             if case .refused = reason { log.error(line) } else { log.warning(line) }
-        case .session(.message), .signal, .extra, .deadline, .stopped, .pollFailed:
+        case .session(.message), .session(.delivered), .signal, .extra, .deadline, .stopped, .pollFailed:
             break
         }
     }

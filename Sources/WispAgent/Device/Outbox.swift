@@ -4,8 +4,9 @@ import WispCore
 /// report — goes through here. The outbox owns the message ids, the one reply buffer a
 /// feature writes a message into, and the messages waiting for the link; the device hands
 /// them to the session after each step (`flush`), before any telemetry, so a reply leaves
-/// before the post it causes. Storage is fixed at start-up: at most `maxMessages`
-/// messages of at most `replyCapacity` bytes.
+/// before the post it causes. Storage is fixed at start-up: `capacity` bytes, at most
+/// `maxMessages` messages, each at most `replyCapacity` bytes (a connect sends five or
+/// six of about 150; an offline hour of OTA progress and events fits).
 ///
 /// Two kinds: a *reply* goes at the next flush the link is up, or is dropped with a log
 /// line (an answer is worth nothing after a reconnect); one that finds the QoS 1 window or
@@ -23,7 +24,8 @@ public struct Outbox {
 
     /// A message: a code, an id of at most 64 bytes and one sentence, or an event.
     public static var replyCapacity: Int { 512 }
-    public static var maxMessages: Int { 24 }
+    public static var capacity: Int { 3072 }
+    public static var maxMessages: Int { 16 }
 
     public let topics: AlinkTopics
     /// The platform's own features (OTA, remote config, events, services' reboot) exist only
@@ -33,7 +35,7 @@ public struct Outbox {
     public var json = JSONWriter(capacity: Outbox.replyCapacity)
     var ids: UInt64 = 0
     public private(set) var messages: [Message] = []
-    var storage = [UInt8](repeating: 0, count: Outbox.maxMessages * Outbox.replyCapacity)
+    var storage = [UInt8](repeating: 0, count: Outbox.capacity)
     var used = 0
     let log: Log
 
@@ -57,7 +59,7 @@ public struct Outbox {
             return
         }
         let n = json.buffer.count
-        while messages.count >= Outbox.maxMessages {
+        while used + n > Outbox.capacity || messages.count >= Outbox.maxMessages {
             guard let oldest = messages.firstIndex(where: { $0.waits }) ?? messages.indices.first else { break }
             log.warning("message on " + messages[oldest].topic + " dropped: the outbox is full (\(messages.count) waiting)")
             remove(oldest)

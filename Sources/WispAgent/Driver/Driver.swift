@@ -96,7 +96,7 @@ public struct Driver<T: Transport> {
                 extra.events[0] = events
                 extra.fds[1] = signals
                 extra.events[1] = 1
-                let n = Int32(ready.count)
+                let n = Int32(extra.count)
                 let r = extra.fds.withUnsafeBufferPointer { f in
                     extra.events.withUnsafeBufferPointer { e in
                         ready.withUnsafeMutableBufferPointer { w in wisp_poll(f.baseAddress, e.baseAddress, w.baseAddress, n, timeout) }
@@ -105,7 +105,7 @@ public struct Driver<T: Transport> {
                 if r < 0 { return .pollFailed(SystemError(errno: -r)) }
                 if r == 0 { continue }
                 if ready[1] != 0 { return .signal }
-                for i in PollSlots.first..<ready.count where ready[i] != 0 { return .extra }
+                for i in PollSlots.first..<extra.count where ready[i] != 0 { return .extra }
                 let mask = ready[0]
                 if !opening && mask & 5 != 0 { _ = readInput(now: clock.monotonic()) }
             }

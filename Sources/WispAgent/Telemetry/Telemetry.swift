@@ -5,7 +5,7 @@ import WispCore
 /// batches on the platform, one property post per sample elsewhere — and the property
 /// sets that drive the outputs. Posts are QoS 1 straight into the session (each packet id
 /// marks the samples it carries); everything else goes through the outbox.
-public final class Telemetry {
+public struct Telemetry {
     public var thing: Thing
     public let backlog: Backlog
     let topics: AlinkTopics
@@ -53,7 +53,7 @@ public final class Telemetry {
     /// The post buffer (as large as the session's largest packet allows) and the first
     /// sample's time: made after the session, so sensor discovery's buffers and the
     /// session's are not alive at once (the start-up heap peak).
-    public func sizePosts(maxOutboundPacket: Int, now: UInt64) {
+    public mutating func sizePosts(maxOutboundPacket: Int, now: UInt64) {
         json = JSONWriter(capacity: maxOutboundPacket - topics.longestPostTopic - 8)
         nextSample = now + interval
     }
@@ -62,7 +62,7 @@ public final class Telemetry {
     public var deadline: UInt64 { min(nextSample, pendingSample ?? UInt64.max) }
 
     /// Samples when the schedule (or a postponed out-of-schedule sample) is due.
-    public func advance(now: UInt64, time: UInt64, session: inout Session, out: inout Outbox) {
+    public mutating func advance(now: UInt64, time: UInt64, session: inout Session, out: inout Outbox) {
         if now >= nextSample {
             sample(time: time, session: &session, out: &out)
             while nextSample <= now { nextSample += interval }  // drift-free: k × interval from start
@@ -75,20 +75,20 @@ public final class Telemetry {
     }
 
     /// At CONNACK: what waited goes out.
-    public func online(session: inout Session) {
+    public mutating func online(session: inout Session) {
         let waiting = backlog.ring.waitingCount
         if waiting > 1 { log.info("sending \(waiting) samples buffered while offline, oldest first") }
         drain(&session)
     }
 
     /// A PUBACK: the samples it carried leave the backlog; more go out.
-    public func delivered(_ id: UInt16, session: inout Session) {
+    public mutating func delivered(_ id: UInt16, session: inout Session) {
         backlog.delivered(packetId: id)
         drain(&session)
     }
 
     /// Samples the thing into the backlog, then sends what the window allows.
-    public func sample(time: UInt64, session: inout Session, out: inout Outbox) {
+    public mutating func sample(time: UInt64, session: inout Session, out: inout Outbox) {
         values.removeAll(keepingCapacity: true)
         thing.sample(into: &values)
         backlog.add(time: time, values: values)
@@ -102,7 +102,7 @@ public final class Telemetry {
 
     /// A property set: the outputs change all or nothing, the reply goes out, and the new
     /// state is posted (at most once per `sampleNowSpacing`).
-    public func propertySet(_ payload: UnsafeRawBufferPointer, out: inout Outbox) -> Bool {
+    public mutating func propertySet(_ payload: UnsafeRawBufferPointer, out: inout Outbox) -> Bool {
         let changed = thing.applySet(payload, reply: &out.json)
         out.send(topics.setReply, qos: .atLeastOnce)
         return changed
@@ -110,7 +110,7 @@ public final class Telemetry {
 
     /// Samples now for a change the platform made, or at the end of the spacing when the
     /// last such sample is too recent.
-    public func sampleSoon(now: UInt64, time: UInt64, session: inout Session, out: inout Outbox) {
+    public mutating func sampleSoon(now: UInt64, time: UInt64, session: inout Session, out: inout Outbox) {
         if let last = lastSampleNow, now < last + Telemetry.sampleNowSpacing {
             pendingSample = last + Telemetry.sampleNowSpacing
             return
@@ -120,7 +120,7 @@ public final class Telemetry {
     }
 
     /// `sample_now`, which the service's rate limit let through.
-    public func sampleNow(now: UInt64, time: UInt64, session: inout Session, out: inout Outbox) {
+    public mutating func sampleNow(now: UInt64, time: UInt64, session: inout Session, out: inout Outbox) {
         lastSampleNow = now
         sample(time: time, session: &session, out: &out)
     }
@@ -132,7 +132,7 @@ public final class Telemetry {
     }
 
     /// `set_interval`: posts every `seconds` until the key file is read again.
-    public func setInterval(seconds: Int, now: UInt64) {
+    public mutating func setInterval(seconds: Int, now: UInt64) {
         interval = UInt64(seconds) * 1000
         nextSample = now + interval
     }
@@ -140,7 +140,7 @@ public final class Telemetry {
     // MARK: events
 
     /// After each sample: sensors lost or back, the power word, offline-buffer drops.
-    func noteEvents(time: UInt64, online: Bool, out: inout Outbox) {
+    mutating func noteEvents(time: UInt64, online: Bool, out: inout Outbox) {
         for t in thing.transitions {
             out.event(t.reading ? "sensor_back" : "sensor_lost", [.text("sensor", thing.sensors[t.index].spec.identifier)], time: time)
         }
@@ -149,7 +149,7 @@ public final class Telemetry {
     }
 
     /// Samples the offline buffer dropped since the last `buffer_overflow` event.
-    public func noteDrops(time: UInt64, out: inout Outbox) {
+    public mutating func noteDrops(time: UInt64, out: inout Outbox) {
         let dropped = backlog.ring.dropped
         guard dropped > reportedDrops else { return }
         reportedDrops = dropped
@@ -167,7 +167,7 @@ public final class Telemetry {
     /// Each post's id is the sample's sequence number and each value carries its sample time.
     /// On the platform, samples kept while offline go out as history batches and only the
     /// newest as a property post (the console's current value).
-    public func drain(_ session: inout Session) {
+    public mutating func drain(_ session: inout Session) {
         while session.isOnline, let position = backlog.ring.nextWaiting() {
             if topics.historyPost != nil && position < backlog.ring.count - 1 {
                 switch sendBatch(from: position, &session) {
@@ -199,7 +199,7 @@ public final class Telemetry {
     /// One history post of the waiting samples from `position` on, the newest excepted: as
     /// many as the post buffer (and `HistoryPost.maxValues`) takes. They leave the ring on
     /// its PUBACK, all together.
-    func sendBatch(from position: Int, _ session: inout Session) -> BatchOutcome {
+    mutating func sendBatch(from position: Int, _ session: inout Session) -> BatchOutcome {
         guard let topic = topics.historyPost, let pk = productKey, let dn = deviceName else { return .nothingFits }
         HistoryPost.begin(id: backlog.ring.seq(position), productKey: pk, deviceName: dn, into: &json)
         var end = position
