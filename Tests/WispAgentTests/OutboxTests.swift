@@ -125,25 +125,6 @@ struct OutboxTests {
         #expect(numbers(out) == [0] + Array(3...Outbox.maxMessages) + [100])
     }
 
-    /// Full by bytes: long reports make room the same way, oldest first.
-    @Test func longReportsAreBoundedByTheOutboxBytes() {
-        var out = Outbox(topics: topics, log: Log())
-        func long(_ n: Int) {
-            out.json.reset()
-            out.json.raw("{\"n\":")
-            out.json.integer(Int64(n))
-            out.json.raw(",\"pad\":")
-            out.json.string(String(repeating: "x", count: 480))
-            out.json.raw("}")
-            out.send("report", qos: .atMostOnce, waits: true)
-        }
-        let fits = Outbox.capacity / 500
-        for n in 1...fits { long(n) }
-        #expect(numbers(out) == Array(1...fits))
-        long(fits + 1)
-        #expect(numbers(out) == Array(2...(fits + 1)), "the oldest made room")
-    }
-
     @Test func idsIncreaseAcrossMessages() {
         var out = Outbox(topics: topics, log: Log())
         #expect((out.nextId(), out.nextId()) == (1, 2))

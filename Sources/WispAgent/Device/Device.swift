@@ -19,8 +19,9 @@ public struct Device<T: Transport> {
     var outbox: Outbox
     var clockSync: ClockSync
     let services: Services
-    let downloader: Downloader<T>
-    /// OTA upgrades and remote config: platform devices only.
+    /// The downloads (OTA packages, remote config files), OTA upgrades and remote config:
+    /// platform devices only.
+    let downloader: Downloader<T>?
     let updater: Updater<T>?
     let remoteConfig: RemoteConfig<T>?
     /// Why this process started (`startup` event), reported after the first CONNACK; nil
@@ -53,9 +54,10 @@ public struct Device<T: Transport> {
         outbox = Outbox(topics: topics, log: log)
         clockSync = ClockSync(clock: clock, log: log)
         services = Services(loaded.device, topics: topics, clock: clock, log: log)
-        downloader = Downloader(clock: clock, log: log, seed: clock.realtime() ^ clock.monotonic(), transport: downloads)
-        updater = outbox.isPlatform ? Updater(loaded.device, downloader: downloader, log: log) : nil
-        remoteConfig = outbox.isPlatform ? RemoteConfig(loaded, downloader: downloader, log: log) : nil
+        let downloader = outbox.isPlatform ? Downloader(clock: clock, log: log, seed: clock.realtime() ^ clock.monotonic(), transport: downloads) : nil
+        self.downloader = downloader
+        updater = downloader.map { Updater(loaded.device, downloader: $0, log: log) }
+        remoteConfig = downloader.map { RemoteConfig(loaded, downloader: $0, log: log) }
     }
 
     /// Samples every interval and reacts to the driver until stopped.
@@ -74,8 +76,11 @@ public struct Device<T: Transport> {
                 driver.session.stop(now: now)
             }
             outbox.flush(&driver.session)
-            downloader.register(into: &driver.extra)
-            var deadline = min(telemetry.deadline, downloader.deadline)
+            var deadline = telemetry.deadline
+            if let downloader {
+                downloader.register(into: &driver.extra)
+                deadline = min(deadline, downloader.deadline)
+            }
             if watchdogInterval != nil { deadline = min(deadline, nextWatchdog) }
             switch driver.next(until: deadline) {
             case .stopped:

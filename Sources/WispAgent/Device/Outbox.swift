@@ -4,9 +4,10 @@ import WispCore
 /// report — goes through here. The outbox owns the message ids, the one reply buffer a
 /// feature writes a message into, and the messages waiting for the link; the device hands
 /// them to the session after each step (`flush`), before any telemetry, so a reply leaves
-/// before the post it causes. Storage is fixed at start-up: `capacity` bytes, at most
-/// `maxMessages` messages, each at most `replyCapacity` bytes (a connect sends five or
-/// six of about 150; an offline hour of OTA progress and events fits).
+/// before the post it causes. A message holds its bytes only until the session takes them
+/// (the reply buffer is fixed; a message's own copy is made when it is queued: a reply or a
+/// report is an event, not the steady state, which never queues anything). At most
+/// `maxMessages` wait; a connect sends five or six.
 ///
 /// Two kinds: a *reply* goes at the next flush the link is up, or is dropped with a log
 /// line (an answer is worth nothing after a reconnect); one that finds the QoS 1 window or
@@ -18,13 +19,11 @@ public struct Outbox {
         public let topic: String
         public let qos: QoS
         public let waits: Bool
-        var start: Int
-        public let count: Int
+        public let payload: [UInt8]
     }
 
     /// A message: a code, an id of at most 64 bytes and one sentence, or an event.
     public static var replyCapacity: Int { 512 }
-    public static var capacity: Int { 3072 }
     public static var maxMessages: Int { 16 }
 
     public let topics: AlinkTopics
@@ -35,15 +34,12 @@ public struct Outbox {
     public var json = JSONWriter(capacity: Outbox.replyCapacity)
     var ids: UInt64 = 0
     public private(set) var messages: [Message] = []
-    var storage = [UInt8](repeating: 0, count: Outbox.capacity)
-    var used = 0
     let log: Log
 
     public init(topics: AlinkTopics, log: Log) {
         self.topics = topics
         self.log = log
         isPlatform = topics.otaUpgrade != nil
-        messages.reserveCapacity(Outbox.maxMessages)
     }
 
     /// The next message id (the Alink `id` field of reports and requests).
@@ -58,19 +54,12 @@ public struct Outbox {
             log.warning("message on " + topic + " not sent: longer than \(Outbox.replyCapacity) bytes")
             return
         }
-        let n = json.buffer.count
-        while used + n > Outbox.capacity || messages.count >= Outbox.maxMessages {
-            guard let oldest = messages.firstIndex(where: { $0.waits }) ?? messages.indices.first else { break }
+        if messages.count >= Outbox.maxMessages {
+            let oldest = messages.firstIndex(where: { $0.waits }) ?? 0
             log.warning("message on " + messages[oldest].topic + " dropped: the outbox is full (\(messages.count) waiting)")
-            remove(oldest)
+            messages.remove(at: oldest)
         }
-        json.buffer.withBytes { b in
-            storage.withUnsafeMutableBytes { s in
-                for i in 0..<n { s[used + i] = b[i] }
-            }
-        }
-        messages.append(Message(topic: topic, qos: qos, waits: waits, start: used, count: n))
-        used += n
+        messages.append(Message(topic: topic, qos: qos, waits: waits, payload: json.buffer.bytes))
     }
 
     /// Writes event `name` and queues it (QoS 1, waits for the link).
@@ -79,7 +68,7 @@ public struct Outbox {
         send(topics.eventPost(name), qos: .atLeastOnce, waits: true)
     }
 
-    public func payload(_ m: Message) -> ArraySlice<UInt8> { storage[m.start..<(m.start + m.count)] }
+    public func payload(_ m: Message) -> ArraySlice<UInt8> { m.payload[...] }
 
     /// Hands the messages to the session, oldest first. Reports that find the link down or
     /// the window full wait (and hold back the reports behind them, to keep their order);
@@ -94,8 +83,8 @@ public struct Outbox {
                 continue
             }
             do {
-                _ = try session.publish(topic: m.topic, payload: payload(m), qos: m.qos)
-                remove(i)
+                _ = try session.publish(topic: m.topic, payload: m.payload, qos: m.qos)
+                messages.remove(at: i)
             } catch {
                 if m.waits {
                     blocked = true
@@ -104,23 +93,9 @@ public struct Outbox {
                     i += 1
                 } else {
                     log.warning("reply on " + m.topic + " not sent: " + error.message)
-                    remove(i)
+                    messages.remove(at: i)
                 }
             }
         }
-    }
-
-    mutating func remove(_ index: Int) {
-        let m = messages[index]
-        let end = m.start + m.count
-        if end < used {
-            storage.withUnsafeMutableBufferPointer { p in
-                let base = p.baseAddress!
-                (base + m.start).update(from: base + end, count: used - end)
-            }
-        }
-        used -= m.count
-        messages.remove(at: index)
-        for j in index..<messages.count { messages[j].start -= m.count }
     }
 }

@@ -13,7 +13,9 @@ public final class Services {
     /// False over a link anyone on the path can write to: nothing is run.
     let controlAllowed: Bool
     let allowReboot: Bool
-    let topics: AlinkTopics
+    /// `…/thing/service/` and `…/rrpc/response/`: where the answers go.
+    let servicePrefix: String
+    let rrpcResponsePrefix: String
     let clock: Clock
     let files: OTAFiles
     let log: Log
@@ -22,14 +24,15 @@ public final class Services {
         self.log = log
         controlAllowed = device.controlAllowed
         allowReboot = device.allowReboot
-        self.topics = topics
+        servicePrefix = topics.servicePrefix
+        rrpcResponsePrefix = topics.rrpcResponsePrefix
         self.clock = clock
         files = OTAFiles(stateDir: device.stateDir)
     }
 
     /// `thing.service.{name}`, answered on `…/service/{name}_reply` (QoS 1).
     public func call(_ name: String, payload: UnsafeRawBufferPointer, sampleNowWait: UInt64?, out: inout Outbox) -> Effect {
-        serve(name, payload: payload, replyTopic: topics.servicePrefix + name + "_reply", qos: .atLeastOnce, sampleNowWait: sampleNowWait, out: &out)
+        serve(name, payload: payload, replyTopic: servicePrefix + name + "_reply", qos: .atLeastOnce, sampleNowWait: sampleNowWait, out: &out)
     }
 
     /// An RRPC request: the service is named by the request's method; the answer goes to
@@ -37,7 +40,7 @@ public final class Services {
     public func rrpc(messageId: String, payload: UnsafeRawBufferPointer, sampleNowWait: UInt64?, out: inout Outbox) -> Effect {
         var name = "(no thing.service method)"
         if let json = try? JSONReader(payload), let n = ServiceCall.name(fromMethodOf: json) { name = n }
-        return serve(name, payload: payload, replyTopic: topics.rrpcResponsePrefix + messageId, qos: .atMostOnce,
+        return serve(name, payload: payload, replyTopic: rrpcResponsePrefix + messageId, qos: .atMostOnce,
                      sampleNowWait: sampleNowWait, out: &out)
     }
 

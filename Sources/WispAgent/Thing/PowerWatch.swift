@@ -5,13 +5,17 @@ import WispCore
 struct PowerWatch {
     var sensor: Sensor?
     var last: Int64?
-    var scratch = ByteBuffer(capacity: 64)
+    /// Sized only on a board that has the word.
+    var scratch = ByteBuffer(capacity: 0)
     let log: Log
 
     init(board: Board, log: Log) {
         self.log = log
         let s = Sensor(SensorSpec(identifier: "power", source: .system(.throttled)), board: board)
-        if s.problem == nil { sensor = s }
+        if s.problem == nil {
+            sensor = s
+            scratch = ByteBuffer(capacity: 64)
+        }
     }
 
     mutating func check(time: UInt64, out: inout Outbox) {
