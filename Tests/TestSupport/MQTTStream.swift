@@ -26,21 +26,34 @@ public enum MQTTStream {
     }
 }
 
+/// `bytes` in pieces of at most `chunk` (a stream as the network may cut it), each handed
+/// to `body` as raw bytes: the decoders' tests feed them one piece at a time.
+public func inPieces(_ bytes: [UInt8], of chunk: Int, _ body: (UnsafeRawBufferPointer) throws -> Void) rethrows {
+    var start = 0
+    while start < bytes.count {
+        let end = min(bytes.count, start + min(chunk, bytes.count))
+        try Array(bytes[start..<end]).withUnsafeBytes(body)
+        start = end
+    }
+}
+
 /// Feeds `bytes` to an MQTT decoder in chunks of `chunk` and collects the packets.
 public func decodeAll(_ bytes: [UInt8], chunk: Int = .max, capacity: Int = 4096) throws -> (packets: [MQTTInbound], decoder: MQTTDecoder) {
     var decoder = MQTTDecoder(capacity: capacity)
     var packets: [MQTTInbound] = []
-    var start = 0
-    while start < bytes.count {
-        let end = min(bytes.count, start + min(chunk, bytes.count))
-        let piece = Array(bytes[start..<end])
-        try piece.withUnsafeBytes { raw in
-            var pos = 0
-            while pos < raw.count {
-                if let p = try decoder.decode(raw, at: &pos) { packets.append(p) }
-            }
+    try inPieces(bytes, of: chunk) { raw in
+        var pos = 0
+        while pos < raw.count {
+            if let p = try decoder.decode(raw, at: &pos) { packets.append(p) }
         }
-        start = end
     }
     return (packets, decoder)
+}
+
+/// An MQTT packet: `type` (the first byte), the remaining length as the core writes it, `body`.
+public func mqttPacket(_ type: UInt8, _ body: [UInt8]) -> [UInt8] {
+    var header = ByteBuffer(capacity: 5)
+    header.put(type)
+    RemainingLength.put(body.count, into: &header)
+    return header.bytes + body
 }

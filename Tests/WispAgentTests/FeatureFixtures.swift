@@ -1,5 +1,6 @@
 import CWispPlatform
 import Foundation
+import TestSupport
 import Testing
 @testable import WispAgent
 import WispCore
@@ -120,18 +121,6 @@ func progress(_ out: Outbox, _ m: Outbox.Message) -> (step: Int, desc: String) {
     return (Int(params["step"] as? String ?? "") ?? Int.min, params["desc"] as? String ?? "")
 }
 
-/// An MQTT packet with its remaining length.
-func mqttPacket(_ type: UInt8, _ body: [UInt8]) -> [UInt8] {
-    var packet = [type]
-    var n = body.count
-    repeat {
-        var b = UInt8(n & 0x7F)
-        n >>= 7
-        if n > 0 { b |= 0x80 }
-        packet.append(b)
-    } while n > 0
-    return packet + body
-}
 
 /// A QoS 0 PUBLISH from the broker.
 func mqttPublish(_ topic: String, _ payload: String) -> [UInt8] {

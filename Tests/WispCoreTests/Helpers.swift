@@ -1,3 +1,4 @@
+import TestSupport
 @testable import WispCore
 
 /// Bytes from a hex string with optional spaces ("10 0c 00 04").
@@ -32,24 +33,18 @@ enum WSItem: Equatable {
 func framesAll(_ bytes: [UInt8], chunk: Int = .max, maxMessage: Int = .max) throws -> [WSItem] {
     var decoder = WebSocketFrameDecoder(maxMessageSize: maxMessage)
     var items: [WSItem] = []
-    var start = 0
-    while start < bytes.count {
-        let end = min(bytes.count, start + min(chunk, bytes.count))
-        let piece = Array(bytes[start..<end])
-        try piece.withUnsafeBytes { raw in
-            var pos = 0
-            while let e = try decoder.next(raw, at: &pos) {
-                switch e {
-                case .messageBegin(let b): items.append(.begin(binary: b))
-                case .data(let r): items.append(.data(Array(raw[r])))
-                case .messageEnd: items.append(.end)
-                case .ping(let r): items.append(.ping(Array(decoder.control.bytes[r])))
-                case .pong: items.append(.pong)
-                case .close(let code, let r): items.append(.close(code, String(decoding: decoder.control.bytes[r], as: UTF8.self)))
-                }
+    try inPieces(bytes, of: chunk) { raw in
+        var pos = 0
+        while let e = try decoder.next(raw, at: &pos) {
+            switch e {
+            case .messageBegin(let b): items.append(.begin(binary: b))
+            case .data(let r): items.append(.data(Array(raw[r])))
+            case .messageEnd: items.append(.end)
+            case .ping(let r): items.append(.ping(Array(decoder.control.bytes[r])))
+            case .pong: items.append(.pong)
+            case .close(let code, let r): items.append(.close(code, String(decoding: decoder.control.bytes[r], as: UTF8.self)))
             }
         }
-        start = end
     }
     return items
 }
