@@ -1,13 +1,17 @@
-// crypto.c — what the sans-IO core needs from mbedTLS: HMAC, SHA-1, base64, randomness.
+// crypto.c — what the sans-IO core needs from mbedTLS: HMAC, SHA-1, base64, randomness,
+// and the ECDSA P-256 verification of signed OTA packages.
 // Written against mbedTLS 2.28 (Debian 12); version differences stay in this file.
 #include "wisp_platform.h"
 
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/random.h>
 
 #include <mbedtls/base64.h>
+#include <mbedtls/ecp.h>
 #include <mbedtls/md.h>
+#include <mbedtls/pk.h>
 #include <mbedtls/sha1.h>
 #include <mbedtls/version.h>
 
@@ -99,4 +103,31 @@ void wisp_digest_free(void *digest) {
     if (d == NULL) return;
     mbedtls_md_free(&d->md);
     free(d);
+}
+
+int wisp_ecdsa_p256_verify(const uint8_t *pem, size_t pem_len, const uint8_t *hash, size_t hash_len,
+                           const uint8_t *sig, size_t sig_len) {
+    // mbedtls_pk_parse_public_key takes a PEM only NUL-terminated, the NUL counted.
+    unsigned char text[WISP_PUBLIC_KEY_MAX + 1];
+    if (pem == NULL || pem_len == 0 || pem_len > WISP_PUBLIC_KEY_MAX) return WISP_ECDSA_BAD_KEY;
+    if (memchr(pem, 0, pem_len) != NULL) return WISP_ECDSA_BAD_KEY;
+    memcpy(text, pem, pem_len);
+    text[pem_len] = 0;
+
+    mbedtls_pk_context pk;
+    mbedtls_pk_init(&pk);
+    int r;
+    if (mbedtls_pk_parse_public_key(&pk, text, pem_len + 1) != 0) {
+        r = WISP_ECDSA_BAD_KEY;
+    } else if (mbedtls_pk_get_type(&pk) != MBEDTLS_PK_ECKEY || mbedtls_pk_ec(pk)->grp.id != MBEDTLS_ECP_DP_SECP256R1) {
+        r = WISP_ECDSA_NOT_P256;
+    } else if (hash == NULL || hash_len != 32 || sig == NULL || sig_len == 0) {
+        r = WISP_ECDSA_BAD_SIGNATURE;
+    } else if (mbedtls_pk_verify(&pk, MBEDTLS_MD_SHA256, hash, hash_len, sig, sig_len) != 0) {
+        r = WISP_ECDSA_BAD_SIGNATURE;
+    } else {
+        r = 0;
+    }
+    mbedtls_pk_free(&pk);
+    return r;
 }

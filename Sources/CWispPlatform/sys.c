@@ -254,6 +254,28 @@ int64_t wisp_read(int32_t fd, uint8_t *buf, size_t cap) {
     return n < 0 ? -errno : (int64_t)n;
 }
 
+int64_t wisp_pread(int32_t fd, uint8_t *buf, size_t cap, int64_t offset) {
+    if (offset < 0 || cap > (size_t)INT64_MAX || offset > INT64_MAX - (int64_t)cap) return -EINVAL;
+    size_t done = 0;
+    while (done < cap) {
+        int64_t at = offset + (int64_t)done;
+        if ((int64_t)(off_t)at != at) return -EOVERFLOW;  // a 32-bit off_t (armhf)
+        ssize_t n = pread(fd, buf + done, cap - done, (off_t)at);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return -errno;
+        if (n == 0) break;
+        done += (size_t)n;
+    }
+    return (int64_t)done;
+}
+
+int64_t wisp_fstat_size(int32_t fd) {
+    struct stat st;
+    if (fstat(fd, &st) != 0) return -errno;
+    if (!S_ISREG(st.st_mode)) return -EINVAL;
+    return (int64_t)st.st_size;
+}
+
 int32_t wisp_unlink(const char *path) { return unlink(path) == 0 ? 0 : -errno; }
 
 int32_t wisp_sync_dir(const char *path) {

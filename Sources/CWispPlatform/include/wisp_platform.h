@@ -43,6 +43,22 @@ int wisp_base64_encode(const uint8_t *src, size_t src_len, uint8_t *dst, size_t 
 /// Fills `buf` from the kernel CSPRNG (getrandom). Returns 0, or -errno.
 int wisp_random(uint8_t *buf, size_t len);
 
+/// The longest public key file (PEM) wisp_ecdsa_p256_verify takes.
+#define WISP_PUBLIC_KEY_MAX 1024
+/// The public key (PEM) does not parse, is empty, holds a NUL or is longer than WISP_PUBLIC_KEY_MAX.
+#define WISP_ECDSA_BAD_KEY (-1)
+/// The public key parses but is not an EC public key on P-256 (RSA, Ed25519 …, P-384).
+#define WISP_ECDSA_NOT_P256 (-2)
+/// The signature does not verify (or is no DER ECDSA signature, or the hash is not 32 bytes).
+#define WISP_ECDSA_BAD_SIGNATURE (-3)
+
+/// Verifies the DER ECDSA signature `sig` of the SHA-256 `hash` (32 bytes) under the P-256
+/// public key `pem` (a PEM "PUBLIC KEY", as `openssl ec -pubout` writes it; copied into a
+/// bounded buffer, so it need not be NUL-terminated). Returns 0 when it verifies, or one of
+/// WISP_ECDSA_BAD_KEY, WISP_ECDSA_NOT_P256, WISP_ECDSA_BAD_SIGNATURE.
+int wisp_ecdsa_p256_verify(const uint8_t *pem, size_t pem_len, const uint8_t *hash, size_t hash_len,
+                           const uint8_t *sig, size_t sig_len);
+
 // MARK: network (net.c)
 
 /// Returned by the receive functions when the peer closed the connection in order.
@@ -179,6 +195,14 @@ int32_t wisp_open_new(const char *path);
 
 /// One read(2), EINTR retried: bytes read, 0 at the end, or -errno.
 int64_t wisp_read(int32_t fd, uint8_t *buf, size_t cap);
+
+/// Up to `cap` bytes of `fd` from `offset` (pread(2), EINTR retried, short reads
+/// continued), fewer only at the end of the file; the file offset does not move. The
+/// length, or -errno (-EINVAL for a negative offset).
+int64_t wisp_pread(int32_t fd, uint8_t *buf, size_t cap, int64_t offset);
+
+/// The size of the open file `fd` (fstat), or -errno (-EINVAL when it is not a regular file).
+int64_t wisp_fstat_size(int32_t fd);
 
 /// unlink(2). 0 or -errno.
 int32_t wisp_unlink(const char *path);
