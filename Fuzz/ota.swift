@@ -4,11 +4,12 @@
 // calls. The first byte picks the parser. Invariants: an offer taken is usable as it stands (digest
 // length fits the method, version and URL within bounds, size positive); a response head
 // gives the same verdict however it is split, and a 206 it accepts has a sane range; a
-// record that parses prints back to the same record.
+// record that parses prints back to the same record; a signed package's header that parses
+// has every field within its bounds and prints back to exactly the bytes it signs.
 func fuzzOne(_ bytes: [UInt8]) {
     guard let selector = bytes.first else { return }
     let input = Array(bytes.dropFirst())
-    switch selector % 6 {
+    switch selector % 7 {
     case 0:
         let offer = input.withUnsafeBytes { OTAOffer.parse($0) }
         if case .package(let p) = offer {
@@ -51,6 +52,30 @@ func fuzzOne(_ bytes: [UInt8]) {
             if let name = ServiceCall.name(fromMethodOf: json) {
                 if case .success(let (id, _)) = ServiceCall.parse(name: name, json) { check((id?.count ?? 0) <= 64, "a long id echoed") }
             }
+        }
+    case 6:
+        let parsed = input.withUnsafeBytes { PackageManifest.parse($0) }
+        if case .manifest(let m) = parsed {
+            check(OTAInform.isModuleName(m.module), "module out of bounds")
+            check(OTAOffer.isVersion(m.version) && m.version.utf8.count <= OTAOffer.maxVersionBytes, "version out of bounds")
+            check(m.arch.equals("arm64") || m.arch.equals("armhf") || m.arch.equals("amd64"), "arch not a Debian name")
+            check(m.size >= 1 && m.size <= PackageManifest.maxNumber, "size out of range")
+            check(m.counter >= 0 && m.counter <= PackageManifest.maxNumber, "counter out of range")
+            check(m.sha256.count == 32, "sha256 not 32 bytes")
+            check(m.signature.count >= PackageManifest.minSignatureBytes && m.signature.count <= PackageManifest.maxSignatureBytes,
+                  "signature length out of bounds")
+            check(m.signedCount < m.payloadOffset && m.payloadOffset <= PackageManifest.maxHeaderBytes
+                  && m.payloadOffset <= input.count, "header bounds")
+            check(Array(m.signedHeader.utf8) == Array(input[0..<m.signedCount]), "the signed bytes do not print back")
+            let line = "signature = " + Hex.encode(m.signature) + "\n"
+            check(Array(line.utf8) == Array(input[m.signedCount..<m.payloadOffset]), "the signature line does not print back")
+        } else if case .invalid(let why) = parsed {
+            check(!why.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F }), "a raw control byte in a reason")
+        }
+        // Whatever follows byte 1024 is not looked at.
+        if input.count > PackageManifest.maxHeaderBytes {
+            check(Array(input.prefix(PackageManifest.maxHeaderBytes)).withUnsafeBytes { PackageManifest.parse($0) } == parsed,
+                  "bytes past the header bound changed the verdict")
         }
     default:
         for mode in [DynamicRegistration.Mode.register, .regnwl] {
