@@ -293,8 +293,7 @@ int32_t wisp_rename(const char *from, const char *to) { return rename(from, to) 
 
 int32_t wisp_truncate(const char *path, int64_t length) { return truncate(path, (off_t)length) == 0 ? 0 : -errno; }
 
-int32_t wisp_run(const char *path, const char *arg1, const char *arg2, const char *arg3,
-                 uint8_t *out, size_t out_cap, int64_t *out_len, int32_t timeout_ms) {
+int32_t wisp_run(const char *const *argv, uint8_t *out, size_t out_cap, int64_t *out_len, int32_t timeout_ms) {
     *out_len = 0;
     int pipefd[2];
     if (pipe2(pipefd, O_CLOEXEC) != 0) return -errno;
@@ -313,9 +312,8 @@ int32_t wisp_run(const char *path, const char *arg1, const char *arg2, const cha
         sigset_t none;
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);
-        char *argv[5] = {(char *)path, (char *)arg1, arg1 ? (char *)arg2 : NULL, arg1 && arg2 ? (char *)arg3 : NULL, NULL};
         char *envp[] = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C", NULL};
-        execve(path, argv, envp);
+        execve(argv[0], (char *const *)argv, envp);
         _exit(127);
     }
     close(pipefd[1]);

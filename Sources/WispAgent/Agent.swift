@@ -146,6 +146,10 @@ public enum Agent {
         }
         warnAboutThePlainLink(loaded.device, log: log)
         if loaded.productSecretLeft { log.warning(loaded.productSecretWarning) }
+        for key in loaded.device.movedToBoard {
+            log.warning(loaded.path + ": " + key + " is ignored in the key file: it moved to the board settings (root's /etc/wisp/board.conf)")
+        }
+        if let why = board.settingsRefused { log.error(why + "; OTA upgrades and reboots are refused until it is fixed") }
         let signals = wisp_signals_open()
         if signals < 0 {
             log.error("cannot set up signal handling: " + SystemError(errno: -signals).message)

@@ -72,8 +72,9 @@ struct CLI {
             System.out("wisp " + version + " (" + String(cString: wisp_build_triple()) + ", git " + String(cString: wisp_build_revision()) + ")")
             return .ok
         case "check":
-            guard let options = parse(args, allowing: ["--config", "--online"]) else { return .usage }
-            return check(path: options["--config"] ?? ConfigLoader.defaultPath, online: options["--online"] != nil)
+            guard let options = parse(args, allowing: ["--config", "--board-config", "--online"]) else { return .usage }
+            return check(path: options["--config"] ?? ConfigLoader.defaultPath, board: Board.fromEnvironment.withSettings(from: options["--board-config"]),
+                         online: options["--online"] != nil)
         case "sign":
             guard let options = parse(args, allowing: ["--config", "--timestamp"]) else { return .usage }
             return sign(path: options["--config"] ?? ConfigLoader.defaultPath, timestamp: options["--timestamp"])
@@ -86,15 +87,26 @@ struct CLI {
         case "ota":
             guard let sub = args.first, sub.equals("status") else { return usage("ota needs a subcommand: ota status") }
             args.removeFirst()
-            guard let options = parse(args, allowing: ["--config"]) else { return .usage }
-            return ApplyUpdate(log: .standard(), board: .fromEnvironment).status(configPath: options["--config"] ?? ConfigLoader.defaultPath)
+            guard let options = parse(args, allowing: ["--config", "--board-config"]) else { return .usage }
+            return OTAStatus.print(configPath: options["--config"] ?? ConfigLoader.defaultPath,
+                                   board: Board.fromEnvironment.withSettings(from: options["--board-config"]), log: .standard())
         case "apply-update":
-            guard let options = parse(args, allowing: ["--config", "--systemctl"]) else { return .usage }
-            return ApplyUpdate(log: .standard(), board: .fromEnvironment).run(configPath: options["--config"] ?? ConfigLoader.defaultPath,
-                                   systemctl: options["--systemctl"] ?? "/usr/bin/systemctl")
+            guard let options = parse(args, allowing: ["--board-config", "--state-dir", "--update-dir", "--binary", "--systemctl"]) else { return .usage }
+            let log = Log.standard()
+            // Root's step reads root's file only: refused settings stop it here.
+            switch BoardSettingsFile.load(options["--board-config"]) {
+            case .failure(let e):
+                log.error("apply-update: " + e.message)
+                return .configuration
+            case .success(let settings):
+                return ApplyUpdate(log: log, settings: settings, stateDir: options["--state-dir"] ?? "/var/lib/wisp",
+                                   updateDir: options["--update-dir"] ?? "/var/lib/wisp-update",
+                                   binary: options["--binary"] ?? "/usr/bin/wisp", systemctl: options["--systemctl"] ?? "/usr/bin/systemctl").run()
+            }
         case "run":
-            guard let options = parse(args, allowing: ["--config", "--verbose"]) else { return .usage }
-            return Agent.run(configPath: options["--config"] ?? ConfigLoader.defaultPath, log: .standard(verbose: options["--verbose"] != nil), board: .fromEnvironment)
+            guard let options = parse(args, allowing: ["--config", "--board-config", "--verbose"]) else { return .usage }
+            return Agent.run(configPath: options["--config"] ?? ConfigLoader.defaultPath, log: .standard(verbose: options["--verbose"] != nil),
+                             board: Board.fromEnvironment.withSettings(from: options["--board-config"]))
         default:
             return usage("unknown command '" + command + "'")
         }
@@ -139,8 +151,8 @@ struct CLI {
         return options
     }
 
-    static func load(_ path: String) -> LoadedConfig? {
-        switch ConfigLoader.load(path, log: .standard(), board: .fromEnvironment) {
+    static func load(_ path: String, board: Board = .fromEnvironment) -> LoadedConfig? {
+        switch ConfigLoader.load(path, log: .standard(), board: board) {
         case .success(let loaded): return loaded
         case .failure(let error):
             System.write("wisp: " + error.message + "\n", to: 2)
@@ -148,10 +160,19 @@ struct CLI {
         }
     }
 
-    static func check(path: String, online: Bool) -> ExitCode {
-        guard let loaded = load(path) else { return .configuration }
+    static func check(path: String, board: Board, online: Bool) -> ExitCode {
+        guard let loaded = load(path, board: board) else { return .configuration }
         System.out("key file " + path + " is valid; effective settings:")
         System.write(loaded.device.describe(effectiveClientId: loaded.clientId), to: 1)
+        if let why = board.settingsRefused {
+            System.write("wisp: warning: " + why + "; OTA upgrades and reboots are refused until it is fixed\n", to: 2)
+        } else {
+            System.out("board settings (root's, board.conf):")
+            for line in board.settings.lines { System.out("  " + line) }
+            if wisp_file_mode(board.settings.otaPublicKey) < 0 {
+                System.out("  (no publisher key at " + board.settings.otaPublicKey + ": OTA upgrades are refused)")
+            }
+        }
         if loaded.deviceNameFromBoard { System.out("(device_name is the board's: its client_id, serial number or MAC)") }
         if let file = loaded.registeredFrom { System.out("identity = registered, from " + file + " (secret redacted)") }
         if loaded.productSecretLeft { System.write("wisp: warning: " + loaded.productSecretWarning + "\n", to: 2) }

@@ -23,8 +23,12 @@ struct ServicesTests {
         var data: [String: Any] { reply["data"] as? [String: Any] ?? [:] }
     }
 
+    /// `allow_reboot` is a board setting (board.conf); the rest go to the key file.
     func services(_ extra: [(String, String)] = [], endpoint: String = "wss://a1PK.iot-as-mqtt.cn-shanghai.aliyuncs.com:443/mqtt") -> Services {
-        Services(Platform.device(endpoint: endpoint, stateDir: state.path, extra), topics: topics, clock: clock.clock, log: Log())
+        var board = Board()
+        board.settings.allowReboot = extra.contains { $0.0 == "allow_reboot" && $0.1 == "true" }
+        return Services(Platform.device(endpoint: endpoint, stateDir: state.path, extra.filter { $0.0 != "allow_reboot" }), board: board,
+                        topics: topics, clock: clock.clock, log: Log())
     }
 
     /// Calls service `name` with `payload`; the one reply it queued.

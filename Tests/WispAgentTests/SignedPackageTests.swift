@@ -71,7 +71,7 @@ struct SignedPackageTests {
     @Test func aPackageFromTheScriptVerifiesAndItsPayloadCopiesOut() throws {
         let f = Fixture()
         let m = try f.verify().get()
-        #expect(m.module == "default" && m.version == "1.4.0" && m.kind == .elf && m.counter == 5)
+        #expect(m.module == "wisp" && m.version == "1.4.0" && m.kind == .elf && m.counter == 5)
         #expect(m.arch == PackageManifest.arch(of: f.payload.withUnsafeBytes { ELFIdentity(header: $0) }!))
         #expect(m.size == Int64(f.payload.count) && m.payloadOffset + f.payload.count == f.package.count)
         #expect(Array(f.package[m.payloadOffset...]) == f.payload)

@@ -40,11 +40,30 @@ struct UpdaterTests {
     let state = TemporaryDirectory("ota")
     let clock = SimulatedClock()
     let progressTopic = "/ota/device/progress/a1PK/board-7"
+    /// The publisher's key pair (and another), made once per test by openssl.
+    let keys = TemporaryDirectory("keys")
+
+    init() {
+        for name in ["publisher", "other"] {
+            SignedPackageTests.expectOK(["openssl", "ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", keys.file(name + ".key")])
+            SignedPackageTests.expectOK(["openssl", "ec", "-in", keys.file(name + ".key"), "-pubout", "-out", keys.file(name + ".pub")])
+        }
+    }
+
+    /// `payload` as a package signed by `key` (scripts/ota-package).
+    func signed(_ payload: [UInt8], version: String = "9.9.9", key: String = "publisher", module: String = "wisp") -> [UInt8] {
+        FileManager.default.createFile(atPath: keys.file("payload"), contents: Data(payload))
+        SignedPackageTests.expectOK([SignedPackageTests.script, "--key", keys.file(key + ".key"), "--version", version, "--counter", "2",
+                                     "--module", module, keys.file("payload"), keys.file("package")])
+        return keys.bytes("package")!
+    }
 
     func updater(_ server: FakeHTTPServer, endpoint: String = "wss://a1PK.iot-as-mqtt.cn-shanghai.aliyuncs.com:443/mqtt",
-                 _ extra: [(String, String)] = []) -> (Updater<FakeHTTPConnection>, Downloader<FakeHTTPConnection>) {
+                 _ extra: [(String, String)] = [], publicKey: String? = nil) -> (Updater<FakeHTTPConnection>, Downloader<FakeHTTPConnection>) {
         let d = Downloader<FakeHTTPConnection>(clock: clock.clock, log: Log(), seed: 7) { server.connect($0) }
-        return (Updater(Platform.device(endpoint: endpoint, stateDir: state.path, extra), downloader: d, log: Log()), d)
+        var board = Board()
+        board.settings.otaPublicKey = publicKey ?? keys.file("publisher.pub")
+        return (Updater(Platform.device(endpoint: endpoint, stateDir: state.path, extra), board: board, downloader: d, log: Log()), d)
     }
 
     /// The platform's upgrade push for `file`.
@@ -78,7 +97,7 @@ struct UpdaterTests {
     }
 
     @Test func anUpgradeIsDownloadedVerifiedAndStaged() throws {
-        let binary = try #require(newWisp, "no C compiler to build the test's new wisp")
+        let binary = signed(try #require(newWisp, "no C compiler to build the test's new wisp"))
         let server = FakeHTTPServer(file: binary, clock: clock)
         server.bytesPerTurn = binary.count / 12 + 1
         let (u, d) = updater(server)
@@ -92,20 +111,19 @@ struct UpdaterTests {
         #expect(downloading.allSatisfy { $0 % 10 == 0 && $0 > 1 && $0 < 100 }, "\(steps)")
         #expect(zip(downloading.dropFirst(), downloading).allSatisfy { $0 - $1 >= 10 }, "at most every 10 %: \(steps)")
 
-        #expect(state.bytes("ota/staged") == binary)
-        #expect((state.mode("ota/staged") ?? 0) & 0o100 != 0, "staged executable")
+        #expect(state.bytes("ota/staged") == binary, "the signed package is staged as it came")
         let ready = try #require(state.record("ota/staged.ready"))
-        #expect(ready["version"] == "9.9.9")
-        #expect(ready["sha256"] == hex(digestOf(binary)))
-        #expect(ready["source"] == "elf" && ready["from"] == Agent.version)
-        #expect(!state.exists("ota/package.part") && !state.exists("ota/package.want"), "the download's files are gone")
+        #expect(ready["version"] == "9.9.9" && ready["counter"] == "2" && ready["from"] == Agent.version)
+        for name in ["package.part", "package.want", "candidate", "candidate.deb"] {
+            #expect(!state.exists("ota/" + name), "ota/\(name) left behind")
+        }
         #expect(!state.exists("ota/failed"))
     }
 
     /// The link drops a third of the way: the rest comes with Range as a 206, and the
     /// staged binary is whole.
     @Test func aCutDownloadResumesAndIsStaged() throws {
-        let binary = try #require(newWisp, "no C compiler to build the test's new wisp")
+        let binary = signed(try #require(newWisp, "no C compiler to build the test's new wisp"))
         let cut = binary.count / 3
         let server = FakeHTTPServer(file: binary, script: [.cut(after: cut), .serve], clock: clock)
         let (u, d) = updater(server)
@@ -129,22 +147,71 @@ struct UpdaterTests {
         #expect(!state.exists("ota/failed"), "a download failure may be offered again (a fresh URL)")
     }
 
-    /// A package that is not an ELF (here a shell script that would print the right
-    /// version) fails verification and is remembered.
-    @Test func aPackageThatIsNotAnELFFailsVerification() throws {
-        let script = Array("#!/bin/sh\necho 'wisp 9.9.9 (a script)'\n".utf8)
+    /// An unsigned package (here a shell script that would print the right version) fails
+    /// verification before anything of it runs, and is remembered.
+    @Test func anUnsignedPackageFailsVerification() throws {
+        let marker = state.file("ran")
+        let script = Array("#!/bin/sh\ntouch \(marker)\necho 'wisp 9.9.9 (a script)'\n".utf8)
         let server = FakeHTTPServer(file: script, clock: clock)
         let (u, d) = updater(server)
         var out = Outbox(topics: Platform.topics, log: Log())
         let steps = upgrade(u, d, server, Self.offer(script), out: &out)
         #expect(steps.map(\.step) == [1, OTAProgress.verificationFailed])
-        #expect(steps.last?.desc.contains("neither an ELF") == true, "\(steps)")
+        #expect(steps.last?.desc.contains("unsigned") == true, "\(steps)")
         nothingStaged()
+        #expect(!FileManager.default.fileExists(atPath: marker), "the package ran")
         #expect(state.record("ota/failed")?["version"] == "9.9.9")
     }
 
-    @Test func aBinaryThatNamesAnotherVersionFailsVerification() throws {
+    /// Signed by someone else's key: refused before it runs; the same package passes with
+    /// that key installed (the check is the key, not the file).
+    @Test func aPackageSignedByAnotherKeyFailsVerification() throws {
         let binary = try #require(newWisp, "no C compiler to build the test's new wisp")
+        let package = signed(binary, key: "other")
+        let server = FakeHTTPServer(file: package, clock: clock)
+        let (u, d) = updater(server)
+        var out = Outbox(topics: Platform.topics, log: Log())
+        let steps = upgrade(u, d, server, Self.offer(package), out: &out)
+        #expect(steps.map(\.step) == [1, OTAProgress.verificationFailed])
+        #expect(steps.last?.desc.contains("signature") == true, "\(steps)")
+        nothingStaged()
+        try FileManager.default.removeItem(atPath: state.file("ota/failed"))
+        let server2 = FakeHTTPServer(file: package, clock: clock)
+        let (u2, d2) = updater(server2, publicKey: keys.file("other.pub"))
+        var out2 = Outbox(topics: Platform.topics, log: Log())
+        #expect(upgrade(u2, d2, server2, Self.offer(package), out: &out2).last?.step == 100)
+    }
+
+    /// The signed manifest must name what the platform offered: module and version.
+    @Test(arguments: [("9.9.8", "wisp", "signed as version 9.9.8"), ("9.9.9", "modem", "signed for module modem")])
+    func aSignedPackageForSomethingElseFailsVerification(version: String, module: String, words: String) throws {
+        let binary = try #require(newWisp, "no C compiler to build the test's new wisp")
+        let package = signed(binary, version: version, module: module)
+        let server = FakeHTTPServer(file: package, clock: clock)
+        let (u, d) = updater(server)
+        var out = Outbox(topics: Platform.topics, log: Log())
+        let steps = upgrade(u, d, server, Self.offer(package), out: &out)
+        #expect(steps.map(\.step) == [1, OTAProgress.verificationFailed])
+        #expect(steps.last?.desc.contains(words) == true, "\(steps)")
+        nothingStaged()
+    }
+
+    /// No publisher key on the board: nothing could be verified, so nothing is fetched,
+    /// and the report names the fix.
+    @Test func withoutAPublisherKeyNothingIsDownloaded() throws {
+        let file = pattern(4096)
+        let server = FakeHTTPServer(file: file, clock: clock)
+        let (u, d) = updater(server, publicKey: state.file("missing.pub"))
+        var out = Outbox(topics: Platform.topics, log: Log())
+        let steps = upgrade(u, d, server, Self.offer(file), out: &out)
+        #expect(steps.map(\.step) == [OTAProgress.upgradeFailed])
+        #expect(steps.last?.desc.contains("no publisher key at " + state.file("missing.pub")) == true, "\(steps)")
+        #expect(steps.last?.desc.contains("ota_public_key") == true)
+        #expect(server.opened == 0)
+    }
+
+    @Test func aBinaryThatNamesAnotherVersionFailsVerification() throws {
+        let binary = signed(try #require(newWisp, "no C compiler to build the test's new wisp"), version: "9.9.10")
         let server = FakeHTTPServer(file: binary, clock: clock)
         let (u, d) = updater(server)
         var out = Outbox(topics: Platform.topics, log: Log())
@@ -231,7 +298,7 @@ struct UpdaterTests {
     /// staged, and the first leaves nothing in the downloader (no slot held, no past
     /// deadline to wake the device's loop).
     @Test func aNewOfferDuringADownloadReplacesIt() throws {
-        let binary = try #require(newWisp, "no C compiler to build the test's new wisp")
+        let binary = signed(try #require(newWisp, "no C compiler to build the test's new wisp"))
         let older = pattern(binary.count)
         let server = FakeHTTPServer(file: older, clock: clock)
         server.bytesPerTurn = binary.count / 10

@@ -139,14 +139,23 @@ struct KeyFileTests {
         #expect(SensorSyntax.parseSensor(identifier: "b", "system:load every=99999999999") == nil)
     }
 
+    /// Settings that act as root moved to board.conf: a key file that still has them keeps
+    /// working (they are ignored and named), whatever their value.
+    @Test func rootSettingsInTheKeyFileAreIgnoredAndNamed() throws {
+        let base = "endpoint = wss://h\nproduct_key = p\ndevice_name = d\ndevice_secret = s\n"
+        let d = try KeyFile.parse(base + "allow_reboot = true\nota_confirm_seconds = 5\n")
+        #expect(d.movedToBoard == ["allow_reboot", "ota_confirm_seconds"])
+        #expect(d.describe(effectiveClientId: "c").contains("allow_reboot = (ignored here: it moved to the board settings, board.conf)"))
+        #expect(throws: KeyFileError.self) { try KeyFile.parse(base, remote: "allow_reboot = true\n") }
+    }
+
     @Test func otaLimitsAndStateDir() throws {
         let base = "endpoint = wss://h\nproduct_key = p\ndevice_name = d\ndevice_secret = s\n"
         let d = try KeyFile.parse(base)
-        #expect(d.stateDir == "/var/lib/wisp" && d.otaMaxBytes == 16 << 20 && d.otaConfirmSeconds == 300)
-        #expect(!d.allowReboot)
-        let c = try KeyFile.parse(base + "state_dir = /data/wisp\nota_max_bytes = 2048\nota_confirm_seconds = 5\nallow_reboot = true\n")
-        #expect(c.stateDir == "/data/wisp" && c.otaMaxBytes == 2048 && c.otaConfirmSeconds == 5 && c.allowReboot)
-        for bad in ["state_dir = relative/dir", "allow_reboot = yes", "ota_max_bytes = 1023", "ota_max_bytes = 2000000000", "ota_confirm_seconds = 4"] {
+        #expect(d.stateDir == "/var/lib/wisp" && d.otaMaxBytes == 16 << 20 && d.movedToBoard.isEmpty)
+        let c = try KeyFile.parse(base + "state_dir = /data/wisp\nota_max_bytes = 2048\n")
+        #expect(c.stateDir == "/data/wisp" && c.otaMaxBytes == 2048)
+        for bad in ["state_dir = relative/dir", "ota_max_bytes = 1023", "ota_max_bytes = 2000000000"] {
             #expect(throws: KeyFileError.self) { try KeyFile.parse(base + bad + "\n") }
         }
     }

@@ -1,11 +1,16 @@
 """Over-the-air upgrades against the stand-in platform (platform/run + platform/push ota).
 
 A board here is a directory: BOARD/usr/bin/wisp (a copy of the shipping Embedded build),
-its key file and state_dir. Two small emulations stand in for systemd, doing what the units
+the root step's own copy BOARD/usr/lib/wisp/wisp-update, its key file, its board settings
+(BOARD/etc/wisp/board.conf naming the publisher key BOARD/etc/wisp/ota.pub), state_dir and
+the root step's update dir. Two small emulations stand in for systemd, doing what the units
 in packaging/ do: a supervisor restarts `wisp run` whenever it exits (wisp.service,
-Restart=always), and a watcher runs `wisp apply-update` as soon as staged.ready or the
-journal exists (wisp-update.path → wisp-update.service); apply-update restarts the service
-through a fake systemctl that stops the supervised process.
+Restart=always), and a watcher runs `wisp-update apply-update` as soon as staged.ready, a
+reboot request or root's journal exists (wisp-update.path → wisp-update.service);
+apply-update restarts the service through a fake systemctl that stops the supervised process.
+Everything runs as one user here; the boot test runs the same steps as root and wisp.
+
+Packages are signed with a key pair made per module by `openssl` (scripts/ota-package).
 
 The "newer" wisp is the same build with its version marker rewritten (sys.c keeps
 `wisp-version=0.1.0` once in the binary): a binary that really reports another version.
@@ -50,22 +55,52 @@ def builds(tmp_path_factory):
     d = tmp_path_factory.mktemp("builds")
     base = d / "wisp-0.1.0"
     subprocess.run(["strip", "-o", str(base), str(BINARY)], check=True)
-    return dict(base=base, newer=versioned(base, d / "wisp-0.1.1", "0.1.1"), dir=d)
+    keys = {}
+    for name in ("publisher", "other"):
+        private = d / f"{name}.pem"
+        subprocess.run(["openssl", "ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", str(private)], check=True)
+        subprocess.run(["openssl", "ec", "-in", str(private), "-pubout", "-out", str(d / f"{name}.pub")], check=True, capture_output=True)
+        keys[name] = private
+    return dict(base=base, newer=versioned(base, d / "wisp-0.1.1", "0.1.1"), dir=d, keys=keys)
+
+
+def signed(builds, payload, version, key="publisher", counter=0, module="wisp"):
+    """`payload` as a package signed by `key` (scripts/ota-package)."""
+    out = builds["dir"] / f"{pathlib.Path(payload).name}-{version}-{key}-{counter}-{module}.wota"
+    r = subprocess.run([str(ROOT / "scripts/ota-package"), "--key", str(builds["keys"][key]), "--version", version,
+                        "--counter", str(counter), "--module", module, str(payload), str(out)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    return out
 
 
 class Board:
-    def __init__(self, root, platform, binary_path="usr/bin/wisp", confirm=30, extra=None):
+    def __init__(self, root, platform, publisher, binary_path="usr/bin/wisp", confirm=30, extra=None, settings=None):
         self.root = pathlib.Path(root)
         self.binary = self.root / binary_path
+        self.installer = self.root / "usr/lib/wisp/wisp-update"
         self.state = self.root / "var/lib/wisp"
         self.state.mkdir(parents=True, exist_ok=True)
+        self.update = self.root / "var/lib/wisp-update"
         self.key = self.root / "device.key"
         values = dict(endpoint=platform["wss"].replace("127.0.0.1", "localhost"), product_key=PK, device_name=DN,
                       device_secret=SECRET, client_id="ota-board", ca_file=platform["ca_file"], telemetry_interval="2",
-                      state_dir=str(self.state), ota_confirm_seconds=str(confirm))
+                      state_dir=str(self.state))
         values.update(extra or {})
         self.key.write_text("".join(f"{k} = {v}\n" for k, v in values.items()))
         os.chmod(self.key, 0o600)
+        # The board settings, root's on a board (here: the user's, like the binary).
+        etc = self.root / "etc/wisp"
+        etc.mkdir(parents=True, exist_ok=True)
+        os.chmod(etc, 0o755)
+        self.public_key = etc / "ota.pub"
+        if publisher:
+            shutil.copy(publisher, self.public_key)
+            os.chmod(self.public_key, 0o644)
+        self.board_conf = etc / "board.conf"
+        conf = dict(ota_public_key=str(self.public_key), ota_confirm_seconds=str(confirm))
+        conf.update(settings or {})
+        self.board_conf.write_text("".join(f"{k} = {v}\n" for k, v in conf.items()))
+        os.chmod(self.board_conf, 0o644)
         self.log_path = self.root / "wisp.log"
         self.pidfile = self.root / "wisp.pid"
         self.systemctl = self.root / "systemctl"
@@ -91,7 +126,7 @@ class Board:
         """wisp.service: Restart=always (no RestartSec pause worth waiting for here)."""
         with open(self.log_path, "a") as log:
             while not self.stopping.is_set():
-                p = subprocess.Popen([str(self.binary), "run", "--config", str(self.key), "--verbose"],
+                p = subprocess.Popen([str(self.binary), "run", "--config", str(self.key), "--board-config", str(self.board_conf), "--verbose"],
                                      stdout=subprocess.DEVNULL, stderr=log)
                 self.pidfile.write_text(str(p.pid))
                 while p.poll() is None:
@@ -108,14 +143,18 @@ class Board:
                 time.sleep(0.3)
 
     def watch(self):
-        """wisp-update.path: PathExists= staged.ready, the journal or a reboot request → wisp-update.service."""
+        """wisp-update.path: PathExists= staged.ready, a reboot request or root's journal → wisp-update.service."""
         ota = self.state / "ota"
         while not self.stopping.is_set():
-            if (ota / "staged.ready").exists() or (ota / "applying").exists() or (ota / "reboot").exists():
-                r = subprocess.run([str(self.binary), "apply-update", "--config", str(self.key),
-                                    "--systemctl", str(self.systemctl)], capture_output=True, text=True, timeout=120)
-                self.applies.put(r)
+            if (ota / "staged.ready").exists() or (self.update / "journal").exists() or (ota / "reboot").exists():
+                self.applies.put(self.apply())
             time.sleep(0.2)
+
+    def apply(self):
+        """wisp-update.service's ExecStart, from the installer's own copy."""
+        return subprocess.run([str(self.installer), "apply-update", "--board-config", str(self.board_conf), "--state-dir", str(self.state),
+                               "--update-dir", str(self.update), "--binary", str(self.binary), "--systemctl", str(self.systemctl)],
+                              capture_output=True, text=True, timeout=120)
 
     def stop(self):
         self.stopping.set()
@@ -130,7 +169,7 @@ class Board:
         return subprocess.run([str(self.binary), "--version"], capture_output=True, text=True).stdout.split()[1]
 
     def status(self):
-        return subprocess.run([str(self.binary), "ota", "status", "--config", str(self.key)],
+        return subprocess.run([str(self.binary), "ota", "status", "--config", str(self.key), "--board-config", str(self.board_conf)],
                               capture_output=True, text=True).stdout
 
 
@@ -171,14 +210,17 @@ class PlatformOTA:
 
 
 @pytest.fixture
-def board(tmp_path, platform):  # noqa: F811
+def board(tmp_path, platform, builds):  # noqa: F811
     made = []
 
-    def make(binary, root=None, **kw):
-        b = Board(root or tmp_path / f"board{len(made)}", platform, **kw)
+    def make(binary, root=None, publisher="publisher", **kw):
+        b = Board(root or tmp_path / f"board{len(made)}", platform, publisher and builds["dir"] / f"{publisher}.pub", **kw)
         b.binary.parent.mkdir(parents=True, exist_ok=True)
         if not b.binary.exists():
             shutil.copy(binary, b.binary)
+        b.installer.parent.mkdir(parents=True, exist_ok=True)
+        if not b.installer.exists():
+            shutil.copy(binary, b.installer)
         made.append(b)
         b.start()
         return b
@@ -200,12 +242,13 @@ def push(platform):  # noqa: F811
         p.close()
 
 
-def fake_wisp(directory, name, version, run):
-    """A C program for this machine whose --version names `version` and whose `run` does `run`."""
+def fake_wisp(directory, name, version, run, on_version=""):
+    """A C program for this machine whose --version does `on_version` and names `version`,
+    and whose `run` does `run`."""
     src = directory / f"{name}.c"
     src.write_text('#include <stdio.h>\n#include <string.h>\n#include <unistd.h>\n'
                    'int main(int c, char **v) { if (c > 1 && !strcmp(v[1], "--version")) '
-                   f'{{ puts("wisp {version} ({name} test build)"); return 0; }} {run} }}\n')
+                   f'{{ {on_version} puts("wisp {version} ({name} test build)"); return 0; }} {run} }}\n')
     binary = directory / f"wisp-{name}"
     subprocess.run(["gcc", "-O2", "-o", str(binary), str(src)], check=True)
     return binary
@@ -223,7 +266,7 @@ def wait_for(predicate, timeout):
 def test_full_upgrade_resumes_a_cut_download_and_ends_with_the_new_version_reported(builds, board, push):
     b = board(builds["base"], extra={"telemetry_interval": "1"})
     assert wait_for(lambda: "online:" in b.log(), 15), b.log()
-    ota = push(builds["newer"], "0.1.1", "--cut-at", "40", "--rate", "200000")
+    ota = push(signed(builds, builds["newer"], "0.1.1", counter=3), "0.1.1", "--cut-at", "40", "--rate", "200000")
     # The link is cut at 40 %: wisp asks for the rest with Range and gets a 206.
     assert ota.wait(lambda e: e["event"] == "cut", 20), ota.events
     resumed = ota.wait(lambda e: e["event"] == "request" and e["range"], 20)
@@ -235,29 +278,31 @@ def test_full_upgrade_resumes_a_cut_download_and_ends_with_the_new_version_repor
     assert r.returncode == 0, r.stdout + r.stderr
     assert "upgrade complete" in r.stderr
     assert b.version() == "0.1.1"
-    previous = b.binary.with_name("wisp.previous")
-    assert subprocess.run([str(previous), "--version"], capture_output=True, text=True).stdout.startswith("wisp 0.1.0 ")
+    # Root's directory: 0700, the installed counter kept, the trial's files gone.
+    assert b.update.stat().st_mode & 0o777 == 0o700
+    assert "counter = 3" in (b.update / "installed").read_text()
+    assert sorted(p.name for p in b.update.iterdir()) == ["installed"], list(b.update.iterdir())
     steps = [e["step"] for e in ota.of("progress")]
     assert steps == sorted(steps) and steps[-1] == 100 and all(s > 0 for s in steps), steps
     # Reported at most every 10 %: no two downloading steps closer than that.
     downloading = [s for s in steps if s not in (1, 100)]
     assert all(b2 - a >= 10 for a, b2 in zip(downloading, downloading[1:])), steps
-    assert not any((b.state / "ota" / n).exists() for n in ("staged", "staged.ready", "applying", "package.part")), \
+    assert not any((b.state / "ota" / n).exists() for n in ("staged", "staged.ready", "candidate", "package.part")), \
         list((b.state / "ota").iterdir())
     status = b.status()
-    assert "version: 0.1.1" in status and "last connected: version 0.1.1" in status, status
+    assert "version: 0.1.1" in status and "last connected: version 0.1.1" in status and "security counter 3" in status, status
     assert (b.root / "systemctl.calls").read_text().splitlines()[0] == "--no-block restart wisp.service"
     # Telemetry went on while downloading: posts were sent between the push and the staging.
     log = b.log()
     start = log.index("OTA: upgrade 0.1.0 → 0.1.1")
-    end = log.index("downloaded and verified")
+    end = log.index("downloaded and its signature verified")
     assert log[start:end].count("acknowledged") >= 2, log[start:end][:3000]
 
 
 def test_wrong_digest_is_refused_and_the_old_binary_keeps_running(builds, board, push):
     b = board(builds["base"])
     assert wait_for(lambda: "online:" in b.log(), 15), b.log()
-    ota = push(builds["newer"], "0.1.1", "--sign", "0" * 64)
+    ota = push(signed(builds, builds["newer"], "0.1.1"), "0.1.1", "--sign", "0" * 64)
     failed = ota.wait(lambda e: e["event"] == "progress" and e["step"] < 0, 30)
     assert failed and failed["step"] == -3 and "sha256" in failed["desc"], ota.events
     assert "0.1.1" in (b.state / "ota" / "failed").read_text(), "the failed version is remembered"
@@ -274,7 +319,7 @@ def test_an_offer_over_ws_is_refused_and_nothing_is_downloaded(builds, board, pu
     live HTTPS server with a matching digest, and that server never gets a request."""
     b = board(builds["base"], extra={"endpoint": platform["ws"]})
     assert wait_for(lambda: "online:" in b.log(), 15), b.log()
-    ota = push(builds["newer"], "0.1.1")
+    ota = push(signed(builds, builds["newer"], "0.1.1"), "0.1.1")
     failed = ota.wait(lambda e: e["event"] == "progress" and e["step"] < 0, 30)
     assert failed and failed["step"] == -1 and "allow_plaintext_control" in failed["desc"], ota.events
     time.sleep(2)
@@ -289,10 +334,10 @@ def test_bad_packages_are_refused_before_anything_is_installed(builds, board, pu
     b = board(builds["base"], extra=extra)
     assert wait_for(lambda: "online:" in b.log(), 15), b.log()
     if kind == "oversize":
-        ota = push(builds["newer"], "0.1.1")
+        ota = push(signed(builds, builds["newer"], "0.1.1"), "0.1.1")
         expect, words = -1, "ota_max_bytes"
     elif kind == "size-mismatch":
-        ota = push(builds["newer"], "0.1.1", "--size", "1000")
+        ota = push(signed(builds, builds["newer"], "0.1.1"), "0.1.1", "--size", "1000")
         expect, words = -2, "announced 1000"
     else:
         other = tmp_path / "wisp-arm64"
@@ -300,8 +345,8 @@ def test_bad_packages_are_refused_before_anything_is_installed(builds, board, pu
         if not arm.exists():
             pytest.skip("no aarch64 cross build")
         shutil.copy(arm, other)
-        ota = push(other, "0.1.1")
-        expect, words = -3, "aarch64"
+        ota = push(signed(builds, other, "0.1.1"), "0.1.1")
+        expect, words = -3, "built for arm64"
     failed = ota.wait(lambda e: e["event"] == "progress" and e["step"] < 0, 30)
     assert failed and failed["step"] == expect and words in failed["desc"], ota.events
     assert b.version() == "0.1.0" and b.applies.empty()
@@ -314,7 +359,7 @@ def test_a_new_binary_that_never_connects_is_rolled_back(builds, board, push, tm
     mute = fake_wisp(tmp_path, "mute", "0.1.2", "for (;;) pause();")
     b = board(builds["base"], confirm=5)
     assert wait_for(lambda: "online:" in b.log(), 15), b.log()
-    ota = push(mute, "0.1.2")
+    ota = push(signed(builds, mute, "0.1.2"), "0.1.2")
     assert ota.wait(lambda e: e["event"] == "progress" and e["step"] == 100, 30), ota.events
     r = b.applies.get(timeout=40)
     assert r.returncode == 1 and "did not reach the platform within 5 s" in r.stderr, r.stderr
@@ -331,7 +376,7 @@ def test_a_new_binary_that_keeps_exiting_is_rolled_back_without_waiting_out_the_
     crash = fake_wisp(tmp_path, "crash", "0.1.3", "return 70;")
     b = board(builds["base"], confirm=120)
     assert wait_for(lambda: "online:" in b.log(), 15), b.log()
-    ota = push(crash, "0.1.3")
+    ota = push(signed(builds, crash, "0.1.3"), "0.1.3")
     started = time.time()
     try:
         r = b.applies.get(timeout=60)
@@ -351,35 +396,40 @@ def test_a_new_binary_that_keeps_exiting_is_rolled_back_without_waiting_out_the_
 
 
 def test_a_deb_package_upgrades_a_board_installed_with_scripts_install(builds, board, push, tmp_path):
-    """scripts/package makes .deb files: one pushed to a board set up by `scripts/install
-    --root` (binary in /usr/local/bin, no dpkg database) has its usr/bin/wisp unpacked,
-    verified and installed like a bare binary."""
+    """scripts/package makes .deb files: a signed one pushed to a board set up by
+    `scripts/install --root` (binary in /usr/local/bin, no dpkg database) has its
+    usr/bin/wisp unpacked by the root step from its own verified copy and installed like a
+    bare binary."""
     tree = tmp_path / "deb"
     (tree / "DEBIAN").mkdir(parents=True)
     (tree / "usr/bin").mkdir(parents=True)
     shutil.copy(builds["newer"], tree / "usr/bin/wisp")
-    (tree / "DEBIAN/control").write_text("Package: wisp\nVersion: 0.1.1\nArchitecture: amd64\nMaintainer: wisp <wisp@localhost>\n"
+    arch = subprocess.run(["dpkg", "--print-architecture"], capture_output=True, text=True).stdout.strip()
+    (tree / "DEBIAN/control").write_text(f"Package: wisp\nVersion: 0.1.1\nArchitecture: {arch}\nMaintainer: wisp <wisp@localhost>\n"
                                          "Description: wisp test package\n")
-    deb = tmp_path / "wisp_0.1.1_amd64.deb"
+    deb = tmp_path / f"wisp_0.1.1_{arch}.deb"
     subprocess.run(["dpkg-deb", "--root-owner-group", "-Zgzip", "--build", str(tree), str(deb)], check=True, capture_output=True)
     root = tmp_path / "board-root"
     root.mkdir()
     subprocess.run([str(ROOT / "scripts/install"), "--root", str(root), "--binary", str(builds["base"])], check=True, capture_output=True)
+    assert (root / "usr/local/lib/wisp/wisp-update").exists() and (root / "etc/wisp/board.conf").exists()
     b = board(builds["base"], root=root, binary_path="usr/local/bin/wisp")
     assert wait_for(lambda: "online:" in b.log(), 15), b.log()
-    ota = push(deb, "0.1.1")
+    ota = push(signed(builds, deb, "0.1.1"), "0.1.1")
     assert ota.wait(lambda e: e["event"] == "inform" and e["version"] == "0.1.1", 40), ota.events + [b.log()]
     assert b.applies.get(timeout=30).returncode == 0
     assert b.version() == "0.1.1"
-    assert (root / "usr/local/bin/wisp.previous").exists()
     assert not (b.state / "ota" / "deb").exists(), "the unpacked .deb was left behind"
+    assert sorted(p.name for p in b.update.iterdir()) == ["installed"], list(b.update.iterdir())
 
 
 @pytest.mark.parametrize("allowed", [True, False])
-def test_the_reboot_service_goes_through_the_root_step_only_when_allowed(builds, board, platform, allowed):  # noqa: F811
+def test_the_reboot_service_goes_through_the_root_step_only_when_the_board_settings_allow_it(builds, board, platform, allowed):  # noqa: F811
+    """allow_reboot is root's (board.conf): in the key file it is ignored, with a warning."""
     import paho.mqtt.client as mqtt
-    b = board(builds["base"], extra={"allow_reboot": "true" if allowed else "false"})
+    b = board(builds["base"], settings={"allow_reboot": "true" if allowed else "false"}, extra={"allow_reboot": "true"})
     assert wait_for(lambda: "online:" in b.log(), 15), b.log()
+    assert "allow_reboot is ignored in the key file" in b.log()
     replies = []
     c = mqtt.Client(client_id=f"console-reboot-{allowed}")
     c.on_message = lambda cl, u, m: replies.append(json.loads(m.payload))
@@ -397,7 +447,7 @@ def test_the_reboot_service_goes_through_the_root_step_only_when_allowed(builds,
             assert b.applies.get(timeout=5).returncode == 0
             assert not (b.state / "ota" / "reboot").exists()
         else:
-            assert replies[0]["code"] == 460 and "allow_reboot = false" in replies[0]["message"]
+            assert replies[0]["code"] == 460 and "allow_reboot = false in the board settings" in replies[0]["message"]
             time.sleep(1)
             assert not calls.exists() and not (b.state / "ota" / "reboot").exists()
     finally:
@@ -405,23 +455,140 @@ def test_the_reboot_service_goes_through_the_root_step_only_when_allowed(builds,
         c.disconnect()
 
 
-def test_a_power_cut_during_the_install_is_resumed_from_the_journal(builds, board, push):
+def test_the_root_step_refuses_a_reboot_request_the_board_settings_do_not_allow(builds, board):
+    """The service user can write the request itself: root still asks board.conf."""
+    b = board(builds["base"])
+    (b.state / "ota").mkdir(exist_ok=True)
+    (b.state / "ota" / "reboot").write_text("asked = 1\n")
+    r = b.applies.get(timeout=10)
+    assert r.returncode == 0 and "do not allow it" in r.stderr, r.stderr
+    assert not (b.root / "systemctl.calls").exists()
+
+
+def trial_journal(b, state, version="0.1.1"):
+    b.update.mkdir(mode=0o700, exist_ok=True)
+    (b.update / "journal.tmp").write_text(f"state = {state}\nversion = {version}\ncounter = 0\nkind = elf\nfrom = 0.1.0\n")
+    os.rename(b.update / "journal.tmp", b.update / "journal")  # the path unit fires on this
+
+
+def test_a_power_cut_during_the_trial_is_resumed_from_roots_journal(builds, board):
     """The root step was cut off after writing its journal and before the rename (a power
     cut): BINARY is still the old one. At the next start the path unit sees the journal;
     apply-update puts the new binary in place, restarts wisp and confirms it."""
     b = board(builds["base"])
     assert wait_for(lambda: "online:" in b.log(), 15), b.log()
-    ota = b.state / "ota"
-    ota.mkdir(exist_ok=True)
-    new = builds["newer"].read_bytes()
-    (ota / "staged").write_bytes(new)
-    os.chmod(ota / "staged", 0o755)
-    shutil.copy(b.binary, b.binary.with_name("wisp.previous"))
-    journal = (f"version = 0.1.1\nsha256 = {hashlib.sha256(new).hexdigest()}\nfrom = 0.1.0\n"
-               f"previous = {b.binary.with_name('wisp.previous')}\n")
-    (ota / "applying.tmp").write_text(journal)
-    os.rename(ota / "applying.tmp", ota / "applying")  # the path unit fires on this
+    b.update.mkdir(mode=0o700, exist_ok=True)
+    shutil.copy(builds["newer"], b.update / "new")
+    shutil.copy(b.binary, b.update / "previous")
+    trial_journal(b, "trial")
     r = b.applies.get(timeout=40)
     assert r.returncode == 0 and "resuming the trial of version 0.1.1" in r.stderr and "upgrade complete" in r.stderr, r.stderr
     assert b.version() == "0.1.1"
-    assert not (ota / "applying").exists() and not (ota / "staged").exists()
+    assert sorted(p.name for p in b.update.iterdir()) == ["installed"]
+
+
+def test_a_power_cut_during_a_rollback_finishes_the_rollback(builds, board, push):
+    """Cut while rolling back (journal `rolling-back`, BINARY still the failed version): the
+    next start restores the previous binary instead of trying the bad version again."""
+    b = board(builds["newer"])
+    assert wait_for(lambda: "online:" in b.log(), 15), b.log()
+    b.update.mkdir(mode=0o700, exist_ok=True)
+    shutil.copy(builds["base"], b.update / "previous")
+    shutil.copy(builds["newer"], b.update / "new")
+    trial_journal(b, "rolling-back")
+    r = b.applies.get(timeout=40)
+    assert r.returncode == 1 and "finishing the rollback of version 0.1.1" in r.stderr, r.stderr
+    assert b.version() == "0.1.0"
+    assert not (b.update / "journal").exists()
+    assert wait_for(lambda: "the last upgrade (0.1.1) failed" in b.log(), 20), b.log()
+
+
+@pytest.mark.parametrize("kind", ["unsigned", "other-key"])
+def test_unsigned_and_foreign_packages_are_refused_before_anything_runs(builds, board, push, kind, tmp_path):
+    """Neither is run, not even for --version: a fake that would leave a mark proves it."""
+    marker = tmp_path / "ran"
+    payload = fake_wisp(tmp_path, "marker", "0.1.4", "return 0;", on_version=f'fclose(fopen("{marker}", "w"));')
+    b = board(builds["base"])
+    assert wait_for(lambda: "online:" in b.log(), 15), b.log()
+    package = payload if kind == "unsigned" else signed(builds, payload, "0.1.4", key="other")
+    ota = push(package, "0.1.4")
+    failed = ota.wait(lambda e: e["event"] == "progress" and e["step"] < 0, 30)
+    words = "unsigned" if kind == "unsigned" else "signature"
+    assert failed and failed["step"] == -3 and words in failed["desc"], ota.events
+    time.sleep(1)
+    assert not marker.exists(), "the package ran before its signature was checked"
+    assert b.applies.empty() and b.version() == "0.1.0"
+
+
+def test_without_a_publisher_key_nothing_is_downloaded(builds, board, push):
+    b = board(builds["base"], publisher=None)
+    assert wait_for(lambda: "online:" in b.log(), 15), b.log()
+    ota = push(signed(builds, builds["newer"], "0.1.1"), "0.1.1")
+    failed = ota.wait(lambda e: e["event"] == "progress" and e["step"] < 0, 30)
+    assert failed and failed["step"] == -1 and "no publisher key at" in failed["desc"] and "ota_public_key" in failed["desc"], ota.events
+    time.sleep(1)
+    assert not ota.of("request") and b.applies.empty()
+
+
+def test_board_settings_the_service_user_could_change_are_refused(builds, board, push):
+    b = board(builds["base"])
+    os.chmod(b.board_conf, 0o666)
+    b.stop()
+    b.stopping.clear()
+    b.threads = []
+    b.start()
+    assert wait_for(lambda: "board settings refused" in b.log(), 15), b.log()
+    ota = push(signed(builds, builds["newer"], "0.1.1"), "0.1.1")
+    failed = ota.wait(lambda e: e["event"] == "progress" and e["step"] < 0, 30)
+    assert failed and failed["step"] == -1 and "writable by group or others" in failed["desc"], ota.events
+    r = b.apply()
+    assert r.returncode == 78 and "board settings refused" in r.stderr, r.stderr
+
+
+def test_a_counter_below_the_installed_one_is_refused(builds, board, push):
+    b = board(builds["base"])
+    assert wait_for(lambda: "online:" in b.log(), 15), b.log()
+    (b.state / "ota").mkdir(exist_ok=True)
+    (b.state / "ota" / "installed").write_text("version = 0.1.0\ncounter = 5\n")
+    ota = push(signed(builds, builds["newer"], "0.1.1", counter=4), "0.1.1")
+    failed = ota.wait(lambda e: e["event"] == "progress" and e["step"] < 0, 30)
+    assert failed and failed["step"] == -3 and "anti-rollback" in failed["desc"], ota.events
+
+
+@pytest.mark.parametrize("plant", ["unsigned", "symlink", "low-counter", "old-journal"])
+def test_the_root_step_installs_nothing_the_service_user_planted(builds, board, plant, tmp_path):
+    """What the service user can write in state_dir/ota (a binary with matching records, a
+    link, the old journal format) makes root install nothing, and it says why."""
+    b = board(builds["base"])
+    ota = b.state / "ota"
+    ota.mkdir(exist_ok=True)
+    if plant == "unsigned":
+        shutil.copy(builds["newer"], ota / "staged")
+        sha = hashlib.sha256(builds["newer"].read_bytes()).hexdigest()
+        (ota / "staged.ready").write_text(f"version = 0.1.1\nsha256 = {sha}\nfrom = 0.1.0\n")
+        why = "unsigned"
+    elif plant == "symlink":
+        target = tmp_path / "elsewhere"
+        shutil.copy(signed(builds, builds["newer"], "0.1.1"), target)
+        os.symlink(target, ota / "staged")
+        (ota / "staged.ready").write_text("version = 0.1.1\n")
+        why = "cannot take the staged package"
+    elif plant == "low-counter":
+        b.update.mkdir(mode=0o700, exist_ok=True)
+        (b.update / "installed").write_text("version = 0.1.0\ncounter = 9\n")
+        shutil.copy(signed(builds, builds["newer"], "0.1.1", counter=2), ota / "staged")
+        (ota / "staged.ready").write_text("version = 0.1.1\n")
+        why = "below the installed 9"
+    else:
+        (ota / "staged").write_bytes(builds["newer"].read_bytes())
+        (ota / "applying").write_text("version = 0.1.1\nsha256 = " + "0" * 64 + "\n")
+        (ota / "staged.ready").write_text("version = 0.1.1\n")
+        why = "unsigned"
+    r = b.applies.get(timeout=20)
+    assert r.returncode == 1 and why in r.stderr and "nothing installed" in r.stderr, r.stderr
+    assert b.version() == "0.1.0"
+    assert not (ota / "staged").exists() and not (ota / "staged.ready").exists()
+    assert "step = -" in (ota / "result").read_text()
+    assert not (b.root / "systemctl.calls").exists()
+    if plant == "symlink":
+        assert (tmp_path / "elsewhere").exists(), "root followed the link"

@@ -101,9 +101,17 @@ def test_install_into_an_image_root_is_complete_and_idempotent(tmp_path):
     assert os.readlink(root / "etc/systemd/system/multi-user.target.wants/wisp.service") == "/etc/systemd/system/wisp.service"
     # The OTA installer: the path unit enabled, the root step's unit pointing at this binary.
     assert os.readlink(root / "etc/systemd/system/multi-user.target.wants/wisp-update.path") == "/etc/systemd/system/wisp-update.path"
-    assert "ExecStart=/usr/local/bin/wisp apply-update --config /etc/wisp/device.key" in \
-        (root / "etc/systemd/system/wisp-update.service").read_text()
-    assert "PathExists=/var/lib/wisp/ota/staged.ready" in (root / "etc/systemd/system/wisp-update.path").read_text()
+    # It runs from its own copy (OTA replaces /usr/local/bin/wisp, never this one) and reads no key file.
+    update_unit = (root / "etc/systemd/system/wisp-update.service").read_text()
+    assert ("ExecStart=/usr/local/lib/wisp/wisp-update apply-update --binary /usr/local/bin/wisp --state-dir /var/lib/wisp "
+            "--update-dir /var/lib/wisp-update") in update_unit
+    assert "device.key" not in update_unit.split("[Service]")[1]
+    assert (root / "usr/local/lib/wisp/wisp-update").read_bytes() == binary.read_bytes()
+    path_unit = (root / "etc/systemd/system/wisp-update.path").read_text()
+    assert "PathExists=/var/lib/wisp/ota/staged.ready" in path_unit and "PathExists=/var/lib/wisp-update/journal" in path_unit
+    # Root's board settings: root-owned, not writable by the service user.
+    conf = root / "etc/wisp/board.conf"
+    assert conf.stat().st_uid == 0 and conf.stat().st_mode & 0o777 == 0o644
 
     # The user fills in the key file; a second run changes nothing and keeps it.
     key.write_text("endpoint = wss://host:443\n")
@@ -119,10 +127,9 @@ def test_unit_passes_systemd_analyze_verify(tmp_path, name):
     if not shutil.which("systemd-analyze"):
         pytest.skip("systemd-analyze not installed")
     for other in ("wisp.service", "wisp-update.service", "wisp-update.path"):
-        src = ROOT / "packaging" / other
-        src = src if src.exists() else src.with_name(other + ".in")
+        src = ROOT / "packaging" / (other + ".in")
         # verify checks that ExecStart exists and is executable: point it at this build.
-        (tmp_path / other).write_text(src.read_text().replace("@BINDIR@", str(ROOT / ".build/debug")))
+        (tmp_path / other).write_text(unit_text(src))
     r = run(["systemd-analyze", "verify", str(tmp_path / name)])
     assert r.returncode == 0, r.stdout + r.stderr
     assert r.stderr.strip() == "", r.stderr
@@ -133,19 +140,27 @@ HARDENING = ["SystemCallFilter=@system-service", "SystemCallErrorNumber=EPERM", 
              "MemoryDenyWriteExecute=yes", "UMask=0077", "ProtectProc=invisible", "NoNewPrivileges=yes"]
 
 
-def test_unit_hardening_rates_ok_or_better(tmp_path):
-    """systemd's own exposure score (0 safe … 10 unsafe): 4.1 before the hardening issue."""
+def unit_text(src):
+    """A unit template with this build for the binaries and the packaged directories."""
+    return (src.read_text().replace("@BINDIR@", str(ROOT / ".build/debug")).replace("@LIBDIR@", str(ROOT / ".build/debug"))
+            .replace("@STATEDIR@", "/var/lib/wisp").replace("/wisp-update apply-update", "/wisp apply-update"))
+
+
+@pytest.mark.parametrize("name", ["wisp.service", "wisp-update.service"])
+def test_unit_hardening_rates_ok_or_better(tmp_path, name):
+    """systemd's own exposure score (0 safe … 10 unsafe): 4.1 for wisp.service before the
+    hardening issue; the root step's unit is held to the same bar."""
     if not shutil.which("systemd-analyze"):
         pytest.skip("systemd-analyze not installed")
-    text = (ROOT / "packaging/wisp.service.in").read_text()
-    for line in HARDENING:
+    text = (ROOT / f"packaging/{name}.in").read_text()
+    for line in HARDENING + (["ProtectSystem=strict", "PrivateDevices=yes", "CapabilityBoundingSet=CAP_DAC_OVERRIDE"] if "update" in name else []):
         assert line in text.splitlines(), line
-    unit = tmp_path / "wisp.service"
-    unit.write_text(text.replace("@BINDIR@", str(ROOT / ".build/debug")))
+    unit = tmp_path / name
+    unit.write_text(unit_text(ROOT / f"packaging/{name}.in"))
     r = run(["systemd-analyze", "security", "--offline=true", "--no-pager", str(unit)])
     assert r.returncode == 0, r.stdout + r.stderr
-    score = float(r.stdout.split("Overall exposure level for wisp.service: ")[1].split()[0])
-    print(f"\nsystemd-analyze security: {score}")
+    score = float(r.stdout.split(f"Overall exposure level for {name}: ")[1].split()[0])
+    print(f"\nsystemd-analyze security {name}: {score}")
     assert score <= 2.0, r.stdout
 
 
@@ -167,14 +182,15 @@ def test_debian_package(target, linking, tmp_path):
     overrides = run(["dpkg-deb", "--contents", deb]).stdout
     assert ("lintian/overrides/wisp" in overrides) == (linking == "static")
     contents = run(["dpkg-deb", "--contents", deb]).stdout
-    for path in ("./usr/bin/wisp", "./lib/systemd/system/wisp.service", "./lib/systemd/system/wisp-update.service",
-                 "./lib/systemd/system/wisp-update.path", "./usr/share/wisp/device.key.template"):
+    for path in ("./usr/bin/wisp", "./usr/lib/wisp/wisp-update", "./lib/systemd/system/wisp.service", "./lib/systemd/system/wisp-update.service",
+                 "./lib/systemd/system/wisp-update.path", "./usr/share/wisp/device.key.template", "./usr/share/wisp/board.conf.template"):
         assert path in contents
     postinst = run(["dpkg-deb", "--ctrl-tarfile", deb], ).stdout  # noqa: F841 (text of a tar)
     extracted = tmp_path / "ctrl"
     subprocess.run(["dpkg-deb", "--control", deb, str(extracted)], check=True)
     script = (extracted / "postinst").read_text()
     assert "if [ ! -e /etc/wisp/device.key ]" in script, "postinst must never overwrite a key file"
+    assert "install -m 0644 -o root -g root /usr/share/wisp/board.conf.template /etc/wisp/board.conf" in script
     assert "adduser wisp gpio" in script
     if shutil.which("lintian"):
         lint = run(["lintian", deb])

@@ -235,16 +235,43 @@ int32_t wisp_open_secret(const char *path, uint32_t info[5]);
 /// Reads `fd` to its end into `buf`: the length, or -errno (-EFBIG past `cap`).
 int64_t wisp_read_fd(int32_t fd, uint8_t *buf, size_t cap);
 
+// MARK: files under an open directory, no links followed (dirs.c)
+
+/// info[0] bits besides the permission bits.
+#define WISP_FILE_REGULAR 0x10000u
+#define WISP_FILE_DIRECTORY 0x20000u
+
+/// Opens the directory `path` (O_DIRECTORY|O_NOFOLLOW: -ELOOP or -ENOTDIR for a link) and
+/// describes the descriptor: info[0] = permission bits | WISP_FILE_* , info[1] = owner uid,
+/// info[2] = group gid, info[3] = our effective uid, info[4] = link count. The fd or -errno.
+int32_t wisp_dir_open(const char *path, uint32_t info[5]);
+
+/// Opens `name` in the directory `dir` for reading, not following a link, not hanging on a
+/// FIFO; describes it like wisp_dir_open. The fd or -errno.
+int32_t wisp_at_open_read(int32_t dir, const char *name, uint32_t info[5]);
+
+/// 1 when `name` exists in `dir` (a link counts, unfollowed), or -errno.
+int32_t wisp_at_exists(int32_t dir, const char *name);
+
+/// Creates `name` in `dir` (O_EXCL|O_NOFOLLOW) with exactly `mode`. The fd or -errno.
+int32_t wisp_at_create(int32_t dir, const char *name, uint32_t mode);
+
+/// unlinkat / renameat within one directory. 0 or -errno.
+int32_t wisp_at_unlink(int32_t dir, const char *name);
+int32_t wisp_at_rename(int32_t dir, const char *from, const char *to);
+
+/// Copies `from` (from its start) to `to`: the bytes copied, or -errno (-EFBIG past `limit`).
+int64_t wisp_copy_fd(int32_t from, int32_t to, int64_t limit);
+
 /// The value of an environment variable copied into `buf` (NUL-terminated); its length,
 /// or -1 when unset or too long.
 int32_t wisp_getenv(const char *name, char *buf, size_t cap);
 
-/// Runs `path` with up to three arguments (NULL ends the list early) and an empty
-/// environment, stdin from /dev/null, stdout into `out` (at most `out_cap` bytes kept; its
+/// Runs argv[0] with the NULL-terminated `argv` (no shell) and a minimal
+/// environment (PATH, LC_ALL=C), stdin from /dev/null, stdout into `out` (at most `out_cap` bytes kept; its
 /// length in `*out_len`), stderr to ours. Waits at most `timeout_ms`, then kills it.
 /// Returns its exit status, 128 + the signal that ended it, or -errno (-ETIMEDOUT).
-int32_t wisp_run(const char *path, const char *arg1, const char *arg2, const char *arg3,
-                 uint8_t *out, size_t out_cap, int64_t *out_len, int32_t timeout_ms);
+int32_t wisp_run(const char *const *argv, uint8_t *out, size_t out_cap, int64_t *out_len, int32_t timeout_ms);
 
 /// chmod(2). 0 or -errno.
 int32_t wisp_chmod(const char *path, uint32_t mode);

@@ -53,10 +53,10 @@ public struct Device<T: Transport> {
         telemetry.sizePosts(maxOutboundPacket: driver.session.config.maxOutboundPacket, now: clock.monotonic())
         outbox = Outbox(topics: topics, log: log)
         clockSync = ClockSync(clock: clock, log: log)
-        services = Services(loaded.device, topics: topics, clock: clock, log: log)
+        services = Services(loaded.device, board: loaded.board, topics: topics, clock: clock, log: log)
         let downloader = outbox.isPlatform ? Downloader(clock: clock, log: log, seed: clock.realtime() ^ clock.monotonic(), transport: downloads) : nil
         self.downloader = downloader
-        updater = downloader.map { Updater(loaded.device, downloader: $0, log: log) }
+        updater = downloader.map { Updater(loaded.device, board: loaded.board, downloader: $0, log: log) }
         remoteConfig = downloader.map { RemoteConfig(loaded, downloader: $0, log: log) }
     }
 

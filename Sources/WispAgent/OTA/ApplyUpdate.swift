@@ -1,166 +1,392 @@
 import CWispPlatform
 import WispCore
 
-/// `wisp apply-update`: the root-owned step of an OTA upgrade (wisp-update.service, started
-/// by wisp-update.path when the service stages a package). The service itself cannot write
-/// /usr; this step can, and does only this:
+/// `wisp apply-update`: the root step of an OTA upgrade (wisp-update.service, started by
+/// wisp-update.path when the service stages a package). It trusts nothing the service user
+/// wrote: `state_dir/ota` is read only as a cue, through a descriptor opened without
+/// following links, and the staged package is copied into root's own directory
+/// (`--update-dir`, default /var/lib/wisp-update, 0700) where the publisher's signature is checked on the copy. It parses
+/// no secret: its settings are the board settings (board.conf), root's file.
 ///
-/// 1. re-checks the staged binary (sha256 from staged.ready, an ELF for this machine);
-/// 2. keeps the running binary as `BINARY.previous` and writes the journal `applying`;
-/// 3. copies the new binary over `BINARY` (temp file, fsync, rename: never half a binary);
+/// 1. takes `staged` into update dir/package; verifies the signature with the board's
+///    public key, the architecture, the security counter (not below the installed one) and,
+///    for a .deb, that it is the `wisp` package for this architecture;
+/// 2. keeps the installed binary as update dir/previous and writes the journal `trial`;
+/// 3. installs the new binary over BINARY (temp file, fsync, rename), or lets dpkg install
+///    the .deb on a board installed from the .deb;
 /// 4. restarts wisp and waits `ota_confirm_seconds` for it to write `running` with the new
-///    version (it does at CONNACK), or until systemd has restarted it three times
-///    (`NRestarts`: it keeps exiting);
-/// 5. confirmed: removes the journal and the staged files. Not confirmed: copies the
-///    previous binary back, leaves `result` (progress -1 and why) for the old wisp to report,
-///    and restarts it.
+///    version (it does at CONNACK), or until systemd has restarted it three times;
+/// 5. confirmed: records the version and counter as installed and clears its directory.
+///    Not confirmed: writes the journal `rolling-back`, copies the previous binary back,
+///    leaves `result` (progress -1 and why) for the old wisp to report, and restarts it.
 ///
-/// The journal decides after a power cut: without it, BINARY is the old binary (or the
-/// staged package was never taken) and a present staged.ready starts over; with it, a trial
-/// was running, and the step resumes it: BINARY is made the new binary again and gets a
-/// fresh confirmation window, then stays or is rolled back. Every write is a rename of a
-/// synced file, so BINARY is always one whole binary, old or new.
+/// The journal decides after a power cut: `trial` resumes the trial (BINARY is made the new
+/// binary again and gets a fresh window), `rolling-back` finishes the rollback. It runs from
+/// a binary OTA does not replace (the package's /usr/lib/wisp/wisp-update), so a new
+/// version never judges its own trial as root.
 public struct ApplyUpdate {
     let log: Log
-    let board: Board
+    let settings: BoardSettings
+    let stateDir: String
+    /// Root's own directory (0700): the package it checks, the binary it may roll back to,
+    /// its journal, the installed security counter.
+    let updateDir: String
+    /// The binary an upgrade replaces (wisp.service's).
+    let binary: String
+    let systemctl: String
 
-    public init(log: Log, board: Board) {
+    public init(log: Log, settings: BoardSettings, stateDir: String, updateDir: String, binary: String, systemctl: String) {
         self.log = log
-        self.board = board
+        self.settings = settings
+        self.stateDir = stateDir
+        self.updateDir = updateDir
+        self.binary = binary
+        self.systemctl = systemctl
     }
 
-    public func run(configPath: String, systemctl: String) -> ExitCode {
-        guard let device = load(configPath) else { return .configuration }
-        guard let binary = OTAFiles.selfPath else {
-            log.error("apply-update: cannot find the running binary (/proc/self/exe)")
+    /// The files in update dir.
+    static let package = "package", newBinary = "new", newDeb = "new.deb", previous = "previous", journal = "journal", installed = "installed"
+
+    /// The largest package taken (the service's ota_max_bytes is at most this too).
+    static let maxPackageBytes: Int64 = 1 << 30
+
+    public func run() -> ExitCode {
+        if let me = OTAFiles.selfPath, me.equals(binary) {
+            log.error("apply-update: runs from " + binary + ", the binary it replaces: run it from a copy OTA does not replace (the package's /usr/lib/wisp/wisp-update)")
+            return .configuration
+        }
+        guard let update = rootDirectory() else { return .failure }
+        defer { update.close() }
+        let ota: OpenDirectory
+        switch serviceDirectory() {
+        case .success(let d?): ota = d
+        case .success(nil):
+            if update.record(ApplyUpdate.journal) == nil {
+                log.info("apply-update: nothing staged (" + stateDir + "/ota does not exist)")
+                return .ok
+            }
+            log.error("apply-update: a trial is recorded in " + updateDir + " but " + stateDir + "/ota is gone; rolling back")
+            return rollBack(update, nil, version: update.record(ApplyUpdate.journal)?["version"] ?? "?", why: "the state directory disappeared during the trial")
+        case .failure(let why):
+            log.error("apply-update: " + why.message + "; nothing done")
             return .failure
         }
-        let files = OTAFiles(stateDir: device.stateDir)
-        let previous = binary + ".previous"
-        // A reboot the platform asked for (allow_reboot), unless an upgrade is on trial: the
-        // request stays until the trial ends.
-        if wisp_file_mode(files.reboot) >= 0 && wisp_file_mode(files.applying) < 0 {
-            _ = wisp_unlink(files.reboot)
-            guard device.allowReboot else {
-                log.warning("apply-update: a reboot request, but the key file has allow_reboot = false; ignored")
-                return .ok
-            }
-            log.warning("apply-update: rebooting the board, as the platform asked")
-            let r = System.run(systemctl, ["--no-block", "reboot"], timeoutMillis: 30_000)
-            return r.status == 0 ? .ok : .failure
+        defer { ota.close() }
+        if let journal = update.record(ApplyUpdate.journal) {
+            return resume(journal, update, ota)
         }
-        var version: String
-        var sha: [UInt8]
-        var from: String
-        var debSha: [UInt8]?
-        var resuming = false
-        if let journal = StateStore.read(files.applying), let v = journal["version"], let s = journal["sha256"].flatMap({ Hex.decode($0) }) {
-            version = v
-            sha = s
-            from = journal["from"] ?? "the previous version"
-            debSha = journal["deb_sha256"].flatMap { Hex.decode($0) }
-            resuming = true
-            log.info("apply-update: resuming the trial of version " + version + " (interrupted, e.g. by a power cut)")
+        if ota.exists(OTAFiles.rebootName) {
+            ota.remove([OTAFiles.rebootName])
+            return reboot()
+        }
+        guard ota.exists(OTAFiles.stagedName) else {
+            log.info("apply-update: nothing staged in " + ota.path)
+            return .ok
+        }
+        return take(update, ota)
+    }
+
+    // MARK: the directories
+
+    /// update dir, made if need be: root's, 0700, not a link.
+    func rootDirectory() -> OpenDirectory? {
+        _ = wisp_mkdir(updateDir, 0o700)
+        switch OpenDirectory.open(updateDir) {
+        case .failure(let e):
+            log.error("apply-update: cannot open update dir " + updateDir + ": " + e.message)
+            return nil
+        case .success(let d):
+            let me = TrustedFile.owners
+            guard me.contains(d.owner), d.mode & 0o077 == 0 else {
+                log.error("apply-update: update dir " + updateDir + " must belong to root with mode 0700 (it is uid \(d.owner), mode "
+                          + KeyFileAccess.octal(d.mode) + ")")
+                d.close()
+                return nil
+            }
+            return d
+        }
+    }
+
+    /// state_dir/ota, the service user's: opened without following a link, owned by
+    /// state_dir's owner, writable by nobody else. nil when it does not exist.
+    func serviceDirectory() -> Result<OpenDirectory?, OTARefusal> {
+        guard case .success(let state) = OpenDirectory.open(stateDir) else { return .success(nil) }
+        let owner = state.owner
+        state.close()
+        switch OpenDirectory.open(stateDir + "/ota") {
+        case .failure(let e) where e.errno == 2: return .success(nil)
+        case .failure(let e): return .failure(OTARefusal(0, "cannot open " + stateDir + "/ota without following links: " + e.message))
+        case .success(let d):
+            guard d.owner == owner, d.mode & 0o022 == 0 else {
+                d.close()
+                return .failure(OTARefusal(0, stateDir + "/ota belongs to uid \(d.owner) (state_dir to \(owner)) or is writable by others"))
+            }
+            return .success(d)
+        }
+    }
+
+    // MARK: a new package
+
+    func take(_ update: OpenDirectory, _ ota: OpenDirectory) -> ExitCode {
+        let cue = ota.record(OTAFiles.readyName)
+        let offered = cue?["version"].flatMap { OTAOffer.isVersion($0) ? $0 : nil } ?? "?"
+        // The staged file becomes root's copy; the service's names are consumed either way.
+        let copied: SystemError?
+        switch ota.open(OTAFiles.stagedName) {
+        case .failure(let e): copied = e
+        case .success(let f):
+            copied = f.isRegular ? update.copy(from: f.fd, to: ApplyUpdate.package, mode: 0o600, limit: ApplyUpdate.maxPackageBytes)
+                                 : SystemError(errno: 22)
+            _ = wisp_close(f.fd)
+        }
+        ota.remove([OTAFiles.stagedName, OTAFiles.readyName])
+        if let copied {
+            return refuse(update, ota, version: offered, step: OTAProgress.verificationFailed,
+                          "cannot take the staged package (" + copied.message + "; it must be a regular file of at most 1 GiB)")
+        }
+        guard case .success(let f) = update.open(ApplyUpdate.package) else {
+            return refuse(update, ota, version: offered, step: OTAProgress.writingFailed, "cannot read back " + updateDir + "/package")
+        }
+        defer { _ = wisp_close(f.fd) }
+        let manifest: PackageManifest
+        switch verified(f.fd) {
+        case .failure(let why):
+            return refuse(update, ota, version: offered, step: why.step, why.message)
+        case .success(let m): manifest = m
+        }
+        let version = manifest.version
+        if let why = refusal(manifest, update, package: f.fd) {
+            return refuse(update, ota, version: version, step: OTAProgress.verificationFailed, why)
+        }
+        let payload = manifest.kind == .deb ? ApplyUpdate.newDeb : ApplyUpdate.newBinary
+        if let e = SignedPackage.copyPayload(fd: f.fd, manifest: manifest, to: updateDir + "/" + payload, mode: 0o700) {
+            return refuse(update, ota, version: version, step: OTAProgress.writingFailed, "cannot unpack the package: " + e.message)
+        }
+        var kind = manifest.kind
+        if kind == .deb {
+            if let why = debRefusal(updateDir + "/" + ApplyUpdate.newDeb) {
+                return refuse(update, ota, version: version, step: OTAProgress.verificationFailed, why)
+            }
+            // A board installed without dpkg (scripts/install) takes the binary inside.
+            if !dpkgOwns(binary) {
+                if let why = unpackDeb() { return refuse(update, ota, version: version, step: OTAProgress.verificationFailed, why) }
+                kind = .elf
+            }
+        }
+        if kind == .elf, let why = sameMachine(updateDir + "/" + ApplyUpdate.newBinary) {
+            return refuse(update, ota, version: version, step: OTAProgress.verificationFailed, why)
+        }
+        if let e = StateStore.copy(binary, to: updateDir + "/" + ApplyUpdate.previous, mode: 0o700) {
+            return refuse(update, ota, version: version, step: OTAProgress.writingFailed, "cannot keep the installed binary: " + e.message)
+        }
+        var journal = StateRecord()
+        journal["state"] = "trial"
+        journal["version"] = version
+        journal["counter"] = "\(manifest.counter)"
+        journal["kind"] = kind == .deb ? "deb" : "elf"
+        journal["from"] = cue?["from"].flatMap { OTAOffer.isVersion($0) ? $0 : nil } ?? "the previous version"
+        if let e = update.write(journal, to: ApplyUpdate.journal) {
+            return refuse(update, ota, version: version, step: OTAProgress.writingFailed, "cannot write the journal: " + e.message)
+        }
+        log.info("apply-update: version " + version + " (counter \(manifest.counter)) is signed by the publisher; installing")
+        return trial(journal, update, ota, resuming: false)
+    }
+
+    /// The package on `fd` verified with the board's public key.
+    func verified(_ fd: Int32) -> Result<PackageManifest, OTARefusal> {
+        let pem: [UInt8]
+        switch TrustedFile.read(settings.otaPublicKey, limit: 1024) {
+        case .success(let k): pem = k
+        case .failure(.missing):
+            return .failure(OTARefusal(OTAProgress.upgradeFailed, "no publisher key at " + settings.otaPublicKey + " (ota_public_key in the board settings)"))
+        case .failure(.refused(let why)):
+            return .failure(OTARefusal(OTAProgress.upgradeFailed, "the publisher key is not trusted: " + why))
+        }
+        switch SignedPackage.verify(fd: fd, publicKeyPEM: pem) {
+        case .success(let m): return .success(m)
+        case .failure(let r): return .failure(OTARefusal((r.kind == .badKey) ? OTAProgress.upgradeFailed : OTAProgress.verificationFailed, r.message))
+        }
+    }
+
+    /// Why a package signed by the publisher is still not installed here, or nil.
+    func refusal(_ m: PackageManifest, _ update: OpenDirectory, package fd: Int32) -> String? {
+        guard let installed = OTAFiles.elf(binary), let arch = PackageManifest.arch(of: installed) else {
+            return "cannot read the installed binary " + binary
+        }
+        if !m.arch.equals(arch) { return "the package is built for " + m.arch + ", this board is " + arch }
+        let counter = update.record(ApplyUpdate.installed)?.integer("counter") ?? 0
+        if m.counter < counter { return "the package's security counter \(m.counter) is below the installed \(counter) (anti-rollback)" }
+        return nil
+    }
+
+    func sameMachine(_ path: String) -> String? {
+        guard let new = OTAFiles.elf(path) else { return "the payload is not an ELF executable" }
+        if let mine = OTAFiles.elf(binary), mine != new { return "the payload is " + new.description + ", this board runs " + mine.description }
+        return nil
+    }
+
+    /// A .deb is installed only as the `wisp` package built for this architecture.
+    func debRefusal(_ path: String) -> String? {
+        let name = System.run("/usr/bin/dpkg-deb", ["-f", path, "Package"], timeoutMillis: 30_000)
+        let arch = System.run("/usr/bin/dpkg-deb", ["-f", path, "Architecture"], timeoutMillis: 30_000)
+        let mine = System.run("/usr/bin/dpkg", ["--print-architecture"], timeoutMillis: 30_000)
+        guard name.status == 0, arch.status == 0, mine.status == 0 else { return "dpkg-deb cannot read the .deb's control fields" }
+        if !firstLine(name.output).equals("wisp") { return "the .deb is package " + LogText.escape(Array(firstLine(name.output).utf8.prefix(40))) + ", not wisp" }
+        if !firstLine(arch.output).equals(firstLine(mine.output)) {
+            return "the .deb is built for " + LogText.escape(Array(firstLine(arch.output).utf8.prefix(40))) + ", this board is " + firstLine(mine.output)
+        }
+        return nil
+    }
+
+    /// The .deb's usr/bin/wisp as update dir/new (the .deb was verified and is root's).
+    func unpackDeb() -> String? {
+        let tree = updateDir + "/deb"
+        defer { _ = System.run("/bin/rm", ["-rf", tree], timeoutMillis: 30_000) }
+        let r = System.run("/usr/bin/dpkg-deb", ["-x", updateDir + "/" + ApplyUpdate.newDeb, tree], timeoutMillis: 60_000)
+        guard r.status == 0 else { return "dpkg-deb cannot unpack the .deb (status \(r.status))" }
+        guard case .success(let dir) = OpenDirectory.open(tree + "/usr/bin") else { return "the .deb holds no usr/bin/wisp" }
+        defer { dir.close() }
+        guard case .success(let f) = dir.open("wisp") else { return "the .deb holds no usr/bin/wisp" }
+        defer { _ = wisp_close(f.fd) }
+        guard f.isRegular, case .success(let update) = OpenDirectory.open(updateDir) else { return "the .deb's usr/bin/wisp is not a file" }
+        defer { update.close() }
+        if let e = update.copy(from: f.fd, to: ApplyUpdate.newBinary, mode: 0o700, limit: ApplyUpdate.maxPackageBytes) {
+            return "cannot take usr/bin/wisp from the .deb: " + e.message
+        }
+        return nil
+    }
+
+    func firstLine(_ s: String) -> String { String(decoding: s.utf8.prefix { $0 != UInt8(ascii: "\n") }, as: UTF8.self) }
+
+    // MARK: the trial
+
+    /// Installs the journal's version (again, when resuming) and waits for its confirmation.
+    func trial(_ journal: StateRecord, _ update: OpenDirectory, _ ota: OpenDirectory, resuming: Bool) -> ExitCode {
+        let version = journal["version"] ?? "?"
+        let from = journal["from"] ?? "the previous version"
+        if journal["kind"]?.equals("deb") == true {
+            // dpkg writes all over the system, which this hardened unit cannot: systemd runs it
+            // in a unit of its own, on the copy in update dir (root's, verified above).
+            let run = StateStore.directory(of: systemctl) + "/systemd-run"
+            let r = System.run(run, ["--wait", "--collect", "--quiet", "--unit=wisp-update-dpkg", "/usr/bin/dpkg", "-i", updateDir + "/" + ApplyUpdate.newDeb],
+                               timeoutMillis: 600_000)
+            if r.status != 0 { return rollBack(update, ota, version: version, why: "dpkg -i failed with status \(r.status)") }
+            log.info("apply-update: dpkg installed the package of version " + version)
         } else {
-            guard let ready = StateStore.read(files.ready) else {
-                log.info("apply-update: nothing staged in " + files.dir)
-                return .ok
-            }
-            guard let v = ready["version"], OTAOffer.isVersion(v), let s = ready["sha256"].flatMap({ Hex.decode($0) }), s.count == 32 else {
-                return refuse(files, version: ready["version"] ?? "?", step: OTAProgress.verificationFailed, "staged.ready is not a complete record")
-            }
-            version = v
-            sha = s
-            from = ready["from"] ?? "the previous version"
-            debSha = ready["deb_sha256"].flatMap { Hex.decode($0) }
-            if let why = check(files.staged, sha: sha) {
-                return refuse(files, version: version, step: OTAProgress.verificationFailed, why)
-            }
-            if let e = StateStore.copy(binary, to: previous, mode: 0o755) {
-                return refuse(files, version: version, step: OTAProgress.writingFailed, "cannot keep the running binary as " + previous + ": " + e.message)
-            }
-            var journal = StateRecord()
-            journal["version"] = version
-            journal["sha256"] = Hex.encode(sha)
-            journal["from"] = from
-            journal["previous"] = previous
-            if let debSha { journal["deb_sha256"] = Hex.encode(debSha) }
-            if let e = StateStore.write(journal, to: files.applying, mode: 0o644) {
-                return refuse(files, version: version, step: OTAProgress.writingFailed, "cannot write the journal " + files.applying + ": " + e.message)
-            }
-        }
-        // BINARY becomes the new binary (again, when resuming after a cut before the rename).
-        if Crypto.digest(file: binary, .sha256) != sha {
-            if let why = check(files.staged, sha: sha) {
-                return rollBack(files, binary: binary, previous: previous, version: version, systemctl: systemctl, why: "the staged binary is gone or changed: " + why)
-            }
-            if let debSha, dpkgOwns(binary) {
-                // Installed from the .deb: dpkg installs the new one (its own atomic renames).
-                guard Crypto.digest(file: files.stagedDeb, .sha256) == debSha else {
-                    return rollBack(files, binary: binary, previous: previous, version: version, systemctl: systemctl, why: "the staged .deb is gone or changed")
+            let new = updateDir + "/" + ApplyUpdate.newBinary
+            if Crypto.digest(file: binary, .sha256) != Crypto.digest(file: new, .sha256) {
+                if let e = StateStore.copy(new, to: binary, mode: 0o755) {
+                    return rollBack(update, ota, version: version, why: "cannot install " + binary + ": " + e.message)
                 }
-                let r = System.run("/usr/bin/dpkg", ["-i", files.stagedDeb], timeoutMillis: 600_000)
-                if r.status != 0 {
-                    return rollBack(files, binary: binary, previous: previous, version: version, systemctl: systemctl, why: "dpkg -i failed with status \(r.status)")
-                }
-                log.info("apply-update: dpkg installed the package of version " + version)
-            } else if let e = StateStore.copy(files.staged, to: binary, mode: 0o755) {
-                return rollBack(files, binary: binary, previous: previous, version: version, systemctl: systemctl, why: "cannot install " + binary + ": " + e.message)
             }
+            log.info("apply-update: installed version " + version + " as " + binary + " (" + from + " kept in " + updateDir + ")")
         }
-        log.info("apply-update: installed version " + version + " as " + binary + " (" + from + " kept as " + previous + ")")
-        if resuming, StateStore.read(files.running)?["version"]?.equals(version) == true {
-            return confirmed(files, version: version)
+        if resuming, ota.record(OTAFiles.runningName)?["version"]?.equals(version) == true {
+            return confirmed(journal, update, ota)
         }
-        _ = wisp_unlink(files.running)
-        restart(systemctl)
-        let seconds = device.otaConfirmSeconds
+        ota.remove([OTAFiles.runningName])
+        restart()
+        let seconds = settings.otaConfirmSeconds
         log.info("apply-update: waiting up to \(seconds) s for version " + version + " to reach the platform")
         let deadline = System.monotonicMillis + UInt64(seconds) * 1000
-        var baseline = restarts(systemctl)
+        var baseline = restarts()
         var polls = 0
         while System.monotonicMillis < deadline {
             System.sleep(milliseconds: 250)
-            if StateStore.read(files.running)?["version"]?.equals(version) == true {
-                return confirmed(files, version: version)
+            if ota.record(OTAFiles.runningName)?["version"]?.equals(version) == true {
+                return confirmed(journal, update, ota)
             }
             polls += 1
             // A binary that keeps exiting is not waited for: systemd counts its restarts.
-            if polls % 4 == 0, let now = restarts(systemctl) {
+            if polls % 4 == 0, let now = restarts() {
                 if let b = baseline, now >= b {
                     if now - b >= ApplyUpdate.crashLimit {
-                        return rollBack(files, binary: binary, previous: previous, version: version, systemctl: systemctl,
-                                        why: "version " + version + " exited \(now - b) times without reaching the platform; rolled back to " + from)
+                        return rollBack(update, ota, version: version, why: "version " + version + " exited \(now - b) times without reaching the platform; rolled back to " + from)
                     }
                 } else {
                     baseline = now
                 }
             }
         }
-        return rollBack(files, binary: binary, previous: previous, version: version, systemctl: systemctl,
+        return rollBack(update, ota, version: version,
                         why: "version " + version + " did not reach the platform within \(seconds) s (ota_confirm_seconds); rolled back to " + from)
     }
 
-    /// The key file's settings (state_dir, ota_confirm_seconds, allow_reboot), or nil after
-    /// saying why not.
-    func load(_ path: String) -> DeviceConfig? {
-        switch ConfigLoader.load(path, log: log, board: board) {
-        case .success(let l): return l.device
-        case .failure(let e):
-            log.error(e.message)
-            return nil
+    /// After a power cut: a trial starts over with a fresh window; a rollback is finished.
+    func resume(_ journal: StateRecord, _ update: OpenDirectory, _ ota: OpenDirectory) -> ExitCode {
+        let version = journal["version"] ?? "?"
+        if journal["state"]?.equals("rolling-back") == true {
+            log.warning("apply-update: finishing the rollback of version " + version + " (interrupted, e.g. by a power cut)")
+            return rollBack(update, ota, version: version, why: journal["why"] ?? "rolled back")
+        }
+        log.info("apply-update: resuming the trial of version " + version + " (interrupted, e.g. by a power cut)")
+        return trial(journal, update, ota, resuming: true)
+    }
+
+    func confirmed(_ journal: StateRecord, _ update: OpenDirectory, _ ota: OpenDirectory) -> ExitCode {
+        let version = journal["version"] ?? "?"
+        var installed = StateRecord()
+        installed["version"] = version
+        installed["counter"] = journal["counter"] ?? "0"
+        if let e = update.write(installed, to: ApplyUpdate.installed) {
+            log.warning("apply-update: cannot record the installed counter: " + e.message)
+        }
+        _ = ota.write(installed, to: OTAFiles.installedName, mode: 0o644)
+        log.info("apply-update: version " + version + " reached the platform; upgrade complete")
+        update.remove([ApplyUpdate.journal, ApplyUpdate.package, ApplyUpdate.newBinary, ApplyUpdate.newDeb, ApplyUpdate.previous])
+        return .ok
+    }
+
+    /// The package is refused before anything was replaced.
+    func refuse(_ update: OpenDirectory, _ ota: OpenDirectory, version: String, step: Int, _ why: String) -> ExitCode {
+        log.error("apply-update: " + why + "; nothing installed")
+        leaveResult(ota, version: version, step: step, why)
+        update.remove([ApplyUpdate.package, ApplyUpdate.newBinary, ApplyUpdate.newDeb])
+        return .failure
+    }
+
+    func rollBack(_ update: OpenDirectory, _ ota: OpenDirectory?, version: String, why: String) -> ExitCode {
+        log.error("apply-update: " + why)
+        var journal = update.record(ApplyUpdate.journal) ?? StateRecord()
+        if journal["state"]?.equals("rolling-back") != true {
+            journal["state"] = "rolling-back"
+            journal["why"] = String(decoding: why.utf8.prefix(300).map { $0 < 0x20 ? 0x20 : $0 }, as: UTF8.self)
+            if let e = update.write(journal, to: ApplyUpdate.journal) {
+                log.warning("apply-update: cannot mark the journal rolling-back: " + e.message)
+            }
+        }
+        if let e = StateStore.copy(updateDir + "/" + ApplyUpdate.previous, to: binary, mode: 0o755) {
+            // BINARY is still whole (the new one); the journal stays for the next attempt.
+            log.error("apply-update: cannot restore the previous binary: " + e.message + "; the journal stays for the next attempt")
+            return .failure
+        }
+        if let ota { leaveResult(ota, version: version, step: OTAProgress.upgradeFailed, why) }
+        update.remove([ApplyUpdate.journal, ApplyUpdate.package, ApplyUpdate.newBinary, ApplyUpdate.newDeb, ApplyUpdate.previous])
+        restart()
+        return .failure
+    }
+
+    func leaveResult(_ ota: OpenDirectory, version: String, step: Int, _ why: String) {
+        var result = StateRecord()
+        result["version"] = version
+        result["step"] = "\(step)"
+        result["desc"] = String(decoding: why.utf8.prefix(300).map { $0 < 0x20 ? 0x20 : $0 }, as: UTF8.self)
+        if let e = ota.write(result, to: OTAFiles.resultName, mode: 0o644) {
+            log.warning("apply-update: cannot leave the result for the platform: " + e.message)
         }
     }
 
-    /// Why the staged binary may not be installed, or nil.
-    func check(_ path: String, sha: [UInt8]) -> String? {
-        guard let digest = Crypto.digest(file: path, .sha256) else { return "cannot read " + path }
-        guard digest == sha else { return "the staged binary's sha256 is " + Hex.encode(digest) + ", staged.ready says " + Hex.encode(sha) }
-        guard let new = OTAFiles.elf(path) else { return "the staged file is not an ELF executable" }
-        if let mine = OTAFiles.selfPath.flatMap({ OTAFiles.elf($0) }), mine != new {
-            return "the staged binary is " + new.description + ", this board runs " + mine.description
+    // MARK: the board
+
+    /// A reboot the platform asked for, if the board settings allow it.
+    func reboot() -> ExitCode {
+        guard settings.allowReboot else {
+            log.warning("apply-update: a reboot request, but the board settings do not allow it (allow_reboot = false in board.conf); ignored")
+            return .ok
         }
-        return nil
+        log.warning("apply-update: rebooting the board, as the platform asked")
+        let r = System.run(systemctl, ["--no-block", "reboot"], timeoutMillis: 30_000)
+        return r.status == 0 ? .ok : .failure
     }
 
     /// Whether `binary` is a file of an installed Debian package (the .deb from scripts/package).
@@ -169,92 +395,19 @@ public struct ApplyUpdate {
         return System.run("/usr/bin/dpkg-query", ["-S", binary], timeoutMillis: 30_000).status == 0
     }
 
-    func confirmed(_ files: OTAFiles, version: String) -> ExitCode {
-        log.info("apply-update: version " + version + " reached the platform; upgrade complete")
-        finish(files)
-        return .ok
-    }
-
-    /// The package is refused before anything was replaced.
-    func refuse(_ files: OTAFiles, version: String, step: Int, _ why: String) -> ExitCode {
-        log.error("apply-update: " + why + "; nothing installed")
-        leaveResult(files, version: version, step: step, why)
-        finish(files)
-        return .failure
-    }
-
-    func rollBack(_ files: OTAFiles, binary: String, previous: String, version: String, systemctl: String, why: String) -> ExitCode {
-        log.error("apply-update: " + why)
-        if let e = StateStore.copy(previous, to: binary, mode: 0o755) {
-            // BINARY is still whole (the new one); keep the journal so the next start retries.
-            log.error("apply-update: cannot restore " + previous + ": " + e.message + "; the journal stays for the next attempt")
-            return .failure
-        }
-        leaveResult(files, version: version, step: OTAProgress.upgradeFailed, why)
-        finish(files)
-        restart(systemctl)
-        return .failure
-    }
-
-    func leaveResult(_ files: OTAFiles, version: String, step: Int, _ why: String) {
-        var result = StateRecord()
-        result["version"] = version
-        result["step"] = "\(step)"
-        result["desc"] = why
-        if let e = StateStore.write(result, to: files.result, mode: 0o644) {
-            log.warning("apply-update: cannot leave the result for the platform: " + e.message)
-        }
-    }
-
-    /// The journal goes first: without it a repeated step starts from staged.ready, or finds nothing.
-    func finish(_ files: OTAFiles) {
-        _ = wisp_unlink(files.applying)
-        _ = wisp_sync_dir(files.dir)
-        _ = wisp_unlink(files.ready)
-        _ = wisp_unlink(files.staged)
-        _ = wisp_unlink(files.stagedDeb)
-    }
-
     /// Restarts of the new binary that mean it will not come up.
     static let crashLimit = 3
 
     /// How often systemd restarted wisp after it exited (`NRestarts`), or nil.
-    func restarts(_ systemctl: String) -> Int? {
+    func restarts() -> Int? {
         let r = System.run(systemctl, ["show", "--property=NRestarts", "wisp.service"], timeoutMillis: 10_000)
         guard r.status == 0, r.output.startsWith("NRestarts=") else { return nil }
         let value = r.output.utf8.dropFirst(10).prefix { $0 != UInt8(ascii: "\n") }
         return DecimalScan.whole(DecimalScan.trimmed(Array(value))).flatMap { Int(exactly: $0) }
     }
 
-    func restart(_ systemctl: String) {
+    func restart() {
         let r = System.run(systemctl, ["--no-block", "restart", "wisp.service"], timeoutMillis: 30_000)
         if r.status != 0 { log.warning("apply-update: " + systemctl + " restart wisp.service: status \(r.status)") }
-    }
-
-    /// `wisp ota status`: what the OTA files say, for a person at the board.
-    public func status(configPath: String) -> ExitCode {
-        guard let device = load(configPath) else { return .configuration }
-        let files = OTAFiles(stateDir: device.stateDir)
-        System.out("version: " + Agent.version + " (module " + device.otaModule + ")")
-        System.out("state: " + files.dir + (files.exists ? "" : " (none yet)"))
-        if let want = StateStore.read(files.want) {
-            let have = max(0, wisp_file_size(files.part))
-            System.out("downloading: version " + (want["version"] ?? "?") + ", \(have) of " + (want["size"] ?? "?") + " bytes")
-        }
-        if let ready = StateStore.read(files.ready) {
-            System.out("staged: version " + (ready["version"] ?? "?") + " (sha256 " + (ready["sha256"] ?? "?") + "), waiting for wisp-update.service")
-        }
-        if let journal = StateStore.read(files.applying) {
-            System.out("installing: version " + (journal["version"] ?? "?") + " on trial; previous binary " + (journal["previous"] ?? "?"))
-        }
-        if let running = StateStore.read(files.running) {
-            System.out("last connected: version " + (running["version"] ?? "?"))
-        }
-        if let result = StateStore.read(files.result) {
-            System.out("last result: version " + (result["version"] ?? "?") + " step " + (result["step"] ?? "?") + ": " + (result["desc"] ?? ""))
-        } else if wisp_file_mode(files.applying) < 0 && wisp_file_mode(files.ready) < 0 {
-            System.out("last result: none pending")
-        }
-        return .ok
     }
 }

@@ -1,17 +1,19 @@
 import CWispPlatform
 import WispCore
 
-/// The files of an update under `state_dir/ota` (written through `StateStore`):
+/// The files of an update under `state_dir/ota`, the service user's directory (written
+/// through `StateStore`). Nothing here is trusted by the root step but as a cue: it takes
+/// `staged` into its own directory and verifies the publisher's signature there.
 ///
-///   package.part   the download so far                          (service)
-///   package.want   which package package.part belongs to        (service)
-///   staged         the verified binary, mode 0755                (service)
-///   staged.deb     the package it came from, when it was a .deb  (service)
-///   staged.ready   its version and sha256: the root step's cue   (service, written last)
-///   applying       the root step's journal: a trial is running   (root)
-///   running        the version that last reached CONNACK         (service)
-///   result         the root step's verdict for the platform      (root; reported, then removed)
-///   reboot         the platform's reboot service asked for one    (service; the root step reboots)
+///   package.part   the download so far                                       (service)
+///   package.want   which package package.part belongs to                     (service)
+///   candidate      the payload, unpacked to run its --version after the signature checked (service)
+///   staged         the signed package as downloaded, verified                (service)
+///   staged.ready   its version and counter: the root step's cue              (service, written last)
+///   running        the version that last reached CONNACK                     (service)
+///   result         the root step's verdict for the platform                  (root; reported, then removed)
+///   installed      the version and security counter installed last           (root; a copy of its own record)
+///   reboot         the platform's reboot service asked for one               (service; the root step reboots)
 ///   failed         a version that failed verification or was rolled back: not taken again (service)
 struct OTAFiles {
     let dir: String
@@ -20,15 +22,20 @@ struct OTAFiles {
 
     var part: String { dir + "/package.part" }
     var want: String { dir + "/package.want" }
+    var candidate: String { dir + "/candidate" }
+    var candidateDeb: String { dir + "/candidate.deb" }
     var staged: String { dir + "/staged" }
-    var stagedDeb: String { dir + "/staged.deb" }
     var ready: String { dir + "/staged.ready" }
-    var applying: String { dir + "/applying" }
     var running: String { dir + "/running" }
     var result: String { dir + "/result" }
+    var installed: String { dir + "/installed" }
     var reboot: String { dir + "/reboot" }
     var failed: String { dir + "/failed" }
     var debDir: String { dir + "/deb" }
+
+    /// The names, for the root step (which reaches them through the open directory).
+    static let stagedName = "staged", readyName = "staged.ready", runningName = "running", resultName = "result",
+               installedName = "installed", rebootName = "reboot"
 
     var exists: Bool { wisp_file_mode(dir) >= 0 }
 
@@ -58,5 +65,16 @@ struct OTAFiles {
         let n = buf.withUnsafeMutableBufferPointer { wisp_self_path($0.baseAddress, $0.count) }
         if n < 0 { return nil }
         return String(decoding: buf[0..<Int(n)].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+}
+
+/// Why an upgrade stops: the progress step the platform is told, and why.
+struct OTARefusal: Error {
+    var step: Int
+    var message: String
+
+    init(_ step: Int, _ message: String) {
+        self.step = step
+        self.message = message
     }
 }

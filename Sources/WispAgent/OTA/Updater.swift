@@ -8,6 +8,8 @@ import WispCore
 /// the outbox (they wait there for the link).
 final class Updater<T: Transport> {
     let device: DeviceConfig
+    /// The board settings: where the publisher's public key is (and why they were refused).
+    let board: Board
     let files: OTAFiles
     let downloader: Downloader<T>
     var package: OTAPackage?
@@ -16,8 +18,9 @@ final class Updater<T: Transport> {
     var lastStep = 0
     let log: Log
 
-    init(_ device: DeviceConfig, downloader: Downloader<T>, log: Log) {
+    init(_ device: DeviceConfig, board: Board, downloader: Downloader<T>, log: Log) {
         self.device = device
+        self.board = board
         self.log = log
         self.downloader = downloader
         files = OTAFiles(stateDir: device.stateDir)
@@ -115,6 +118,11 @@ final class Updater<T: Transport> {
             log.info("OTA: version " + version + " is already verified and waiting for the installer")
             return
         }
+        if case .failure(let why) = publicKey() {
+            // Nothing is downloaded that could not be verified.
+            fail(OTAProgress.upgradeFailed, why.message, out: &out)
+            return
+        }
         guard p.size <= device.otaMaxBytes else {
             fail(OTAProgress.upgradeFailed, "the package has \(p.size) bytes, more than ota_max_bytes (\(device.otaMaxBytes))", out: &out)
             return
@@ -194,52 +202,79 @@ final class Updater<T: Transport> {
         }
     }
 
-    /// Digest, then the binary itself; on success the package is staged for the installer.
+    /// The publisher's public key (board settings' ota_public_key), or why OTA is refused:
+    /// without a key nothing can be verified, so nothing is taken.
+    func publicKey() -> Result<[UInt8], OTARefusal> {
+        if let why = board.settingsRefused { return .failure(OTARefusal(OTAProgress.upgradeFailed, "OTA refused: " + why)) }
+        let path = board.settings.otaPublicKey
+        switch TrustedFile.read(path, limit: 1024) {
+        case .success(let pem): return .success(pem)
+        case .failure(.missing):
+            return .failure(OTARefusal(OTAProgress.upgradeFailed, "OTA refused: no publisher key at " + path
+                + ": install the public key packages are signed with there (root-owned), or name it with ota_public_key in the board settings (README: Signed OTA packages)"))
+        case .failure(.refused(let why)): return .failure(OTARefusal(OTAProgress.upgradeFailed, "OTA refused: the publisher key is not trusted: " + why))
+        }
+    }
+
+    /// The platform's digest, then the publisher's signature, then the binary itself; on
+    /// success the signed package is staged for the root step, which checks it all again.
     func verify(_ digest: [UInt8], out: inout Outbox) {
         guard let p = package else { return }
         guard digest == p.digest else {
             fail(OTAProgress.verificationFailed, "the package's " + p.method.name + " is " + Hex.encode(digest) + ", the platform announced " + p.digestHex, out: &out)
             return
         }
-        var candidate = files.part
-        var source = "elf"
-        if OTAFiles.isDeb(files.part) {
-            source = "deb"
-            let r = System.run("/usr/bin/dpkg-deb", ["-x", files.part, files.debDir], timeoutMillis: 60_000)
+        let pem: [UInt8]
+        switch publicKey() {
+        case .success(let k): pem = k
+        case .failure(let why):
+            fail(why.step, why.message, out: &out)
+            return
+        }
+        let fd = wisp_open_read(files.part)
+        guard fd >= 0 else {
+            fail(OTAProgress.writingFailed, "cannot read the download again: " + SystemError(errno: -fd).message, out: &out)
+            return
+        }
+        defer { _ = wisp_close(fd) }
+        // The signature first: nothing of the package runs before it is known to be the publisher's.
+        let manifest: PackageManifest
+        switch SignedPackage.verify(fd: fd, publicKeyPEM: pem) {
+        case .success(let m): manifest = m
+        case .failure(let refusal):
+            fail((refusal.kind == .badKey) ? OTAProgress.upgradeFailed : OTAProgress.verificationFailed, refusal.message, out: &out)
+            return
+        }
+        if let why = Updater.refusal(of: manifest, offered: p.version, module: module, installed: installedCounter) {
+            fail(OTAProgress.verificationFailed, why, out: &out)
+            return
+        }
+        var candidate = files.candidate
+        if let e = SignedPackage.copyPayload(fd: fd, manifest: manifest, to: manifest.kind == .deb ? files.candidateDeb : candidate, mode: 0o700) {
+            fail(OTAProgress.writingFailed, "cannot unpack the package: " + e.message, out: &out)
+            return
+        }
+        if manifest.kind == .deb {
+            let r = System.run("/usr/bin/dpkg-deb", ["-x", files.candidateDeb, files.debDir], timeoutMillis: 60_000)
             if r.status != 0 {
                 fail(OTAProgress.verificationFailed, "dpkg-deb cannot unpack the .deb (status \(r.status))", out: &out)
                 return
             }
             candidate = files.debDir + "/usr/bin/wisp"
-            if wisp_file_size(candidate) < 0 { candidate = files.debDir + "/usr/local/bin/wisp" }
         }
         if let why = Updater.check(candidate, version: p.version) {
             fail(OTAProgress.verificationFailed, why, out: &out)
             return
         }
-        guard let sha = Crypto.digest(file: candidate, .sha256) else {
-            fail(OTAProgress.writingFailed, "cannot read the verified binary again", out: &out)
+        // The signed package as it came is what the root step takes (and verifies again).
+        let r = wisp_rename(files.part, files.staged)
+        if r < 0 {
+            fail(OTAProgress.writingFailed, "cannot stage the package: " + SystemError(errno: -r).message, out: &out)
             return
-        }
-        if let e = StateStore.copy(candidate, to: files.staged, mode: 0o755) {
-            fail(OTAProgress.writingFailed, "cannot stage the binary: " + e.message, out: &out)
-            return
-        }
-        // The package itself too: on a board installed from the .deb, the root step lets dpkg
-        // install it, so dpkg's record of the version stays true.
-        var debSha: [UInt8]?
-        if source.equals("deb") {
-            debSha = Crypto.digest(file: files.part, .sha256)
-            if let e = StateStore.copy(files.part, to: files.stagedDeb, mode: 0o644) {
-                fail(OTAProgress.writingFailed, "cannot stage the package: " + e.message, out: &out)
-                return
-            }
         }
         var ready = StateRecord()
         ready["version"] = p.version
-        ready["sha256"] = Hex.encode(sha)
-        ready["source"] = source
-        if let debSha { ready["deb_sha256"] = Hex.encode(debSha) }
+        ready["counter"] = "\(manifest.counter)"
         ready["from"] = Agent.version
         if let e = StateStore.write(ready, to: files.ready, mode: 0o644) {
             fail(OTAProgress.writingFailed, "cannot write " + files.ready + ": " + e.message, out: &out)
@@ -247,8 +282,22 @@ final class Updater<T: Transport> {
         }
         cleanUp(keepStaged: true)
         package = nil
-        log.info("OTA: version " + p.version + " downloaded and verified; the installer (wisp-update.path) takes it from here")
+        log.info("OTA: version " + p.version + " downloaded and its signature verified (counter \(manifest.counter)); the installer (wisp-update.path) takes it from here")
         report(100, "verified; installing", out: &out)
+    }
+
+    /// The security counter of the version installed last, as the root step recorded it (0: none yet).
+    var installedCounter: Int64 { StateStore.read(files.installed)?.integer("counter") ?? 0 }
+
+    /// Why a package signed by the publisher is still not for this board, or nil.
+    static func refusal(of m: PackageManifest, offered version: String, module: String, installed: Int64) -> String? {
+        if !m.module.equals(module) { return "the package is signed for module " + m.module + ", not " + module }
+        if !m.version.equals(version) { return "the package is signed as version " + m.version + ", the platform offered " + version }
+        if let mine = OTAFiles.selfPath.flatMap({ OTAFiles.elf($0) }).flatMap({ PackageManifest.arch(of: $0) }), !m.arch.equals(mine) {
+            return "the package is built for " + m.arch + ", this board is " + mine
+        }
+        if m.counter < installed { return "the package's security counter \(m.counter) is below the installed \(installed) (anti-rollback)" }
+        return nil
     }
 
     /// Why `path` is not a wisp that can replace this one, or nil: an ELF for this machine
@@ -284,10 +333,9 @@ final class Updater<T: Transport> {
     func cleanUp(keepStaged: Bool) {
         _ = wisp_unlink(files.part)
         _ = wisp_unlink(files.want)
-        if !keepStaged {
-            _ = wisp_unlink(files.staged)
-            _ = wisp_unlink(files.stagedDeb)
-        }
+        _ = wisp_unlink(files.candidate)
+        _ = wisp_unlink(files.candidateDeb)
+        if !keepStaged { _ = wisp_unlink(files.staged) }
         if wisp_file_mode(files.debDir) >= 0 { _ = System.run("/bin/rm", ["-rf", files.debDir], timeoutMillis: 30_000) }
     }
 

@@ -20,10 +20,10 @@ public final class Services {
     let files: OTAFiles
     let log: Log
 
-    public init(_ device: DeviceConfig, topics: AlinkTopics, clock: Clock, log: Log) {
+    public init(_ device: DeviceConfig, board: Board, topics: AlinkTopics, clock: Clock, log: Log) {
         self.log = log
         controlAllowed = device.controlAllowed
-        allowReboot = device.allowReboot
+        allowReboot = board.settings.allowReboot
         servicePrefix = topics.servicePrefix
         rrpcResponsePrefix = topics.rrpcResponsePrefix
         self.clock = clock
@@ -89,7 +89,7 @@ public final class Services {
             return (429, "too many requests: sample_now runs at most once per second; try again in \(wait) ms")
         }
         guard call == .reboot else { return nil }
-        guard allowReboot else { return (460, "reboot is not allowed on this device (allow_reboot = false)") }
+        guard allowReboot else { return (460, "reboot is not allowed on this device (allow_reboot = false in the board settings, board.conf)") }
         if let e = requestReboot() { return (400, "request error: cannot ask for the reboot: " + e.message) }
         return nil
     }

@@ -92,20 +92,24 @@ public enum System {
 
     public static func out(_ line: String) { write(line + "\n", to: 1) }
 
-    /// Runs `program` with up to three arguments: its exit status (negative: -errno) and the
+    /// Runs `program` with `args` (no shell): its exit status (negative: -errno) and the
     /// first 4 KiB of what it printed.
     static func run(_ program: String, _ args: [String], timeoutMillis: Int32) -> (status: Int32, output: String) {
         var out = [UInt8](repeating: 0, count: 4096)
         var length: Int64 = 0
-        let a = args + ["", "", ""]
-        let n = Int32(args.count)
-        let status = out.withUnsafeMutableBufferPointer { o in
-            a[0].withCString { a1 in
-                a[1].withCString { a2 in
-                    a[2].withCString { a3 in
-                        wisp_run(program, n > 0 ? a1 : nil, n > 1 ? a2 : nil, n > 2 ? a3 : nil, o.baseAddress, o.count, &length, timeoutMillis)
-                    }
-                }
+        // One buffer of NUL-terminated strings, and argv pointing into it.
+        var flat: [CChar] = []
+        var offsets: [Int] = []
+        for s in [program] + args {
+            offsets.append(flat.count)
+            for b in s.utf8 { flat.append(CChar(bitPattern: b == 0 ? 0x20 : b)) }
+            flat.append(0)
+        }
+        let status = flat.withUnsafeBufferPointer { base in
+            var argv: [UnsafePointer<CChar>?] = offsets.map { base.baseAddress! + $0 }
+            argv.append(nil)
+            return argv.withUnsafeBufferPointer { a in
+                out.withUnsafeMutableBufferPointer { o in wisp_run(a.baseAddress, o.baseAddress, o.count, &length, timeoutMillis) }
             }
         }
         return (status, String(decoding: out[0..<Int(length)], as: UTF8.self))

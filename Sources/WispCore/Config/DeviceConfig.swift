@@ -37,9 +37,9 @@ public struct DeviceConfig: Sendable, Equatable {
     /// Lets property sets drive outputs over a link an attacker on the path could write
     /// to (ws://, mqtt://, or TLS without certificate checks).
     public var allowPlaintextControl = false
-    /// Lets the platform's `reboot` service restart the board (through the root-owned
-    /// wisp-update.service: the hardened wisp.service cannot).
-    public var allowReboot = false
+    /// Keys of the key file that moved to the board settings (allow_reboot,
+    /// ota_confirm_seconds): ignored, and named in a warning.
+    public var movedToBoard: [String] = []
     public var proxy: Endpoint?
     public var telemetryInterval = 60
     public var will: Will?
@@ -57,8 +57,6 @@ public struct DeviceConfig: Sendable, Equatable {
     public var stateDir = "/var/lib/wisp"
     /// The largest OTA package wisp downloads.
     public var otaMaxBytes: Int64 = 16 << 20
-    /// How long a new binary has to reach CONNACK before the root step rolls it back.
-    public var otaConfirmSeconds = 300
 
     /// Whether what arrives is known to come from the broker: TLS with the certificate
     /// verified. Otherwise anyone on the path can inject packets.
@@ -141,7 +139,6 @@ public struct DeviceConfig: Sendable, Equatable {
             lines.append("sign_method = " + method.rawValue)
             lines.append("ota_module = " + otaModule)
             lines.append("ota_max_bytes = \(otaMaxBytes)")
-            lines.append("ota_confirm_seconds = \(otaConfirmSeconds)")
             switch ts {
             case .now: lines.append("sign_timestamp = now")
             case .off: lines.append("sign_timestamp = off")
@@ -164,7 +161,7 @@ public struct DeviceConfig: Sendable, Equatable {
         }
         if let proxy { lines.append("proxy = http://" + proxy.hostHeader) }
         lines.append("state_dir = " + stateDir)
-        if allowReboot { lines.append("allow_reboot = true (the platform's reboot service restarts the board)") }
+        for key in movedToBoard { lines.append(key + " = (ignored here: it moved to the board settings, board.conf)") }
         lines.append("buffer_samples = \(bufferSamples)")
         if let bufferFile { lines.append("buffer_file = " + bufferFile) }
         if let will { lines.append("will_topic = " + will.topic) }

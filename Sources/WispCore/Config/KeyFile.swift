@@ -20,7 +20,7 @@ public enum KeyFile {
         ("ca_file", "path of a PEM bundle of trusted roots (default: the system bundle)"),
         ("tls_insecure", "true or false (default false; true skips certificate checks, lab use only)"),
         ("allow_plaintext_control", "true or false (default false; true lets anyone on the path of a ws://, mqtt:// or tls_insecure link drive outputs, call services, push remote config and offer OTA upgrades, which the root step installs: lab use only)"),
-        ("allow_reboot", "true or false (default false; true lets the platform's reboot service restart the board through wisp-update.service)"),
+        ("allow_reboot", KeyFile.movedToBoard),
         ("proxy", "http://host:port of an HTTP CONNECT proxy"),
         ("telemetry_interval", "seconds between property posts, 1 to 86400 (default 60)"),
         ("username", "user name for brokers other than the platform"),
@@ -32,10 +32,12 @@ public enum KeyFile {
         ("ota_module", "the OTA module whose version wisp reports after each connect, 1 to 32 of A-Z a-z 0-9 _ - . (default wisp; default = the device's firmware)"),
         ("state_dir", "directory for OTA downloads and their records (default /var/lib/wisp)"),
         ("ota_max_bytes", "largest OTA package accepted, 1024 to 1073741824 bytes (default 16777216)"),
-        ("ota_confirm_seconds", "seconds a new binary has to reach the platform before it is rolled back, 5 to 86400 (default 300)"),
+        ("ota_confirm_seconds", KeyFile.movedToBoard),
         ("sensor.NAME", "a sensor posted as property NAME: " + SensorSyntax.help),
         ("output.NAME", "a GPIO output the platform may set as property NAME: gpio:gpiochipN:LINE"),
     ] }
+
+    static let movedToBoard = "(moved to the board settings, /etc/wisp/board.conf: ignored in the key file)"
 
     /// The most sensors and outputs a device has (key file and remote config together).
     public static let maxThings = 128
@@ -178,7 +180,6 @@ public enum KeyFile {
             config.stateDir = dir
         }
         if let n = try integer("ota_max_bytes", in: 1024...(1 << 30)) { config.otaMaxBytes = Int64(n) }
-        if let n = try integer("ota_confirm_seconds", in: 5...86_400) { config.otaConfirmSeconds = n }
         if let insecure = try string("tls_insecure") {
             if insecure.equals("true") { config.tlsInsecure = true } else if insecure.equals("false") { config.tlsInsecure = false } else { throw bad("tls_insecure") }
         }
@@ -187,9 +188,9 @@ public enum KeyFile {
                 throw bad("allow_plaintext_control")
             }
         }
-        if let allow = try string("allow_reboot") {
-            if allow.equals("true") { config.allowReboot = true } else if allow.equals("false") { config.allowReboot = false } else { throw bad("allow_reboot") }
-        }
+        // Settings that act as root moved to the board settings: read there, not here (a key
+        // file that still has them keeps working, and `wisp check` and `run` say so).
+        for key in ["allow_reboot", "ota_confirm_seconds"] where values[key] != nil { config.movedToBoard.append(key) }
         if let p = try string("proxy") {
             guard let proxy = Endpoint(parsing: p, allowing: [.http]), proxy.path.equals(Endpoint.defaultPath) else { throw bad("proxy") }
             config.proxy = proxy

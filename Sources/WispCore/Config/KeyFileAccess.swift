@@ -59,7 +59,7 @@ public enum KeyFileAccess {
         }
     }
 
-    static func octal(_ mode: UInt32) -> String {
+    public static func octal(_ mode: UInt32) -> String {
         var digits = ""
         var m = mode & 0o7777
         for _ in 0..<4 {

@@ -1,0 +1,92 @@
+/// The board settings, `/etc/wisp/board.conf`: what gives the platform power over the
+/// board as root — the reboot service, the key that signs OTA packages, how long a new
+/// version has to prove itself. Root's file, never the service user's: the agent and the
+/// root step refuse one the service user could change (`BoardSettingsFile`). It holds no
+/// secret. `key = value` lines and `#` comments, like the key file; every key is optional.
+public struct BoardSettings: Equatable, Sendable {
+    public static let defaultPath = "/etc/wisp/board.conf"
+
+    /// The platform's `reboot` service may restart the board (through wisp-update.service).
+    public var allowReboot = false
+    /// The PEM public key (ECDSA P-256) that OTA packages must be signed with.
+    public var otaPublicKey = "/etc/wisp/ota.pub"
+    /// Seconds a new binary has to reach the platform before the root step rolls it back.
+    public var otaConfirmSeconds = 300
+
+    public init() {}
+
+    public static var keys: [(name: String, allowed: String)] { [
+        ("allow_reboot", "true or false (default false; true lets the platform's reboot service restart the board)"),
+        ("ota_public_key", "absolute path of the PEM public key (ECDSA P-256) OTA packages are signed with (default /etc/wisp/ota.pub); without it OTA is refused"),
+        ("ota_confirm_seconds", "seconds a new version has to reach the platform before it is rolled back, 5 to 86400 (default 300)"),
+    ] }
+
+    /// Parses the file's text; an error names the line and what the key accepts.
+    public static func parse(_ text: String) -> Result<BoardSettings, BoardSettingsError> {
+        var s = BoardSettings()
+        var seen: [(key: String, line: Int)] = []
+        var lineNumber = 0
+        for raw in text.utf8.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false) {
+            lineNumber += 1
+            let line = Array(DecimalScan.trimmed(Array(raw)))
+            if line.isEmpty || line[0] == UInt8(ascii: "#") { continue }
+            guard let eq = line.firstIndex(of: UInt8(ascii: "=")) else {
+                return .failure(BoardSettingsError(line: lineNumber, "expected `key = value` (or a # comment)"))
+            }
+            let key = String(decoding: DecimalScan.trimmed(Array(line[0..<eq])), as: UTF8.self)
+            let value = String(decoding: DecimalScan.trimmed(Array(line[(eq + 1)...])), as: UTF8.self)
+            guard let allowed = keys.first(where: { $0.name.equals(key) })?.allowed else {
+                var known = ""
+                for k in keys { known += (known.isEmpty ? "" : ", ") + k.name }
+                return .failure(BoardSettingsError(line: lineNumber, "unknown key '" + LogText.escape(Array(key.utf8.prefix(40))) + "'; known keys: " + known))
+            }
+            if let first = seen.first(where: { $0.key.equals(key) }) {
+                return .failure(BoardSettingsError(line: lineNumber, "'" + key + "' is already set on line \(first.line)"))
+            }
+            seen.append((key, lineNumber))
+            let bad = BoardSettingsError(line: lineNumber, "bad value for '" + key + "': expected " + allowed)
+            if key.equals("allow_reboot") {
+                if value.equals("true") { s.allowReboot = true } else if value.equals("false") { s.allowReboot = false } else { return .failure(bad) }
+            } else if key.equals("ota_confirm_seconds") {
+                guard let n = KeyFile.parseInt(value, in: 5...86_400) else { return .failure(bad) }
+                s.otaConfirmSeconds = n
+            } else {
+                guard isAbsolutePath(value) else { return .failure(bad) }
+                s.otaPublicKey = value
+            }
+        }
+        return .success(s)
+    }
+
+    /// `/` then printable ASCII, no `..` component, at most 256 bytes.
+    static func isAbsolutePath(_ s: String) -> Bool {
+        let b = Array(s.utf8)
+        guard b.count > 1, b.count <= 256, b[0] == UInt8(ascii: "/") else { return false }
+        for c in b where c <= 0x20 || c >= 0x7F { return false }
+        for part in b.split(separator: UInt8(ascii: "/")) where part.count == 2 && part[part.startIndex] == UInt8(ascii: ".") && part[part.startIndex + 1] == UInt8(ascii: ".") {
+            return false
+        }
+        return true
+    }
+
+    /// What `wisp check` prints.
+    public var lines: [String] {
+        [
+            "allow_reboot = " + (allowReboot ? "true" : "false"),
+            "ota_public_key = " + otaPublicKey,
+            "ota_confirm_seconds = \(otaConfirmSeconds)",
+        ]
+    }
+}
+
+public struct BoardSettingsError: Error, Equatable, Sendable {
+    public var line: Int
+    public var reason: String
+
+    public init(line: Int, _ reason: String) {
+        self.line = line
+        self.reason = reason
+    }
+
+    public var message: String { (line > 0 ? "line \(line): " : "") + reason }
+}

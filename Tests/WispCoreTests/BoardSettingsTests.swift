@@ -1,0 +1,36 @@
+import Testing
+@testable import WispCore
+
+@Suite struct BoardSettingsTests {
+    @Test func defaultsAllowNothing() throws {
+        let s = try BoardSettings.parse("# nothing set\n\n").get()
+        #expect(s == BoardSettings())
+        #expect(!s.allowReboot && s.otaPublicKey == "/etc/wisp/ota.pub" && s.otaConfirmSeconds == 300)
+    }
+
+    @Test func everyKeyIsRead() throws {
+        let s = try BoardSettings.parse("allow_reboot = true\n  ota_public_key = /opt/keys/fleet.pub  \nota_confirm_seconds = 45\n").get()
+        #expect(s.allowReboot && s.otaPublicKey == "/opt/keys/fleet.pub" && s.otaConfirmSeconds == 45)
+        #expect(s.lines == ["allow_reboot = true", "ota_public_key = /opt/keys/fleet.pub", "ota_confirm_seconds = 45"])
+    }
+
+    @Test(arguments: [
+        ("allow_reboot = yes", "line 1: bad value for 'allow_reboot'"),
+        ("ota_public_key = keys/ota.pub", "bad value for 'ota_public_key'"),
+        ("ota_public_key = /etc/wisp/../../tmp/k", "bad value for 'ota_public_key'"),
+        ("ota_public_key = /a b", "bad value for 'ota_public_key'"),
+        ("ota_confirm_seconds = 4", "bad value for 'ota_confirm_seconds'"),
+        ("ota_confirm_seconds = 99999999999999999999", "bad value for 'ota_confirm_seconds'"),
+        ("allow_reboot = false\nallow_reboot = true", "line 2: 'allow_reboot' is already set on line 1"),
+        ("device_secret = s3cr3t", "unknown key 'device_secret'"),
+        ("just words", "line 1: expected `key = value`"),
+    ])
+    func refusedWithTheLineAndWhy(text: String, expected: String) {
+        guard case .failure(let e) = BoardSettings.parse(text) else {
+            Issue.record("accepted: \(text)")
+            return
+        }
+        #expect(e.message.contains(expected), "\(e.message)")
+        #expect(!e.message.contains("s3cr3t"))
+    }
+}
