@@ -466,6 +466,7 @@ def test_the_root_step_refuses_a_reboot_request_the_board_settings_do_not_allow(
 
 
 def trial_journal(b, state, version="0.1.1"):
+    (b.state / "ota").mkdir(mode=0o700, exist_ok=True)  # where the package was staged
     b.update.mkdir(mode=0o700, exist_ok=True)
     (b.update / "journal.tmp").write_text(f"state = {state}\nversion = {version}\ncounter = 0\nkind = elf\nfrom = 0.1.0\n")
     os.rename(b.update / "journal.tmp", b.update / "journal")  # the path unit fires on this

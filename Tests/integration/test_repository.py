@@ -49,8 +49,9 @@ def tracked(under):
 
 
 # The commands a user runs. fuzz runs the fuzzers longer than the test command does;
-# apt-mirror prints the Debian mirror in apt's configuration (cross/build and the boot test ask it).
-COMMANDS = ["apt-mirror", "demo", "fuzz", "install", "package", "platform", "setup", "test"]
+# apt-mirror prints the Debian mirror in apt's configuration (cross/build and the boot test ask it);
+# ota-package makes a signed OTA package (the publisher's side of an upgrade).
+COMMANDS = ["apt-mirror", "demo", "fuzz", "install", "ota-package", "package", "platform", "setup", "test"]
 
 
 def test_scripts_holds_only_the_commands_a_user_runs():
@@ -71,7 +72,7 @@ def test_the_stand_in_platform_is_one_folder_and_scripts_platform_only_runs_it()
 
 
 def test_the_harnesses_live_under_tests_and_say_how_to_run_them():
-    assert tracked("Tests/harness") == ["bench", "boot-test", "bufferfile.py", "drain-bench"]
+    assert tracked("Tests/harness") == ["bench", "boot-test", "boot_ota.py", "bufferfile.py", "drain-bench"]
     for name in ("bench", "boot-test", "drain-bench"):
         r = subprocess.run([str(ROOT / "Tests/harness" / name), "--help"], cwd="/", capture_output=True, text=True, timeout=30)
         assert r.returncode == 0 and f"    Tests/harness/{name} [" in r.stdout, (name, r)
