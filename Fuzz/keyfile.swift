@@ -1,5 +1,6 @@
 // Key-file parser: never traps; an accepted file re-describes without its secret; errors
-// never echo a value.
+// never echo a value. The same text as board settings (board.conf): never traps; accepted
+// settings are in range and print back to the same settings.
 func fuzzOne(_ bytes: [UInt8]) {
     let text = String(decoding: bytes, as: UTF8.self)
     do {
@@ -11,5 +12,19 @@ func fuzzOne(_ bytes: [UInt8]) {
         check(config.keepAlive >= 30 && config.keepAlive <= 1200, "keep-alive range")
     } catch {
         _ = error.message
+    }
+    switch BoardSettings.parse(text) {
+    case .success(let s):
+        check(s.otaConfirmSeconds >= 5 && s.otaConfirmSeconds <= 86_400, "confirmation window range")
+        check(s.otaPublicKey.hasPrefix("/") && !s.otaPublicKey.contains("/../") && !s.otaPublicKey.hasSuffix("/.."), "key path not absolute and plain")
+        var lines = ""
+        for line in s.lines { lines += line + "\n" }
+        guard case .success(let again) = BoardSettings.parse(lines) else {
+            check(false, "printed settings do not parse")
+            return
+        }
+        check(again == s, "settings do not print back to themselves")
+    case .failure(let e):
+        check(e.message.utf8.count < 1024, "error message unbounded")
     }
 }
