@@ -183,6 +183,14 @@ static const char version_marker[] = "wisp-version=0.1.0";
 
 const char *wisp_version(void) { return version_marker + sizeof "wisp-version=" - 1; }
 
+// The security counter of this build, the same way: the floor of the anti-rollback check
+// (an OTA package signed with a lower counter is refused). Raise it with a release that
+// fixes a vulnerability; scripts/ota-package signs with it, and the root step reads it
+// from the installed binary. Ten digits, so a copy can be rewritten in place.
+static const char counter_marker[] = "wisp-ota-counter=0000000000";
+
+const char *wisp_security_counter(void) { return counter_marker + sizeof "wisp-ota-counter=" - 1; }
+
 const char *wisp_build_revision(void) { return WISP_GIT_REV; }
 
 const char *wisp_build_triple(void) {

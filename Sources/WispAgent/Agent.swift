@@ -8,6 +8,12 @@ public enum Agent {
     /// the C layer (sys.c) behind a marker a build can be found by.
     public static var version: String { String(cString: wisp_version()) }
 
+    /// This build's OTA security counter (sys.c, behind its marker): no package signed
+    /// with a lower one is taken.
+    public static var securityCounter: Int64 {
+        DecimalScan.whole(Array(String(cString: wisp_security_counter()).utf8)) ?? 0
+    }
+
     /// The platform identity, when the key file holds the triplet.
     public static func platformIdentity(_ loaded: LoadedConfig) -> PlatformIdentity? {
         guard case .platform(let pk, let dn, let ds, let method, _) = loaded.device.identity else { return nil }

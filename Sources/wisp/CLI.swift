@@ -100,7 +100,7 @@ struct CLI {
                 return .configuration
             case .success(let settings):
                 return ApplyUpdate(log: log, settings: settings, stateDir: options["--state-dir"] ?? "/var/lib/wisp",
-                                   updateDir: options["--update-dir"] ?? "/var/lib/wisp-update",
+                                   updateDir: options["--update-dir"] ?? ApplyUpdate.defaultUpdateDir,
                                    binary: options["--binary"] ?? "/usr/bin/wisp", systemctl: options["--systemctl"] ?? "/usr/bin/systemctl").run()
             }
         case "run":

@@ -9,9 +9,9 @@ import Testing
     }
 
     @Test func everyKeyIsRead() throws {
-        let s = try BoardSettings.parse("allow_reboot = true\n  ota_public_key = /opt/keys/fleet.pub  \nota_confirm_seconds = 45\n").get()
-        #expect(s.allowReboot && s.otaPublicKey == "/opt/keys/fleet.pub" && s.otaConfirmSeconds == 45)
-        #expect(s.lines == ["allow_reboot = true", "ota_public_key = /opt/keys/fleet.pub", "ota_confirm_seconds = 45"])
+        let s = try BoardSettings.parse("allow_reboot = true\n  ota_public_key = /opt/keys/fleet.pub  \nota_confirm_seconds = 45\nota_module = default\n").get()
+        #expect(s.allowReboot && s.otaPublicKey == "/opt/keys/fleet.pub" && s.otaConfirmSeconds == 45 && s.otaModule == "default")
+        #expect(s.lines == ["allow_reboot = true", "ota_public_key = /opt/keys/fleet.pub", "ota_confirm_seconds = 45", "ota_module = default"])
     }
 
     @Test(arguments: [
@@ -20,6 +20,7 @@ import Testing
         ("ota_public_key = /etc/wisp/../../tmp/k", "bad value for 'ota_public_key'"),
         ("ota_public_key = /a b", "bad value for 'ota_public_key'"),
         ("ota_confirm_seconds = 4", "bad value for 'ota_confirm_seconds'"),
+        ("ota_module = a/b", "bad value for 'ota_module'"),
         ("ota_confirm_seconds = 99999999999999999999", "bad value for 'ota_confirm_seconds'"),
         ("allow_reboot = false\nallow_reboot = true", "line 2: 'allow_reboot' is already set on line 1"),
         ("device_secret = s3cr3t", "unknown key 'device_secret'"),
@@ -32,5 +33,25 @@ import Testing
         }
         #expect(e.message.contains(expected), "\(e.message)")
         #expect(!e.message.contains("s3cr3t"))
+    }
+}
+
+@Suite struct SecurityCounterTests {
+    func find(_ text: String) -> Int64? { Array(text.utf8).withUnsafeBytes { SecurityCounter.find(in: $0) } }
+
+    @Test func theMarkerWithTenDigitsIsFound() {
+        #expect(find("\u{7f}ELF...wisp-version=0.1.0\0wisp-ota-counter=0000000042\0rest") == 42)
+        #expect(find("wisp-ota-counter=2147483647") == 2_147_483_647)
+    }
+
+    /// The marker as a bare string (the scanner's own, in another binary) or with the wrong
+    /// number of digits is not a counter.
+    @Test func anythingElseIsNot() {
+        #expect(find("wisp-ota-counter=\0\0\0\0\0\0\0\0\0\0\0") == nil)
+        #expect(find("wisp-ota-counter=123456789") == nil)
+        #expect(find("wisp-ota-counter=12345678901") == nil)
+        #expect(find("wisp-ota-counter=00000x0001") == nil)
+        #expect(find("") == nil)
+        #expect(find("wisp-ota-counter=x wisp-ota-counter=0000000007") == 7)
     }
 }

@@ -50,6 +50,16 @@ def versioned(src, dst, version):
     return pathlib.Path(dst)
 
 
+def countered(src, dst, counter):
+    """A copy of wisp `src` that carries OTA security counter `counter` (sys.c's marker)."""
+    data = pathlib.Path(src).read_bytes()
+    marker = b"wisp-ota-counter=0000000000"
+    assert data.count(marker) == 1, "the counter marker is not in the binary once"
+    pathlib.Path(dst).write_bytes(data.replace(marker, b"wisp-ota-counter=%010d" % counter))
+    os.chmod(dst, 0o755)
+    return pathlib.Path(dst)
+
+
 @pytest.fixture(scope="module")
 def builds(tmp_path_factory):
     d = tmp_path_factory.mktemp("builds")
@@ -546,21 +556,49 @@ def test_board_settings_the_service_user_could_change_are_refused(builds, board,
     assert r.returncode == 78 and "board settings refused" in r.stderr, r.stderr
 
 
-def test_a_counter_below_the_installed_one_is_refused(builds, board, push):
-    b = board(builds["base"])
+@pytest.mark.parametrize("floor", ["recorded", "carried"])
+def test_a_counter_below_the_installed_one_is_refused(builds, board, push, floor, tmp_path):
+    """The floor is what the root step recorded, or what the running build carries (a
+    board flashed or installed from the .deb has no record)."""
+    if floor == "recorded":
+        b = board(builds["base"])
+        (b.state / "ota").mkdir(exist_ok=True)
+        (b.state / "ota" / "installed").write_text("version = 0.1.0\ncounter = 5\n")
+    else:
+        b = board(countered(builds["base"], tmp_path / "wisp-counter-5", 5))
     assert wait_for(lambda: "online:" in b.log(), 15), b.log()
-    (b.state / "ota").mkdir(exist_ok=True)
-    (b.state / "ota" / "installed").write_text("version = 0.1.0\ncounter = 5\n")
     ota = push(signed(builds, builds["newer"], "0.1.1", counter=4), "0.1.1")
     failed = ota.wait(lambda e: e["event"] == "progress" and e["step"] < 0, 30)
-    assert failed and failed["step"] == -3 and "anti-rollback" in failed["desc"], ota.events
+    assert failed and failed["step"] == -3 and "below the installed 5" in failed["desc"], ota.events
 
 
-@pytest.mark.parametrize("plant", ["unsigned", "symlink", "low-counter", "old-journal"])
+def test_ota_package_signs_with_the_counter_the_payload_carries(builds, tmp_path):
+    payload = countered(builds["newer"], tmp_path / "wisp-7", 7)
+    out = tmp_path / "p.wota"
+    r = subprocess.run([str(ROOT / "scripts/ota-package"), "--key", str(builds["keys"]["publisher"]), "--version", "0.1.1",
+                        str(payload), str(out)], capture_output=True, text=True)
+    assert r.returncode == 0 and b"\ncounter = 7\n" in out.read_bytes()[:1024], r.stderr
+    r = subprocess.run([str(ROOT / "scripts/ota-package"), "--key", str(builds["keys"]["publisher"]), "--version", "0.1.1",
+                        "--counter", "6", str(payload), str(out)], capture_output=True, text=True)
+    assert r.returncode == 1 and "below the counter" in r.stderr, r.stderr
+
+
+def test_the_key_files_module_must_be_the_board_settings_one(builds, board, push):
+    b = board(builds["base"], settings={"ota_module": "firmware"})
+    assert wait_for(lambda: "online:" in b.log(), 15), b.log()
+    ota = push(signed(builds, builds["newer"], "0.1.1"), "0.1.1")
+    failed = ota.wait(lambda e: e["event"] == "progress" and e["step"] < 0, 30)
+    assert failed and failed["step"] == -1 and "board settings' firmware" in failed["desc"], ota.events
+    assert not ota.of("request")
+
+
+@pytest.mark.parametrize("plant", ["unsigned", "symlink", "hardlink", "low-counter", "carried-counter", "other-module", "old-journal", "cue-only"])
 def test_the_root_step_installs_nothing_the_service_user_planted(builds, board, plant, tmp_path):
     """What the service user can write in state_dir/ota (a binary with matching records, a
     link, the old journal format) makes root install nothing, and it says why."""
-    b = board(builds["base"])
+    b = board(countered(builds["base"], tmp_path / "wisp-counter-3", 3) if plant == "carried-counter" else builds["base"])
+    # Online first: at a later CONNACK wisp would report the root step's result and remove it.
+    assert wait_for(lambda: "online:" in b.log(), 15), b.log()
     ota = b.state / "ota"
     ota.mkdir(exist_ok=True)
     if plant == "unsigned":
@@ -574,12 +612,34 @@ def test_the_root_step_installs_nothing_the_service_user_planted(builds, board, 
         os.symlink(target, ota / "staged")
         (ota / "staged.ready").write_text("version = 0.1.1\n")
         why = "cannot take the staged package"
+    elif plant == "hardlink":
+        target = tmp_path / "elsewhere"
+        shutil.copy(signed(builds, builds["newer"], "0.1.1"), target)
+        os.link(target, ota / "staged")
+        (ota / "staged.ready").write_text("version = 0.1.1\n")
+        why = "one link"
     elif plant == "low-counter":
         b.update.mkdir(mode=0o700, exist_ok=True)
         (b.update / "installed").write_text("version = 0.1.0\ncounter = 9\n")
         shutil.copy(signed(builds, builds["newer"], "0.1.1", counter=2), ota / "staged")
         (ota / "staged.ready").write_text("version = 0.1.1\n")
         why = "below the installed 9"
+    elif plant == "carried-counter":
+        shutil.copy(signed(builds, builds["newer"], "0.1.1", counter=2), ota / "staged")
+        (ota / "staged.ready").write_text("version = 0.1.1\n")
+        why = "below the installed 3"
+    elif plant == "other-module":
+        shutil.copy(signed(builds, builds["newer"], "0.1.1", module="modem"), ota / "staged")
+        (ota / "staged.ready").write_text("version = 0.1.1\n")
+        why = "signed for module modem"
+    elif plant == "cue-only":
+        (ota / "staged.ready").write_text("version = 0.1.1\n")
+        r = b.applies.get(timeout=20)
+        assert r.returncode == 0 and "without a package; removed" in r.stderr, r.stderr
+        assert not (ota / "staged.ready").exists()
+        time.sleep(1)
+        assert b.applies.empty(), "the path unit would start the root step again and again"
+        return
     else:
         (ota / "staged").write_bytes(builds["newer"].read_bytes())
         (ota / "applying").write_text("version = 0.1.1\nsha256 = " + "0" * 64 + "\n")
@@ -591,5 +651,5 @@ def test_the_root_step_installs_nothing_the_service_user_planted(builds, board, 
     assert not (ota / "staged").exists() and not (ota / "staged.ready").exists()
     assert "step = -" in (ota / "result").read_text()
     assert not (b.root / "systemctl.calls").exists()
-    if plant == "symlink":
+    if plant in ("symlink", "hardlink"):
         assert (tmp_path / "elsewhere").exists(), "root followed the link"

@@ -299,6 +299,9 @@ void wisp_strerror(int32_t err, char *buf, size_t cap);
 /// Returns the bytes used, or -errno; names that do not fit are left out.
 int64_t wisp_list_dir(const char *path, uint8_t *buf, size_t cap);
 
+/// This build's OTA security counter: ten decimal digits (behind `wisp-ota-counter=`).
+const char *wisp_security_counter(void);
+
 /// wisp's version ("0.1.0"): the CLI, the package and the OTA version report.
 const char *wisp_version(void);
 

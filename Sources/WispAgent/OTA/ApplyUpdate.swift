@@ -34,6 +34,8 @@ public struct ApplyUpdate {
     /// The binary an upgrade replaces (wisp.service's).
     let binary: String
     let systemctl: String
+    /// This installer's own path (before dpkg may replace it).
+    let installer: String?
 
     public init(log: Log, settings: BoardSettings, stateDir: String, updateDir: String, binary: String, systemctl: String) {
         self.log = log
@@ -42,16 +44,23 @@ public struct ApplyUpdate {
         self.updateDir = updateDir
         self.binary = binary
         self.systemctl = systemctl
+        installer = OTAFiles.selfPath
     }
 
     /// The files in update dir.
-    static let package = "package", newBinary = "new", newDeb = "new.deb", previous = "previous", journal = "journal", installed = "installed"
+    static let package = "package", newBinary = "new", newDeb = "new.deb", previous = "previous", journal = "journal", installed = "installed",
+               installer = "installer", newInstaller = "new-installer"
+    /// Everything a trial leaves in the update dir but the record of what is installed.
+    static let trialFiles = [journal, package, newBinary, newDeb, previous, installer, newInstaller]
+
+    /// Where the packaged unit keeps root's files (`--update-dir`).
+    public static let defaultUpdateDir = "/var/lib/wisp-update"
 
     /// The largest package taken (the service's ota_max_bytes is at most this too).
     static let maxPackageBytes: Int64 = 1 << 30
 
     public func run() -> ExitCode {
-        if let me = OTAFiles.selfPath, me.equals(binary) {
+        if let me = installer, me.equals(binary) {
             log.error("apply-update: runs from " + binary + ", the binary it replaces: run it from a copy OTA does not replace (the package's /usr/lib/wisp/wisp-update)")
             return .configuration
         }
@@ -80,7 +89,13 @@ public struct ApplyUpdate {
             return reboot()
         }
         guard ota.exists(OTAFiles.stagedName) else {
-            log.info("apply-update: nothing staged in " + ota.path)
+            if ota.exists(OTAFiles.readyName) {
+                // A cue without a package: consumed, or the path unit would start this again and again.
+                ota.remove([OTAFiles.readyName])
+                log.warning("apply-update: " + ota.path + "/staged.ready without a package; removed")
+            } else {
+                log.info("apply-update: nothing staged in " + ota.path)
+            }
             return .ok
         }
         return take(update, ota)
@@ -135,14 +150,17 @@ public struct ApplyUpdate {
         switch ota.open(OTAFiles.stagedName) {
         case .failure(let e): copied = e
         case .success(let f):
-            copied = f.isRegular ? update.copy(from: f.fd, to: ApplyUpdate.package, mode: 0o600, limit: ApplyUpdate.maxPackageBytes)
-                                 : SystemError(errno: 22)
+            // The service user's own file, and only one name for it: a hard link to a file
+            // of root's is not read (its words could reach `result`).
+            copied = f.isRegular && f.links == 1 && f.owner == ota.owner
+                ? update.copy(from: f.fd, to: ApplyUpdate.package, mode: 0o600, limit: ApplyUpdate.maxPackageBytes)
+                : SystemError(errno: 22)
             _ = wisp_close(f.fd)
         }
         ota.remove([OTAFiles.stagedName, OTAFiles.readyName])
         if let copied {
             return refuse(update, ota, version: offered, step: OTAProgress.verificationFailed,
-                          "cannot take the staged package (" + copied.message + "; it must be a regular file of at most 1 GiB)")
+                          "cannot take the staged package (" + copied.message + "; it must be the service's own regular file, one link, at most 1 GiB)")
         }
         guard case .success(let f) = update.open(ApplyUpdate.package) else {
             return refuse(update, ota, version: offered, step: OTAProgress.writingFailed, "cannot read back " + updateDir + "/package")
@@ -214,7 +232,10 @@ public struct ApplyUpdate {
             return "cannot read the installed binary " + binary
         }
         if !m.arch.equals(arch) { return "the package is built for " + m.arch + ", this board is " + arch }
-        let counter = update.record(ApplyUpdate.installed)?.integer("counter") ?? 0
+        if !m.module.equals(settings.otaModule) { return "the package is signed for module " + m.module + ", the board installs " + settings.otaModule }
+        // The floor: what root recorded at its last confirmed upgrade, or what the installed
+        // binary carries (a board flashed or installed from the .deb has no record).
+        let counter = max(update.record(ApplyUpdate.installed)?.integer("counter") ?? 0, OTAFiles.securityCounter(of: binary) ?? 0)
         if m.counter < counter { return "the package's security counter \(m.counter) is below the installed \(counter) (anti-rollback)" }
         return nil
     }
@@ -265,12 +286,7 @@ public struct ApplyUpdate {
         let version = journal["version"] ?? "?"
         let from = journal["from"] ?? "the previous version"
         if journal["kind"]?.equals("deb") == true {
-            // dpkg writes all over the system, which this hardened unit cannot: systemd runs it
-            // in a unit of its own, on the copy in update dir (root's, verified above).
-            let run = StateStore.directory(of: systemctl) + "/systemd-run"
-            let r = System.run(run, ["--wait", "--collect", "--quiet", "--unit=wisp-update-dpkg", "/usr/bin/dpkg", "-i", updateDir + "/" + ApplyUpdate.newDeb],
-                               timeoutMillis: 600_000)
-            if r.status != 0 { return rollBack(update, ota, version: version, why: "dpkg -i failed with status \(r.status)") }
+            if let why = installDeb(update) { return rollBack(update, ota, version: version, why: why) }
             log.info("apply-update: dpkg installed the package of version " + version)
         } else {
             let new = updateDir + "/" + ApplyUpdate.newBinary
@@ -312,6 +328,35 @@ public struct ApplyUpdate {
                         why: "version " + version + " did not reach the platform within \(seconds) s (ota_confirm_seconds); rolled back to " + from)
     }
 
+    /// dpkg -i of root's verified copy. dpkg writes all over the system, which this hardened
+    /// unit cannot: systemd runs it in a unit of its own. The package replaces this
+    /// installer too: the old one is put back until the trial is confirmed (a new version
+    /// never judges its own trial), the new one kept for then. nil, or why it failed.
+    func installDeb(_ update: OpenDirectory) -> String? {
+        guard let me = installer else { return "cannot find the installer's own binary" }
+        if let e = StateStore.copy(me, to: updateDir + "/" + ApplyUpdate.installer, mode: 0o700) {
+            return "cannot keep the installer: " + e.message
+        }
+        let run = StateStore.directory(of: systemctl) + "/systemd-run"
+        let r = System.run(run, ["--wait", "--collect", "--quiet", "--unit=wisp-update-dpkg", "/usr/bin/dpkg", "-i", updateDir + "/" + ApplyUpdate.newDeb],
+                           timeoutMillis: 1_800_000)
+        if r.status == -110 {
+            // ETIMEDOUT: the client is gone, dpkg may not be: stopped before anything is rolled back.
+            _ = System.run(systemctl, ["stop", "wisp-update-dpkg.service"], timeoutMillis: 120_000)
+            return "dpkg -i did not finish within 30 minutes; stopped"
+        }
+        if r.status != 0 { return "dpkg -i failed with status \(r.status)" }
+        if Crypto.digest(file: me, .sha256) != Crypto.digest(file: updateDir + "/" + ApplyUpdate.installer, .sha256) {
+            if let e = StateStore.copy(me, to: updateDir + "/" + ApplyUpdate.newInstaller, mode: 0o700) {
+                return "cannot keep the package's installer: " + e.message
+            }
+            if let e = StateStore.copy(updateDir + "/" + ApplyUpdate.installer, to: me, mode: 0o755) {
+                return "cannot put the installer back for the trial: " + e.message
+            }
+        }
+        return nil
+    }
+
     /// After a power cut: a trial starts over with a fresh window; a rollback is finished.
     func resume(_ journal: StateRecord, _ update: OpenDirectory, _ ota: OpenDirectory) -> ExitCode {
         let version = journal["version"] ?? "?"
@@ -332,8 +377,13 @@ public struct ApplyUpdate {
             log.warning("apply-update: cannot record the installed counter: " + e.message)
         }
         _ = ota.write(installed, to: OTAFiles.installedName, mode: 0o644)
+        // A .deb's own installer takes over once its version is confirmed.
+        if let me = installer, wisp_file_mode(updateDir + "/" + ApplyUpdate.newInstaller) >= 0,
+           let e = StateStore.copy(updateDir + "/" + ApplyUpdate.newInstaller, to: me, mode: 0o755) {
+            log.warning("apply-update: cannot install the package's installer: " + e.message)
+        }
         log.info("apply-update: version " + version + " reached the platform; upgrade complete")
-        update.remove([ApplyUpdate.journal, ApplyUpdate.package, ApplyUpdate.newBinary, ApplyUpdate.newDeb, ApplyUpdate.previous])
+        update.remove(ApplyUpdate.trialFiles)
         return .ok
     }
 
@@ -361,7 +411,7 @@ public struct ApplyUpdate {
             return .failure
         }
         if let ota { leaveResult(ota, version: version, step: OTAProgress.upgradeFailed, why) }
-        update.remove([ApplyUpdate.journal, ApplyUpdate.package, ApplyUpdate.newBinary, ApplyUpdate.newDeb, ApplyUpdate.previous])
+        update.remove(ApplyUpdate.trialFiles)
         restart()
         return .failure
     }

@@ -52,6 +52,28 @@ struct OTAFiles {
         return head.withUnsafeBytes { ELFIdentity(header: $0) }
     }
 
+    /// The security counter the wisp binary at `path` carries (SecurityCounter), nil when
+    /// it carries none or cannot be read. Read in 64 KiB pieces, at most 256 MiB.
+    static func securityCounter(of path: String) -> Int64? {
+        let fd = wisp_open_read(path)
+        if fd < 0 { return nil }
+        defer { _ = wisp_close(fd) }
+        let keep = SecurityCounter.overlap
+        var buffer = [UInt8](repeating: 0, count: 65_536 + keep)
+        var held = 0
+        var total: Int64 = 0
+        while total < 256 << 20 {
+            let n = buffer.withUnsafeMutableBufferPointer { wisp_read(fd, $0.baseAddress! + held, 65_536) }
+            if n <= 0 { return nil }
+            total += n
+            let count = held + Int(n)
+            if let found = buffer.withUnsafeBytes({ SecurityCounter.find(in: UnsafeRawBufferPointer(rebasing: $0[0..<count])) }) { return found }
+            held = min(keep, count)
+            for k in 0..<held { buffer[k] = buffer[count - held + k] }
+        }
+        return nil
+    }
+
     /// Whether `path` starts like a Debian package (an `ar` archive, debian-binary first).
     static func isDeb(_ path: String) -> Bool {
         var head = [UInt8](repeating: 0, count: 21)

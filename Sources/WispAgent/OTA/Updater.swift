@@ -118,6 +118,11 @@ final class Updater<T: Transport> {
             log.info("OTA: version " + version + " is already verified and waiting for the installer")
             return
         }
+        if !module.equals(board.settings.otaModule) {
+            fail(OTAProgress.upgradeFailed, "the key file's ota_module is " + module + ", the board settings' " + board.settings.otaModule
+                 + ": the root step installs only that module's packages (set ota_module in board.conf)", out: &out)
+            return
+        }
         if case .failure(let why) = publicKey() {
             // Nothing is downloaded that could not be verified.
             fail(OTAProgress.upgradeFailed, why.message, out: &out)
@@ -286,8 +291,9 @@ final class Updater<T: Transport> {
         report(100, "verified; installing", out: &out)
     }
 
-    /// The security counter of the version installed last, as the root step recorded it (0: none yet).
-    var installedCounter: Int64 { StateStore.read(files.installed)?.integer("counter") ?? 0 }
+    /// The lowest security counter a package may have: this build's, or the one the root
+    /// step recorded for the version it installed last, whichever is higher.
+    var installedCounter: Int64 { max(Agent.securityCounter, StateStore.read(files.installed)?.integer("counter") ?? 0) }
 
     /// Why a package signed by the publisher is still not for this board, or nil.
     static func refusal(of m: PackageManifest, offered version: String, module: String, installed: Int64) -> String? {
@@ -335,7 +341,11 @@ final class Updater<T: Transport> {
         _ = wisp_unlink(files.want)
         _ = wisp_unlink(files.candidate)
         _ = wisp_unlink(files.candidateDeb)
-        if !keepStaged { _ = wisp_unlink(files.staged) }
+        if !keepStaged {
+            // The cue goes with the package: the path unit would start the root step for nothing.
+            _ = wisp_unlink(files.ready)
+            _ = wisp_unlink(files.staged)
+        }
         if wisp_file_mode(files.debDir) >= 0 { _ = System.run("/bin/rm", ["-rf", files.debDir], timeoutMillis: 30_000) }
     }
 

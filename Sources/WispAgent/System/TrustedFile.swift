@@ -18,7 +18,8 @@ enum TrustedFile {
         }
         if dfd < 0 { return .failure(dfd == -2 ? .missing : .refused("cannot open " + dir + ": " + SystemError(errno: -dfd).message)) }
         defer { _ = wisp_close(dfd) }
-        if let why = problem(mode: info.0, owner: info.1, trusted: trusted, what: "its directory " + dir) { return .failure(.refused(path + ": " + why)) }
+        if let why = problem(mode: info.0, owner: info.1, trusted: trusted, what: "its directory " + dir, sticky: true) { return .failure(.refused(path + ": " + why)) }
+        if let why = ancestors(of: dir, trusted: trusted) { return .failure(.refused(path + ": " + why)) }
         let bytes = Array(path.utf8)
         let name = String(decoding: bytes[(bytes.lastIndex(of: UInt8(ascii: "/")).map { $0 + 1 } ?? 0)...], as: UTF8.self)
         let fd = withUnsafeMutablePointer(to: &info) { p in
@@ -37,12 +38,36 @@ enum TrustedFile {
     }
 
     /// Why a file or directory with these facts could be changed by someone else, or nil.
-    static func problem(mode: UInt32, owner: UInt32, trusted: [UInt32], what: String) -> String? {
+    /// A directory writable by others is fine when sticky (like /tmp): nobody can rename
+    /// or remove what root put there.
+    static func problem(mode: UInt32, owner: UInt32, trusted: [UInt32], what: String, sticky: Bool = false) -> String? {
         if !trusted.contains(owner) {
             return what + " belongs to uid \(owner), not root: the service user could change it (`chown root`)"
         }
-        if mode & 0o022 != 0 {
+        if mode & 0o022 != 0 && !(sticky && mode & 0o1000 != 0) {
             return what + " is writable by group or others (mode " + KeyFileAccess.octal(mode & 0o7777) + "; `chmod go-w`)"
+        }
+        return nil
+    }
+
+    /// Why a directory above `dir` (each one from `/` down) lets someone else swap what is
+    /// below it, or nil: each must be a real directory (no link), trusted, not writable by
+    /// others unless sticky.
+    static func ancestors(of dir: String, trusted: [UInt32]) -> String? {
+        let bytes = Array(dir.utf8)
+        guard bytes.first == UInt8(ascii: "/") else { return "the path is not absolute" }
+        var i = 0
+        while i < bytes.count {
+            let prefix = i == 0 ? "/" : String(decoding: bytes[0..<i], as: UTF8.self)
+            var info: (UInt32, UInt32, UInt32, UInt32, UInt32) = (0, 0, 0, 0, 0)
+            let fd = withUnsafeMutablePointer(to: &info) { p in
+                p.withMemoryRebound(to: UInt32.self, capacity: 5) { wisp_dir_open(prefix, $0) }
+            }
+            if fd < 0 { return prefix + " is not a directory one can trust (" + SystemError(errno: -fd).message + "; a symbolic link?)" }
+            _ = wisp_close(fd)
+            if let why = problem(mode: info.0, owner: info.1, trusted: trusted, what: prefix, sticky: true) { return why }
+            i += 1
+            while i < bytes.count && bytes[i] != UInt8(ascii: "/") { i += 1 }
         }
         return nil
     }

@@ -12,6 +12,8 @@ public struct BoardSettings: Equatable, Sendable {
     public var otaPublicKey = "/etc/wisp/ota.pub"
     /// Seconds a new binary has to reach the platform before the root step rolls it back.
     public var otaConfirmSeconds = 300
+    /// The OTA module the root step installs packages of (the key file's ota_module must match).
+    public var otaModule = "wisp"
 
     public init() {}
 
@@ -19,6 +21,7 @@ public struct BoardSettings: Equatable, Sendable {
         ("allow_reboot", "true or false (default false; true lets the platform's reboot service restart the board)"),
         ("ota_public_key", "absolute path of the PEM public key (ECDSA P-256) OTA packages are signed with (default /etc/wisp/ota.pub); without it OTA is refused"),
         ("ota_confirm_seconds", "seconds a new version has to reach the platform before it is rolled back, 5 to 86400 (default 300)"),
+        ("ota_module", "the module whose signed packages the root step installs, 1 to 32 of A-Z a-z 0-9 _ - . (default wisp; the key file's ota_module must be the same)"),
     ] }
 
     /// Parses the file's text; an error names the line and what the key accepts.
@@ -47,6 +50,9 @@ public struct BoardSettings: Equatable, Sendable {
             let bad = BoardSettingsError(line: lineNumber, "bad value for '" + key + "': expected " + allowed)
             if key.equals("allow_reboot") {
                 if value.equals("true") { s.allowReboot = true } else if value.equals("false") { s.allowReboot = false } else { return .failure(bad) }
+            } else if key.equals("ota_module") {
+                guard OTAInform.isModuleName(value) else { return .failure(bad) }
+                s.otaModule = value
             } else if key.equals("ota_confirm_seconds") {
                 guard let n = KeyFile.parseInt(value, in: 5...86_400) else { return .failure(bad) }
                 s.otaConfirmSeconds = n
@@ -75,6 +81,7 @@ public struct BoardSettings: Equatable, Sendable {
             "allow_reboot = " + (allowReboot ? "true" : "false"),
             "ota_public_key = " + otaPublicKey,
             "ota_confirm_seconds = \(otaConfirmSeconds)",
+            "ota_module = " + otaModule,
         ]
     }
 }
