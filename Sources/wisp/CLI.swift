@@ -13,14 +13,14 @@ struct CLI {
         usage: wisp COMMAND [options]
 
         commands:
-          run [--config PATH] [--verbose]
+          run [--config PATH] [--board-config PATH] [--verbose]
               connect, sign in, publish telemetry every telemetry_interval seconds, and stay
               connected (reconnecting with backoff) until SIGTERM/SIGINT; SIGHUP re-reads the
               key file and reconnects if it changed.
-          check [--config PATH] [--online]
-              validate the key file and print the effective settings, secret redacted; with
-              --online also sign in once and disconnect (exit 0 accepted, 77 credentials
-              refused, 69 platform unreachable), publishing nothing.
+          check [--config PATH] [--board-config PATH] [--online]
+              validate the key file and print the effective settings, secret redacted, and
+              the board settings; with --online also sign in once and disconnect (exit 0
+              accepted, 77 credentials refused, 69 platform unreachable), publishing nothing.
           sign [--config PATH] [--timestamp MS]
               print mqttClientId=, mqttUsername= and mqttPassword= exactly as the platform
               expects them, for debugging sign-in problems (--timestamp overrides sign_timestamp).
@@ -32,21 +32,27 @@ struct CLI {
               with product_secret in the key file (one image for every board): register
               this device once (dynamic registration over wss) and keep the device secret in
               state_dir/identity; `wisp run` does this by itself at its first start.
-          ota status [--config PATH]
-              what the over-the-air update files say: this version, a download in
-              progress, a staged package, a trial being confirmed, the last result.
-          apply-update [--config PATH] [--systemctl PATH]
-              the root step of an OTA upgrade (run by wisp-update.service, which
-              wisp-update.path starts when a verified package is staged): install the
-              staged binary over this one, keeping it as BINARY.previous, restart wisp and
-              roll back unless the new version reaches the platform within
-              ota_confirm_seconds. --systemctl names the program that restarts the service
-              (default /usr/bin/systemctl; called as `--no-block restart wisp.service`).
+          ota status [--config PATH] [--board-config PATH]
+              what the over-the-air update files say: this version and security counter,
+              the publisher key, a download in progress, a staged package, a trial being
+              confirmed, what was installed, the last result.
+          apply-update [--board-config PATH] [--state-dir DIR] [--update-dir DIR]
+                       [--binary PATH] [--systemctl PATH]
+              the root step of an OTA upgrade (wisp-update.service runs it from
+              /usr/lib/wisp/wisp-update when the service stages a package): take the staged
+              package from DIR/ota (default /var/lib/wisp) into its own directory (default
+              /var/lib/wisp-update), verify the publisher's signature there, install it over
+              --binary (default /usr/bin/wisp), restart wisp and roll back unless the new
+              version reaches the platform within ota_confirm_seconds. Reads no key file.
+              --systemctl names the program that restarts the service (default
+              /usr/bin/systemctl; called as `--no-block restart wisp.service`).
           version
               print the version, the target triple and the git revision.
           help
               this text.
 
+        --board-config PATH defaults to \(BoardSettings.defaultPath): root's board settings (allow_reboot,
+        ota_public_key, ota_confirm_seconds, ota_module), refused when the service user could change them.
         --config PATH defaults to \(ConfigLoader.defaultPath). The key file must not be readable
         by group or others (chmod 600). It holds `key = value` lines and # comments:
 
