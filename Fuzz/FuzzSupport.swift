@@ -1,5 +1,21 @@
-// Shared by every fuzz harness: libFuzzer's entry point calls `fuzzOne` with the input.
-// Each harness checks invariants and traps (a crash libFuzzer reports) when one breaks.
+// Shared by every fuzz harness. One binary holds them all (the core is compiled with the
+// sanitizers once, not once per harness); WISP_FUZZ_TARGET names the harness libFuzzer's
+// entry point feeds. Each harness checks invariants and traps (a crash libFuzzer reports)
+// when one breaks.
+import Glibc
+
+let harnesses: [(name: String, run: ([UInt8]) -> Void)] = [
+    ("mqtt", fuzz_mqtt), ("websocket", fuzz_websocket), ("handshake", fuzz_handshake), ("keyfile", fuzz_keyfile),
+    ("json", fuzz_json), ("proxy", fuzz_proxy), ("bufferfile", fuzz_bufferfile), ("ota", fuzz_ota),
+]
+
+let fuzzOne: ([UInt8]) -> Void = {
+    let name = getenv("WISP_FUZZ_TARGET").map { String(cString: $0) } ?? ""
+    guard let h = harnesses.first(where: { $0.name == name }) else {
+        fatalError("WISP_FUZZ_TARGET must name a harness: " + harnesses.map(\.name).joined(separator: " "))
+    }
+    return h.run
+}()
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func LLVMFuzzerTestOneInput(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {

@@ -6,17 +6,17 @@
 // describes frames (type, length, payload) that the harness writes with correct checksums
 // after our header frame, so the fuzzer reaches the sample and delivery paths, then
 // appends the rest raw.
-let header = Array("t,h".utf8)
-let maxValues = 2
+private let header = Array("t,h".utf8)
+private let maxValues = 2
 
-func frame(_ type: UInt8, _ payload: [UInt8]) -> [UInt8] {
+private func frame(_ type: UInt8, _ payload: [UInt8]) -> [UInt8] {
     var f: [UInt8] = [BufferReplay.magic, type, UInt8(payload.count & 0xFF), UInt8(payload.count >> 8)] + payload
     let crc = CRC32.checksum(f[1...])
     f += [UInt8(crc & 0xFF), UInt8((crc >> 8) & 0xFF), UInt8((crc >> 16) & 0xFF), UInt8(crc >> 24)]
     return f
 }
 
-func file(_ bytes: [UInt8]) -> [UInt8] {
+private func file(_ bytes: [UInt8]) -> [UInt8] {
     guard let mode = bytes.first, mode & 1 == 1 else { return bytes }
     var out = frame(0, header)
     var i = 1
@@ -28,14 +28,14 @@ func file(_ bytes: [UInt8]) -> [UInt8] {
     return out + bytes[i...]
 }
 
-func replay(_ pieces: [[UInt8]]) -> (BufferReplay, SampleRing) {
+private func replay(_ pieces: [[UInt8]]) -> (BufferReplay, SampleRing) {
     var ring = SampleRing(capacity: 4, maxValues: maxValues)
     var parser = BufferReplay(header: header, maxValues: maxValues)
     for p in pieces where parser.outcome == .reading { parser.feed(p, into: &ring) }
     return (parser, ring)
 }
 
-func fuzzOne(_ bytes: [UInt8]) {
+func fuzz_bufferfile(_ bytes: [UInt8]) {
     let data = file(bytes)
     let (whole, ring) = replay([data])
     let (split, splitRing) = replay(chunks(data))

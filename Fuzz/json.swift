@@ -1,6 +1,6 @@
 // JSON reader: never traps or reads past its input; an accepted document's members are
 // all inside it, and numbers re-written by JSONWriter read back the same.
-func fuzzOne(_ bytes: [UInt8]) {
+func fuzz_json(_ bytes: [UInt8]) {
     bytes.withUnsafeBytes { raw in
         guard let json = try? JSONReader(raw) else { return }
         for (key, value) in json.members() {

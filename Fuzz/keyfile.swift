@@ -1,7 +1,7 @@
 // Key-file parser: never traps; an accepted file re-describes without its secret; errors
 // never echo a value. The same text as board settings (board.conf): never traps; accepted
 // settings are in range and print back to the same settings.
-func fuzzOne(_ bytes: [UInt8]) {
+func fuzz_keyfile(_ bytes: [UInt8]) {
     let text = String(decoding: bytes, as: UTF8.self)
     do {
         let config = try KeyFile.parse(text)

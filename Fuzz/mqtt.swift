@@ -1,6 +1,6 @@
 // MQTT decoder: any split decodes like the whole stream; positions never pass the input;
 // every accepted PUBLISH re-encodes and decodes to the same topic and payload.
-func decodeStream(_ pieces: [[UInt8]], capacity: Int) -> (packets: [MQTTInbound], bodies: [[UInt8]], error: MQTTDecodeError?) {
+private func decodeStream(_ pieces: [[UInt8]], capacity: Int) -> (packets: [MQTTInbound], bodies: [[UInt8]], error: MQTTDecodeError?) {
     var decoder = MQTTDecoder(capacity: capacity)
     var packets: [MQTTInbound] = [], bodies: [[UInt8]] = []
     for piece in pieces {
@@ -26,7 +26,7 @@ func decodeStream(_ pieces: [[UInt8]], capacity: Int) -> (packets: [MQTTInbound]
     return (packets, bodies, nil)
 }
 
-func fuzzOne(_ bytes: [UInt8]) {
+func fuzz_mqtt(_ bytes: [UInt8]) {
     let whole = decodeStream([bytes], capacity: 512)
     let split = decodeStream(chunks(bytes), capacity: 512)
     check(whole.packets == split.packets && whole.bodies == split.bodies && whole.error == split.error, "split changes the result")

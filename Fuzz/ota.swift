@@ -6,7 +6,7 @@
 // gives the same verdict however it is split, and a 206 it accepts has a sane range; a
 // record that parses prints back to the same record; a signed package's header that parses
 // has every field within its bounds and prints back to exactly the bytes it signs.
-func fuzzOne(_ bytes: [UInt8]) {
+func fuzz_ota(_ bytes: [UInt8]) {
     guard let selector = bytes.first else { return }
     let input = Array(bytes.dropFirst())
     switch selector % 7 {

@@ -1,12 +1,12 @@
 // HTTP CONNECT response parser (the proxy's answer): never reads past its input, stops
 // right after the blank line, any split gives the same verdict, and "done" means a 2xx
 // status line.
-func verdict(_ pieces: [[UInt8]]) -> String {
+private func verdict(_ pieces: [[UInt8]]) -> String {
     var parser = HTTPConnect(maxResponseBytes: 1024)
     return splitVerdict(pieces) { (raw, pos) throws(HTTPConnectError) in try parser.parse(raw, at: &pos) }
 }
 
-func fuzzOne(_ bytes: [UInt8]) {
+func fuzz_proxy(_ bytes: [UInt8]) {
     let whole = verdict([bytes])
     check(whole == verdict(chunks(bytes)), "split changes the verdict")
     if endsAtBlankLine(whole, bytes) != nil {

@@ -1,9 +1,9 @@
 // WebSocket frame decoder: any split gives the same verdict and, for valid input, the same
 // events (data coalesced); data ranges
 // lie inside the input; positions advance.
-enum Item: Equatable { case begin(Bool), data([UInt8]), end, ping([UInt8]), pong, close(UInt16?, [UInt8]) }
+private enum Item: Equatable { case begin(Bool), data([UInt8]), end, ping([UInt8]), pong, close(UInt16?, [UInt8]) }
 
-func frames(_ pieces: [[UInt8]]) -> ([Item], WebSocketFrameError?) {
+private func frames(_ pieces: [[UInt8]]) -> ([Item], WebSocketFrameError?) {
     var decoder = WebSocketFrameDecoder(maxMessageSize: 1 << 16)
     var items: [Item] = []
     for piece in pieces {
@@ -32,7 +32,7 @@ func frames(_ pieces: [[UInt8]]) -> ([Item], WebSocketFrameError?) {
     return (items, nil)
 }
 
-func fuzzOne(_ bytes: [UInt8]) {
+func fuzz_websocket(_ bytes: [UInt8]) {
     let whole = frames([bytes])
     let split = frames(chunks(bytes))
     // The same verdict either way; the same events when the stream is valid (on an error,
