@@ -4,7 +4,7 @@ import WispCore
 /// and dispatches what the driver reports to the features — telemetry, services and RRPC,
 /// clock sync, OTA, remote config — each a type of its own that publishes through the
 /// outbox. It never touches a socket.
-public struct Device<T: Transport> {
+public struct Device<T: Transport>: ~Copyable {
     public enum Outcome {
         case stopped
         case failed
