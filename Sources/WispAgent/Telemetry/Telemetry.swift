@@ -5,7 +5,7 @@ import WispCore
 /// batches on the platform, one property post per sample elsewhere — and the property
 /// sets that drive the outputs. Posts are QoS 1 straight into the session (each packet id
 /// marks the samples it carries); everything else goes through the outbox.
-public struct Telemetry {
+public struct Telemetry: ~Copyable {
     public var thing: Thing
     public let backlog: Backlog
     let topics: AlinkTopics
