@@ -32,8 +32,9 @@ struct ThingTests {
     }
 
     /// Builds the thing on the fake tree, applies `payloads` in turn, and returns each
-    /// reply and what the line's value file holds after it.
-    func run(_ endpoint: String, _ payloads: [String]) -> (thing: Thing, replies: [String], values: [String], direction: String) {
+    /// reply and what the line's value file holds after it, and a sample taken after them
+    /// (`Thing` is noncopyable: it stays here).
+    func run(_ endpoint: String, _ payloads: [String]) -> (posted: [PropertyValue], replies: [String], values: [String], direction: String) {
         defer { try? FileManager.default.removeItem(at: root) }
         var thing = Thing(device(endpoint), board: Board(root: root.path), log: Log())
         var replies: [String] = [], values: [String] = []
@@ -44,7 +45,9 @@ struct ThingTests {
             replies.append(String(decoding: reply.buffer.written, as: UTF8.self))
             values.append((try? String(contentsOf: value, encoding: .utf8)) ?? "?")
         }
-        return (thing, replies, values, (try? String(contentsOf: direction, encoding: .utf8)) ?? "?")
+        var posted: [PropertyValue] = []
+        thing.sample(into: &posted)
+        return (posted, replies, values, (try? String(contentsOf: direction, encoding: .utf8)) ?? "?")
     }
 
     static func set(_ id: String, _ params: String) -> String {
@@ -57,9 +60,7 @@ struct ThingTests {
         #expect(r.values == ["1", "0"])
         #expect(r.replies[0].contains(#""id":"7""#) && r.replies[0].contains(#""code":200"#))
         #expect(r.replies[1].contains(#""id":"8""#) && r.replies[1].contains(#""code":200"#))
-        var thing = r.thing, values: [PropertyValue] = []
-        thing.sample(into: &values)
-        #expect(values.last.map { ($0.index, $0.scaled) } ?? (-1, -1) == (1, 0), "the output's state is posted after the sensors")
+        #expect(r.posted.last.map { ($0.index, $0.scaled) } ?? (-1, -1) == (1, 0), "the output's state is posted after the sensors")
     }
 
     @Test func badOrUnknownPropertiesSetNothing() {

@@ -4,7 +4,7 @@ import WispCore
 /// and dispatches what the driver reports to the features — telemetry, services and RRPC,
 /// clock sync, OTA, remote config — each a type of its own that publishes through the
 /// outbox. It never touches a socket.
-public struct Device<T: Transport> {
+public struct Device<T: Transport>: ~Copyable {
     public enum Outcome {
         case stopped
         case failed
@@ -40,6 +40,7 @@ public struct Device<T: Transport> {
     /// the clock; `downloads` opens a connection for a download. The driver is made after
     /// the thing model: sensor discovery's directory buffers and the session's must not be
     /// alive at once (the start-up heap peak).
+    @inline(never)  // inlined, the caller built the device beside its variable and copied it over
     public init(_ loaded: LoadedConfig, backlog previous: Backlog?, signals: Int32, startup: String? = nil, log: Log,
                 downloads: @escaping (Endpoint) -> T, driver makeDriver: @autoclosure () -> Driver<T>) {
         startupReason = startup

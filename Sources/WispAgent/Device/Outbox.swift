@@ -73,7 +73,13 @@ public struct Outbox {
     /// Hands the messages to the session, oldest first. Reports that find the link down or
     /// the window full wait (and hold back the reports behind them, to keep their order);
     /// replies are sent, wait for room, or are dropped when the link is down.
+    @inline(__always)  // the steady state's flushes find nothing: a test, not a call
     public mutating func flush(_ session: inout Session) {
+        if !messages.isEmpty { flushQueued(&session) }
+    }
+
+    @inline(never)
+    mutating func flushQueued(_ session: inout Session) {
         var i = 0
         var blocked = false
         while i < messages.count {

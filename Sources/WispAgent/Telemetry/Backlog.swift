@@ -36,6 +36,9 @@ public final class Backlog {
         }
     }
 
+    /// The ring in place, for the posts' reads and marks.
+    func withRing<R>(_ body: (inout SampleRing) -> R) -> R { body(&ring) }
+
     /// A PUBACK: every sample the packet carried (one post, or a history batch) leaves.
     func delivered(packetId: UInt16) {
         while let seq = ring.acknowledge(packetId) { file?.appendDelivered(seq) }

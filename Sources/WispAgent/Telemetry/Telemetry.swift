@@ -5,7 +5,7 @@ import WispCore
 /// batches on the platform, one property post per sample elsewhere — and the property
 /// sets that drive the outputs. Posts are QoS 1 straight into the session (each packet id
 /// marks the samples it carries); everything else goes through the outbox.
-public struct Telemetry {
+public struct Telemetry: ~Copyable {
     public var thing: Thing
     public let backlog: Backlog
     let topics: AlinkTopics
@@ -158,9 +158,8 @@ public struct Telemetry {
 
     // MARK: posting
 
-    static func render(_ backlog: Backlog, _ position: Int, into json: inout JSONWriter) -> Bool {
-        PropertyPost.write(id: backlog.ring.seq(position), values: backlog.ring.values(position), names: backlog.names,
-                           time: backlog.ring.time(position), into: &json)
+    static func render(_ ring: SampleRing, _ names: [String], _ position: Int, into json: inout JSONWriter) -> Bool {
+        PropertyPost.write(id: ring.seq(position), values: ring.values(position), names: names, time: ring.time(position), into: &json)
     }
 
     /// Publishes waiting samples oldest first, QoS 1, while the in-flight window has room.
@@ -168,24 +167,31 @@ public struct Telemetry {
     /// On the platform, samples kept while offline go out as history batches and only the
     /// newest as a property post (the console's current value).
     public mutating func drain(_ session: inout Session) {
-        while session.isOnline, let position = backlog.ring.nextWaiting() {
-            if topics.historyPost != nil && position < backlog.ring.count - 1 {
-                switch sendBatch(from: position, &session) {
+        // The ring in place (the backlog's `modify`): read through the class one call at a
+        // time, each read copied the ring (a retain and a release per array) and a local
+        // copy alive during markSent would copy its storage.
+        let backlog = backlog
+        backlog.withRing { ring in drain(&ring, names: backlog.names, &session) }
+    }
+
+    mutating func drain(_ ring: inout SampleRing, names: [String], _ session: inout Session) {
+        while session.isOnline, let position = ring.nextWaiting() {
+            if topics.historyPost != nil && position < ring.count - 1 {
+                switch sendBatch(from: position, &ring, names: names, &session) {
                 case .sent: continue
                 case .notSent: return
                 case .nothingFits: break  // one sample alone, as a property post
                 }
             }
-            // No local copy of the ring: one alive during markSent would copy its storage.
-            let seq = backlog.ring.seq(position)
-            guard Telemetry.render(backlog, position, into: &json) else {
+            let seq = ring.seq(position)
+            guard Telemetry.render(ring, names, position, into: &json) else {
                 log.error("sample \(seq) does not fit a property post; dropped")
-                backlog.ring.deliver(seq: seq)
+                ring.deliver(seq: seq)
                 continue
             }
             do {
                 let id = try session.publish(topic: topics.post, payload: json.buffer.bytesView(0..<json.buffer.count), qos: .atLeastOnce)
-                backlog.ring.markSent(position, packetId: id)
+                ring.markSent(position, packetId: id)
                 log.debug("post \(seq) sent as packet \(id)")
             } catch {
                 if error != .windowFull && error != .outputFull { log.warning("post \(seq) not sent: " + error.message) }
@@ -199,27 +205,27 @@ public struct Telemetry {
     /// One history post of the waiting samples from `position` on, the newest excepted: as
     /// many as the post buffer (and `HistoryPost.maxValues`) takes. They leave the ring on
     /// its PUBACK, all together.
-    mutating func sendBatch(from position: Int, _ session: inout Session) -> BatchOutcome {
+    mutating func sendBatch(from position: Int, _ ring: inout SampleRing, names: [String], _ session: inout Session) -> BatchOutcome {
         guard let topic = topics.historyPost, let pk = productKey, let dn = deviceName else { return .nothingFits }
-        HistoryPost.begin(id: backlog.ring.seq(position), productKey: pk, deviceName: dn, into: &json)
+        HistoryPost.begin(id: ring.seq(position), productKey: pk, deviceName: dn, into: &json)
         var end = position
         var samples = 0
         var values = 0
-        while end < backlog.ring.count - 1 {
-            if backlog.ring.isWaiting(end) {
-                values += backlog.ring.valueCount(end)
+        while end < ring.count - 1 {
+            if ring.isWaiting(end) {
+                values += ring.valueCount(end)
                 guard values <= HistoryPost.maxValues,
-                      HistoryPost.add(values: backlog.ring.values(end), names: backlog.names, time: backlog.ring.time(end),
+                      HistoryPost.add(values: ring.values(end), names: names, time: ring.time(end),
                                       first: samples == 0, into: &json) else { break }
                 samples += 1
             }
             end += 1
         }
         guard samples > 0, HistoryPost.finish(into: &json) else { return .nothingFits }
-        let first = backlog.ring.seq(position)
+        let first = ring.seq(position)
         do {
             let id = try session.publish(topic: topic, payload: json.buffer.bytesView(0..<json.buffer.count), qos: .atLeastOnce)
-            for p in position..<end where backlog.ring.isWaiting(p) { backlog.ring.markSent(p, packetId: id) }
+            for p in position..<end where ring.isWaiting(p) { ring.markSent(p, packetId: id) }
             log.debug("history post of \(samples) samples from \(first) sent as packet \(id)")
             return .sent
         } catch {

@@ -2,7 +2,7 @@ import WispCore
 
 /// The thing model of this device: the sensors posted each interval and the GPIO
 /// outputs the platform may set (`/sys/{pk}/{dn}/thing/service/property/set`).
-public struct Thing {
+public struct Thing: ~Copyable {
     struct Output {
         let spec: OutputSpec
         var line: GPIOLine?

@@ -114,7 +114,7 @@ public struct SampleRing {
 
     /// The record's values, for rendering.
     public func values(_ position: Int) -> RecordValues {
-        RecordValues(ring: self, base: slot(position) * recordSize, count: Int(storage[slot(position) * recordSize + 16]))
+        RecordValues(storage: storage, base: slot(position) * recordSize, count: Int(storage[slot(position) * recordSize + 16]))
     }
 
     /// The used bytes of a record, in `SampleRecord` layout (what the buffer file stores).
@@ -135,15 +135,17 @@ public struct SampleRing {
         return seq
     }
 
+    /// Holds the record bytes' array alone: a copy of the whole ring cost a retain and a
+    /// release of each of its arrays per post.
     public struct RecordValues: Sequence, IteratorProtocol {
-        let ring: SampleRing
+        let storage: [UInt8]
         let base: Int
         let count: Int
         var i = 0
 
         public mutating func next() -> PropertyValue? {
             guard i < count else { return nil }
-            let v = SampleRecord.value(ring.storage[base...], i)
+            let v = SampleRecord.value(storage[base...], i)
             i += 1
             return v
         }
