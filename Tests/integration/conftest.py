@@ -220,11 +220,23 @@ class Observer:
         self.client.username_pw_set("observer", "observer-pw")
         self.client.on_message = self._on_message
         subscribed = threading.Event()
+        connects = []  # CONNACK codes, for the record of a failed start
+        filters = [(t, 1) for t in topic] if isinstance(topic, list) else [(topic, 1)]
+
+        def on_connect(client, userdata, flags, rc):
+            # Subscribing here, not before the loop runs: a first connection that fails (a
+            # loaded machine, a broker that was still starting) is retried and subscribes again.
+            connects.append(rc)
+            if rc == 0:
+                client.subscribe(filters)
+        self.client.on_connect = on_connect
         self.client.on_subscribe = lambda *a: subscribed.set()
-        self.client.connect("127.0.0.1", broker.tcp)
-        self.client.subscribe([(t, 1) for t in topic] if isinstance(topic, list) else topic, qos=1)
+        self.client.connect_async("127.0.0.1", broker.tcp)
         self.client.loop_start()
-        assert subscribed.wait(5), "observer could not subscribe"
+        if not subscribed.wait(20):
+            self.client.loop_stop()
+            raise AssertionError(f"observer could not subscribe (CONNACK codes {connects}); broker log:\n"
+                                 + broker.log_text()[-3000:])
 
     def _on_message(self, client, userdata, msg):
         with self.lock:
