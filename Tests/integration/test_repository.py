@@ -84,3 +84,10 @@ def test_no_test_or_harness_edits_the_module_path():
     assert "integration/conftest.py" in python and "harness/bench" in python
     edits = re.compile(r"sys\.path\s*(\.\s*(insert|append|extend)|\+?=|\[)")
     assert [name for name in python if edits.search((ROOT / "Tests" / name).read_text())] == []
+
+
+def test_no_swift_file_is_over_400_lines():
+    """A reader finds a unit in a file named for it, not inside a long one."""
+    files = subprocess.run(["git", "ls-files", "*.swift"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    long = [f"{name}: {n} lines" for name in files if (n := len((ROOT / name).read_text().splitlines())) > 400]
+    assert files and long == [], long
