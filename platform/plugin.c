@@ -31,6 +31,7 @@
 #include <mosquitto.h>
 #include <mosquitto_broker.h>
 #include <mosquitto_plugin.h>
+#include "console.h"
 
 #define MAX_DEVICES 256
 
@@ -356,7 +357,9 @@ static int on_message(int event, void *event_data, void *userdata) {
     (void)userdata;
     struct mosquitto_evt_message *ed = event_data;
     char dn[65], pk[65];
+    if (console_log_push(ed)) return MOSQ_ERR_SUCCESS;
     if (split_username(mosquitto_client_username(ed->client), dn, pk) != 0) return MOSQ_ERR_SUCCESS;
+    if (console_log_message(ed, pk, dn) || console_deviceinfo_message(ed, pk, dn)) return MOSQ_ERR_SUCCESS;
     char topic[256], payload[512];
     snprintf(topic, sizeof topic, "/ext/ntp/%s/%s/request", pk, dn);
     if (strcmp(ed->topic, topic) == 0) {

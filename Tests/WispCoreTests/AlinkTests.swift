@@ -19,9 +19,14 @@ struct AlinkTests {
         #expect(t.subscriptions.map(\.topic) == [t.set, "/sys/a1B2c3/boiler-7/thing/service/+", "/sys/a1B2c3/boiler-7/rrpc/request/+",
                                                  "/sys/a1B2c3/boiler-7/thing/config/push", "/sys/a1B2c3/boiler-7/thing/config/get_reply",
                                                  "/sys/a1B2c3/boiler-7/thing/event/+/post_reply", t.ntpResponse!, t.otaUpgrade!, "/sys/a1B2c3/boiler-7/thing/ota/firmware/get_reply",
-                                                 "/sys/a1B2c3/boiler-7/thing/event/property/history/post_reply"])
+                                                 "/sys/a1B2c3/boiler-7/thing/event/property/history/post_reply",
+                                                 "/sys/a1B2c3/boiler-7/thing/config/log/get_reply", "/sys/a1B2c3/boiler-7/thing/config/log/push",
+                                                 "/sys/a1B2c3/boiler-7/thing/log/post_reply", "/sys/a1B2c3/boiler-7/thing/deviceinfo/update_reply"])
+        #expect(t.logPost == "/sys/a1B2c3/boiler-7/thing/log/post" && t.logConfigGet == "/sys/a1B2c3/boiler-7/thing/config/log/get")
+        #expect(t.deviceInfoUpdate == "/sys/a1B2c3/boiler-7/thing/deviceinfo/update")
         #expect(t.historyPost == "/sys/a1B2c3/boiler-7/thing/event/property/history/post")
-        #expect(t.subscriptions.map(\.qos) == [.atLeastOnce, .atLeastOnce, .atMostOnce, .atLeastOnce, .atMostOnce, .atLeastOnce, .atMostOnce, .atLeastOnce, .atMostOnce, .atMostOnce])
+        #expect(t.subscriptions.map(\.qos) == [.atLeastOnce, .atLeastOnce, .atMostOnce, .atLeastOnce, .atMostOnce, .atLeastOnce, .atMostOnce, .atLeastOnce, .atMostOnce, .atMostOnce,
+                                               .atMostOnce, .atLeastOnce, .atMostOnce, .atMostOnce])
     }
 
     /// Whether some topic matches both filters (MQTT 3.1.1 §4.7: `+` one level, `#` the
@@ -85,6 +90,11 @@ struct AlinkTests {
         ("/sys/pk/dn/thing/event/power/post_reply", .eventReply),
         ("/sys/pk/dn/thing/event/a/b/post_reply", .other),
         ("/sys/pk/dn/thing/event//post_reply", .other),
+        ("/sys/pk/dn/thing/config/log/get_reply", .logConfig),
+        ("/sys/pk/dn/thing/config/log/push", .logConfig),
+        ("/sys/pk/dn/thing/config/log/push_reply", .other),
+        ("/sys/pk/dn/thing/log/post_reply", .logPostReply),
+        ("/sys/pk/dn/thing/deviceinfo/update_reply", .deviceInfoReply),
     ])
     func classifiesInboundTopics(topic: String, kind: AlinkTopics.Inbound) throws {
         var b = ByteBuffer(capacity: 128)

@@ -154,8 +154,7 @@ public struct Device<T: Transport>: ~Copyable {
             switch kind {
             case .propertySet: changed = telemetry.propertySet(payload, out: &outbox)
             case .ntpResponse: clockSync.handle(payload)
-            case .postReply: LinkLog.reply(to: "property post", inbound, p.payload, log: log)
-            case .eventReply: LinkLog.reply(to: "event", inbound, p.payload, log: log)
+            case .postReply, .eventReply, .logPostReply, .deviceInfoReply: LinkLog.reply(to: kind, inbound, p.payload, log: log)
             case .service(let name):
                 effect = services.call(String(decoding: inbound.bytesView(name), as: UTF8.self), payload: payload,
                                        sampleNowWait: telemetry.sampleNowWait(now: now), out: &outbox)
@@ -164,6 +163,7 @@ public struct Device<T: Transport>: ~Copyable {
                                        sampleNowWait: telemetry.sampleNowWait(now: now), out: &outbox)
             case .configPush, .configGetReply: remoteConfig?.handle(payload, push: kind == .configPush, out: &outbox)
             case .otaOffer: updater?.offer(payload, out: &outbox)
+            case .logConfig: log.debug("log switch: not handled yet")
             case .other: log.debug("message on " + LogText.escape(inbound.bytesView(p.topic)) + " ignored")
             }
         }

@@ -40,8 +40,10 @@ enum LinkLog {
         }
     }
 
-    /// The platform's reply to a property post or an event: a refusal is logged.
-    static func reply(to what: String, _ inbound: ByteBuffer, _ payload: Range<Int>, log: Log) {
+    /// The platform's reply to a property post, an event, a log post or a device-info
+    /// update: a refusal is logged.
+    static func reply(to kind: AlinkTopics.Inbound, _ inbound: ByteBuffer, _ payload: Range<Int>, log: Log) {
+        let what = kind == .postReply ? "property post" : kind == .eventReply ? "event" : kind == .logPostReply ? "log post" : "device info"
         if PropertyPost.replyCode(inbound, payload) != 200 {
             log.warning(what + " refused by the platform: " + LogText.escape(inbound.bytesView(payload)))
         } else {

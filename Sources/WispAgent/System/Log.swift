@@ -7,18 +7,7 @@ import WispCore
 /// A value, made once by the CLI and handed to whatever logs: no global state, and a test
 /// can make its own.
 public struct Log: Sendable {
-    public enum Level: Int, Sendable {
-        case error = 3, warning = 4, info = 6, debug = 7
-
-        var name: String {
-            switch self {
-            case .error: "error"
-            case .warning: "warning"
-            case .info: "info"
-            case .debug: "debug"
-            }
-        }
-    }
+    public typealias Level = Severity
 
     public let threshold: Level
     /// Prefix each line with its syslog priority (stderr is journald's stream).

@@ -36,6 +36,16 @@ public struct AlinkTopics: Sendable, Equatable {
     public let configGetReply: String
     public let rrpcRequestPrefix: String
     public let rrpcResponsePrefix: String
+    /// Device logs to the console (`thing.log.post`) and their switch (`thing.config.log.get`
+    /// at connect, pushes), platform devices only.
+    public let logPost: String?
+    public let logPostReply: String?
+    public let logConfigGet: String?
+    public let logConfigGetReply: String?
+    public let logConfigPush: String?
+    /// `thing.deviceinfo.update` (the board's tags) and its reply, platform devices only.
+    public let deviceInfoUpdate: String?
+    public let deviceInfoUpdateReply: String?
 
     /// A platform device.
     public init(productKey pk: String, deviceName dn: String) {
@@ -67,6 +77,13 @@ public struct AlinkTopics: Sendable, Equatable {
         historyPostReply = historyPost.map { $0 + "_reply" }
         set = base + "/thing/service/property/set"
         setReply = set + "_reply"
+        logPost = device.map { _ in base + "/thing/log/post" }
+        logPostReply = logPost.map { $0 + "_reply" }
+        logConfigGet = device.map { _ in base + "/thing/config/log/get" }
+        logConfigGetReply = logConfigGet.map { $0 + "_reply" }
+        logConfigPush = device.map { _ in base + "/thing/config/log/push" }
+        deviceInfoUpdate = device.map { _ in base + "/thing/deviceinfo/update" }
+        deviceInfoUpdateReply = deviceInfoUpdate.map { $0 + "_reply" }
         ntpRequest = ntp.map { $0 + "/request" }
         ntpResponse = ntp.map { $0 + "/response" }
     }
@@ -86,12 +103,19 @@ public struct AlinkTopics: Sendable, Equatable {
         if let otaUpgrade { s.append(MQTTEncoder.Subscription(topic: otaUpgrade, qos: .atLeastOnce)) }
         if let firmwareGetReply { s.append(MQTTEncoder.Subscription(topic: firmwareGetReply, qos: .atMostOnce)) }
         if let historyPostReply { s.append(MQTTEncoder.Subscription(topic: historyPostReply, qos: .atMostOnce)) }
+        if let logConfigGetReply { s.append(MQTTEncoder.Subscription(topic: logConfigGetReply, qos: .atMostOnce)) }
+        if let logConfigPush { s.append(MQTTEncoder.Subscription(topic: logConfigPush, qos: .atLeastOnce)) }
+        if let logPostReply { s.append(MQTTEncoder.Subscription(topic: logPostReply, qos: .atMostOnce)) }
+        if let deviceInfoUpdateReply { s.append(MQTTEncoder.Subscription(topic: deviceInfoUpdateReply, qos: .atMostOnce)) }
         return s
     }
 
     /// What an inbound topic is.
     public enum Inbound: Equatable, Sendable {
         case propertySet, postReply, ntpResponse, otaOffer, configPush, configGetReply, eventReply
+        /// The console's log switch: the reply to `thing.config.log.get`, or a push.
+        case logConfig
+        case logPostReply, deviceInfoReply
         /// A service call; the range is the service's name in the topic.
         case service(Range<Int>)
         /// An RRPC request; the range is the message id in the topic.
@@ -112,6 +136,10 @@ public struct AlinkTopics: Sendable, Equatable {
            AlinkTopics.level(after: eventPrefix, buffer, range.lowerBound..<(range.upperBound - 11)) != nil {
             return .eventReply
         }
+        if let logConfigGetReply, buffer.bytes(range, equal: logConfigGetReply) { return .logConfig }
+        if let logConfigPush, buffer.bytes(range, equal: logConfigPush) { return .logConfig }
+        if let logPostReply, buffer.bytes(range, equal: logPostReply) { return .logPostReply }
+        if let deviceInfoUpdateReply, buffer.bytes(range, equal: deviceInfoUpdateReply) { return .deviceInfoReply }
         if buffer.bytes(range, equal: configPush) { return .configPush }
         if buffer.bytes(range, equal: configGetReply) { return .configGetReply }
         if let name = AlinkTopics.level(after: servicePrefix, buffer, range), !AlinkTopics.endsWithReply(buffer, name) { return .service(name) }
@@ -149,6 +177,9 @@ public struct AlinkTopics: Sendable, Equatable {
         if topic.startsWith(rrpcRequestPrefix) { return "RRPC calls from the platform will not arrive" }
         if let otaUpgrade, topic.equals(otaUpgrade) { return "upgrades pushed by the platform will not arrive" }
         if let firmwareGetReply, topic.equals(firmwareGetReply) { return "pending upgrades will not be found at connect" }
+        if topic.equals(logConfigGetReply ?? "") || topic.equals(logConfigPush ?? "") { return "the console's log switch will not arrive (no logs go up)" }
+        if topic.equals(logPostReply ?? "") { return "refused log posts go unlogged" }
+        if topic.equals(deviceInfoUpdateReply ?? "") { return "device info is sent again at every connect" }
         return "its messages will not arrive"
     }
 }

@@ -57,6 +57,25 @@ public struct DeviceConfig: Sendable, Equatable {
     public var stateDir = "/var/lib/wisp"
     /// The largest OTA package wisp downloads.
     public var otaMaxBytes: Int64 = 16 << 20
+    /// wisp's own log lines at this level and above go up to the console (`thing.log.post`)
+    /// while the console's log switch is on (platform devices).
+    public var logUploadLevel = Severity.warning
+    /// Seconds between `health` events (platform devices); 0: none.
+    public var healthInterval = 3600
+    /// Where the agent keeps what `wisp status` prints (rewritten atomically; a tmpfs).
+    public var statusFile = "/run/wisp/status"
+    /// The user's own device tags (`tag.NAME = VALUE` lines), sent with the device info.
+    public var tags: [Tag] = []
+
+    public struct Tag: Sendable, Equatable {
+        public let name: String
+        public let value: String
+        public init(name: String, value: String) { self.name = name; self.value = value }
+    }
+    public static let healthIntervalRange: ClosedRange<Int> = 60...604_800
+    /// The most tags a key file may hold (the platform takes 200 device-info entries; wisp's
+    /// own take the rest).
+    public static let maxTags = 190
 
     /// Whether what arrives is known to come from the broker: TLS with the certificate
     /// verified. Otherwise anyone on the path can inject packets.

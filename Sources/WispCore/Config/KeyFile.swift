@@ -33,6 +33,10 @@ public enum KeyFile {
         ("state_dir", "directory for OTA downloads and their records (default /var/lib/wisp)"),
         ("ota_max_bytes", "largest OTA package accepted, 1024 to 1073741824 bytes (default 16777216)"),
         ("ota_confirm_seconds", KeyFile.movedToBoard),
+        ("log_upload_level", "error, warning (default), info or debug: wisp's log lines at this level and above go up to the console while its log switch is on"),
+        ("health_interval", "seconds between health events, 60 to 604800, or 0 for none (default 3600)"),
+        ("status_file", "path of the file `wisp status` reads, rewritten by the agent (default /run/wisp/status)"),
+        ("tag.NAME", "a device tag sent with the device info: NAME is a letter then letters, digits or _, at most 30; the value at most 128 characters (other than A-Z a-z 0-9 _ - # @ % & : . they are sent as _)"),
         ("sensor.NAME", "a sensor posted as property NAME: " + SensorSyntax.help),
         ("output.NAME", "a GPIO output the platform may set as property NAME: gpio:gpiochipN:LINE"),
     ] }
@@ -199,6 +203,7 @@ public enum KeyFile {
             // A man-in-the-middle could answer the registration and plant a secret kept for good.
             throw KeyFileError(line: line, problem: .conflict("product_secret", with: "tls_insecure (registration hands out a secret that is kept for good: the server must be verified)"))
         }
+        try observability(&config, values: values, bad: bad)
         if let topic = try string("will_topic") {
             config.will = Will(topic: topic, payload: values["will_payload"]?.value ?? "offline")
         } else if values["will_payload"] != nil {
@@ -303,7 +308,7 @@ public enum KeyFile {
                 things.append((name, at))
                 continue
             }
-            guard keys.contains(where: { $0.name.equals(key) }) else {
+            guard keys.contains(where: { $0.name.equals(key) }) || key.startsWith("tag.") else {
                 throw KeyFileError(line: at, problem: .unknownKey(key))
             }
             if let first = values[key] {
@@ -355,39 +360,6 @@ public enum KeyFile {
         subscript(key: String) -> (value: String, line: Int)? {
             guard let e = items.first(where: { $0.key.equals(key) }) else { return nil }
             return (e.value, e.line)
-        }
-    }
-}
-
-/// A key-file problem: the line (0 when the file as a whole is at fault) and what is wrong.
-public struct KeyFileError: Error, Equatable, Sendable {
-    public enum Problem: Equatable, Sendable {
-        case notKeyValue
-        case unknownKey(String)
-        case duplicate(String, firstLine: Int)
-        case badValue(String, allowed: String)
-        case missing(String, why: String)
-        case conflict(String, with: String)
-        /// A remote config named a key only the key file may set.
-        case notRemote(String)
-    }
-
-    public var line: Int
-    public var problem: Problem
-
-    public var message: String {
-        let at = line > 0 ? "line \(line): " : line < 0 ? "remote config line \(-line): " : ""
-        switch problem {
-        case .notKeyValue: return at + "expected `key = value` (or a # comment)"
-        case .unknownKey(let key):
-            var known = ""
-            for k in KeyFile.keys { known += (known.isEmpty ? "" : ", ") + k.name }
-            return at + "unknown key '" + key + "'; known keys: " + known
-        case .duplicate(let key, let first): return at + "'" + key + "' is already set on line \(first < 0 ? -first : first)"
-        case .badValue(let key, let allowed): return at + "bad value for '" + key + "': expected " + allowed
-        case .missing(let key, let why): return at + "'" + key + "' is missing: " + why
-        case .conflict(let key, let other): return at + "'" + key + "' cannot be combined with " + other
-        case .notRemote(let key): return at + "'" + key + "' may only be set in the key file (a remote config sets telemetry_interval and keepalive, retunes the key file's sensors and outputs, and adds thermal, hwmon, iio, w1, system and /sys or /proc file: sensors)"
         }
     }
 }

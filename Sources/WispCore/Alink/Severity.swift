@@ -1,0 +1,33 @@
+/// A log line's level, with its syslog priority (journald's `<N>` prefix) and the console's
+/// name for it (`thing.log.post`'s `logLevel`).
+public enum Severity: Int, Sendable {
+    case error = 3, warning = 4, info = 6, debug = 7
+
+    /// The name in wisp's own log and in the key file.
+    public var name: String {
+        switch self {
+        case .error: "error"
+        case .warning: "warning"
+        case .info: "info"
+        case .debug: "debug"
+        }
+    }
+
+    /// The console's name (`logLevel`: FATAL, ERROR, WARN, INFO, DEBUG).
+    public var consoleName: String {
+        switch self {
+        case .error: "ERROR"
+        case .warning: "WARN"
+        case .info: "INFO"
+        case .debug: "DEBUG"
+        }
+    }
+
+    public init?(name: String) {
+        if name.equals("error") { self = .error } else if name.equals("warning") { self = .warning }
+        else if name.equals("info") { self = .info } else if name.equals("debug") { self = .debug } else { return nil }
+    }
+
+    /// At least as severe as `threshold`.
+    public func atLeast(_ threshold: Severity) -> Bool { rawValue <= threshold.rawValue }
+}
