@@ -357,9 +357,8 @@ static int on_message(int event, void *event_data, void *userdata) {
     (void)userdata;
     struct mosquitto_evt_message *ed = event_data;
     char dn[65], pk[65];
-    if (console_log_push(ed)) return MOSQ_ERR_SUCCESS;
     if (split_username(mosquitto_client_username(ed->client), dn, pk) != 0) return MOSQ_ERR_SUCCESS;
-    if (console_log_message(ed, pk, dn) || console_deviceinfo_message(ed, pk, dn)) return MOSQ_ERR_SUCCESS;
+    if (console_log_message(ed, pk, dn) || console_deviceinfo_message(ed, pk, dn) || console_event_message(ed, pk, dn)) return MOSQ_ERR_SUCCESS;
     char topic[256], payload[512];
     snprintf(topic, sizeof topic, "/ext/ntp/%s/%s/request", pk, dn);
     if (strcmp(ed->topic, topic) == 0) {
@@ -420,6 +419,7 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata, st
     for (int i = 0; i < opt_count; i++) {
         if (strcmp(opts[i].key, "registry") == 0) snprintf(p->registry, sizeof p->registry, "%s", opts[i].value);
         else if (strcmp(opts[i].key, "securemode") == 0) p->securemode = atoi(opts[i].value);
+        else if (strcmp(opts[i].key, "console") == 0) snprintf(console_dir, sizeof console_dir, "%s", opts[i].value);
     }
     if (p->registry[0] == 0 || (p->securemode != 2 && p->securemode != 3)) {
         mosquitto_log_printf(MOSQ_LOG_ERR, "wisp-platform: needs plugin_opt_registry and plugin_opt_securemode 2|3");

@@ -150,6 +150,10 @@ public enum Agent {
             log.error(e.message)
             return .configuration
         }
+        // wisp's own lines for the console (platform devices): one ring for the process,
+        // kept from here on; LogUpload sends them while the console's switch is on.
+        let sink = Outbox.isPlatform(topics(loaded)) ? LogSink(threshold: loaded.device.logUploadLevel, monotonic: { wisp_monotonic_ms() }) : nil
+        let log = log.uploading(to: sink)
         warnAboutThePlainLink(loaded.device, log: log)
         if loaded.productSecretLeft { log.warning(loaded.productSecretWarning) }
         for key in loaded.device.movedToBoard {
@@ -193,6 +197,7 @@ public enum Agent {
             case .reload(let next):
                 log.info("key file changed: reconnecting with the new settings")
                 loaded = next
+                sink?.threshold = next.device.logUploadLevel
                 backlog = device.backlog
                 startup = device.startupReason
             }

@@ -18,12 +18,12 @@ import bufferfile  # Tests/harness/bufferfile.py (pytest.ini puts Tests/harness 
 PK, DN, SECRET = "a1TestProd", "sensor-7", "platform-secret-0123456789"
 
 
-def start_platform(d, registry):
-    """platform/run in `d` with the registry text, on free ports: its ready lines as a
-    dict, the ports, and the process (`proc`)."""
+def start_platform(d, registry, ports=None):
+    """platform/run in `d` with the registry text, on free ports (or `ports`): its ready
+    lines as a dict, the ports, and the process (`proc`)."""
     devices = d / "devices"
     devices.write_text(registry)
-    ports = dict(ws=free_port(), wss=free_port(), tcp=free_port())
+    ports = ports or dict(ws=free_port(), wss=free_port(), tcp=free_port())
     proc = subprocess.Popen([str(ROOT / "platform/run"), "--devices", str(devices), "--dir", str(d),
                              "--ws-port", str(ports["ws"]), "--wss-port", str(ports["wss"]), "--tcp-port", str(ports["tcp"])],
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)

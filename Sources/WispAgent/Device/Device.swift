@@ -24,6 +24,8 @@ public struct Device<T: Transport>: ~Copyable {
     let downloader: Downloader<T>?
     let updater: Updater<T>?
     let remoteConfig: RemoteConfig<T>?
+    /// wisp's log lines and the link's health for the console (platform devices).
+    var console: Console
     /// Why this process started (`startup` event), reported after the first CONNACK; nil
     /// once reported (a reload hands what is left to the next device).
     public var startupReason: String?
@@ -59,6 +61,7 @@ public struct Device<T: Transport>: ~Copyable {
         self.downloader = downloader
         updater = downloader.map { Updater(loaded.device, board: loaded.board, downloader: $0, log: log) }
         remoteConfig = downloader.map { RemoteConfig(loaded, downloader: $0, log: log) }
+        console = Console(loaded.device, platform: outbox.isPlatform, clock: clock, log: log)
     }
 
     /// Samples every interval and reacts to the driver until stopped.
@@ -71,13 +74,14 @@ public struct Device<T: Transport>: ~Copyable {
             }
             telemetry.advance(now: now, time: clockSync.wallClock(monotonic: now), session: &driver.session, out: &outbox)
             updater?.advance(out: &outbox)
+            console.advance(now: now, telemetry: telemetry, clockSync: clockSync, session: driver.session, out: &outbox)
             if let next = remoteConfig?.advance(out: &outbox), reload == nil {
                 reload = next
                 outbox.flush(&driver.session)  // the push reply goes out first; stop flushes it
                 driver.session.stop(now: now)
             }
             outbox.flush(&driver.session)
-            var deadline = telemetry.deadline
+            var deadline = min(telemetry.deadline, console.deadline)
             if let downloader {
                 downloader.register(into: &driver.extra)
                 deadline = min(deadline, downloader.deadline)
@@ -111,11 +115,10 @@ public struct Device<T: Transport>: ~Copyable {
             log.debug("packet \(id) acknowledged")
             outbox.flush(&driver.session)  // a reply waiting for room goes before the backlog
             telemetry.delivered(id, session: &driver.session)
-        case .session(.online):
-            LinkLog.note(event, loaded, log: log, topics: outbox.topics, subscriptions: driver.session.config.subscriptions)
-            online()
         default:
             LinkLog.note(event, loaded, log: log, topics: outbox.topics, subscriptions: driver.session.config.subscriptions)
+            console.note(event)
+            if case .session(.online) = event { online() }
         }
     }
 
@@ -130,6 +133,7 @@ public struct Device<T: Transport>: ~Copyable {
         everOnline = true
         updater?.online(out: &outbox)
         remoteConfig?.online(out: &outbox)
+        console.online(out: &outbox)
         if outbox.isPlatform {
             if let reason = startupReason {
                 startupReason = nil
@@ -154,7 +158,8 @@ public struct Device<T: Transport>: ~Copyable {
             switch kind {
             case .propertySet: changed = telemetry.propertySet(payload, out: &outbox)
             case .ntpResponse: clockSync.handle(payload)
-            case .postReply, .eventReply, .logPostReply, .deviceInfoReply: LinkLog.reply(to: kind, inbound, p.payload, log: log)
+            case .postReply, .eventReply, .logPostReply, .deviceInfoReply:
+                console.reply(kind, inbound, p.payload, newest: telemetry.lastSampled, wallNow: clockSync.wallClock(monotonic: now))
             case .service(let name):
                 effect = services.call(String(decoding: inbound.bytesView(name), as: UTF8.self), payload: payload,
                                        sampleNowWait: telemetry.sampleNowWait(now: now), out: &outbox)
@@ -163,17 +168,12 @@ public struct Device<T: Transport>: ~Copyable {
                                        sampleNowWait: telemetry.sampleNowWait(now: now), out: &outbox)
             case .configPush, .configGetReply: remoteConfig?.handle(payload, push: kind == .configPush, out: &outbox)
             case .otaOffer: updater?.offer(payload, out: &outbox)
-            case .logConfig: log.debug("log switch: not handled yet")
+            case .logConfig: console.logs?.handleSwitch(payload)
             case .other: log.debug("message on " + LogText.escape(inbound.bytesView(p.topic)) + " ignored")
             }
         }
         outbox.flush(&driver.session)
-        let time = clockSync.wallClock(monotonic: now)
-        switch effect {
-        case .sampleNow: telemetry.sampleNow(now: now, time: time, session: &driver.session, out: &outbox)
-        case .setInterval(let seconds): telemetry.setInterval(seconds: seconds, now: now)
-        case .none: if changed { telemetry.sampleSoon(now: now, time: time, session: &driver.session, out: &outbox) }
-        }
+        telemetry.apply(effect, changed: changed, now: now, time: clockSync.wallClock(monotonic: now), session: &driver.session, out: &outbox)
     }
 
     /// SIGHUP reads the key file again (a changed one reconnects with it); SIGTERM and

@@ -45,7 +45,8 @@ enum LinkLog {
     static func reply(to kind: AlinkTopics.Inbound, _ inbound: ByteBuffer, _ payload: Range<Int>, log: Log) {
         let what = kind == .postReply ? "property post" : kind == .eventReply ? "event" : kind == .logPostReply ? "log post" : "device info"
         if PropertyPost.replyCode(inbound, payload) != 200 {
-            log.warning(what + " refused by the platform: " + LogText.escape(inbound.bytesView(payload)))
+            // A refused log post is not itself posted (it would feed itself).
+            log.write(.warning, what + " refused by the platform: " + LogText.escape(inbound.bytesView(payload)), local: kind == .logPostReply)
         } else {
             log.debug(what + " accepted")
         }

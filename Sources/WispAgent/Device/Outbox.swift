@@ -39,8 +39,11 @@ public struct Outbox {
     public init(topics: AlinkTopics, log: Log) {
         self.topics = topics
         self.log = log
-        isPlatform = topics.otaUpgrade != nil
+        isPlatform = Outbox.isPlatform(topics)
     }
+
+    /// Whether these are an IoT Platform device's topics (the one place that decides).
+    public static func isPlatform(_ topics: AlinkTopics) -> Bool { topics.otaUpgrade != nil }
 
     /// The next message id (the Alink `id` field of reports and requests).
     public mutating func nextId() -> UInt64 {

@@ -12,11 +12,17 @@ public struct Log: Sendable {
     public let threshold: Level
     /// Prefix each line with its syslog priority (stderr is journald's stream).
     let journal: Bool
+    /// Lines for the console (platform devices): kept there too, at its own threshold.
+    public let sink: LogSink?
 
-    public init(threshold: Level = .info, journal: Bool = false) {
+    public init(threshold: Level = .info, journal: Bool = false, sink: LogSink? = nil) {
         self.threshold = threshold
         self.journal = journal
+        self.sink = sink
     }
+
+    /// This log, its lines kept for the console in `sink` too.
+    public func uploading(to sink: LogSink?) -> Log { Log(threshold: threshold, journal: journal, sink: sink) }
 
     /// The process's log: info and up (debug too when `verbose`), the priority prefix when
     /// systemd connected stderr to the journal.
@@ -26,7 +32,10 @@ public struct Log: Sendable {
 
     public func enabled(_ level: Level) -> Bool { level.rawValue <= threshold.rawValue }
 
-    public func write(_ level: Level, _ message: String) {
+    /// Writes a line (and keeps it for the console unless `local`: a line about the
+    /// console's own log posts, which would otherwise feed itself).
+    public func write(_ level: Level, _ message: String, module: UInt8 = 0, local: Bool = false) {
+        if !local, let sink { sink.keep(level, module: module, message) }
         guard enabled(level) else { return }
         let prefix = journal ? "<\(level.rawValue)>" : ""
         System.write(prefix + level.name + ": " + message + "\n", to: 2)
@@ -36,6 +45,6 @@ public struct Log: Sendable {
     public func warning(_ m: String) { write(.warning, m) }
     public func info(_ m: String) { write(.info, m) }
     public func debug(_ m: @autoclosure () -> String) {
-        if enabled(.debug) { write(.debug, m()) }
+        if enabled(.debug) || sink.map({ Severity.debug.atLeast($0.threshold) }) == true { write(.debug, m()) }
     }
 }

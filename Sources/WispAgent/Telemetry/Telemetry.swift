@@ -25,6 +25,8 @@ public struct Telemetry: ~Copyable {
     var pendingSample: UInt64?
     static var sampleNowSpacing: UInt64 { 1000 }
     var reportedDrops = 0
+    /// The newest sample's id and time (the health's reply latency: its post's reply).
+    public private(set) var lastSampled: (seq: UInt64, time: UInt64)?
     var power: PowerWatch
     let log: Log
 
@@ -92,6 +94,7 @@ public struct Telemetry: ~Copyable {
         values.removeAll(keepingCapacity: true)
         thing.sample(into: &values)
         backlog.add(time: time, values: values)
+        if backlog.ring.count > 0 { lastSampled = (backlog.ring.seq(backlog.ring.count - 1), time) }
         if out.isPlatform { noteEvents(time: time, online: session.isOnline, out: &out) }
         if !session.isOnline { log.debug("offline: sample kept (\(backlog.ring.count) waiting)") }
         out.flush(&session)
@@ -99,6 +102,15 @@ public struct Telemetry: ~Copyable {
     }
 
     // MARK: out of schedule
+
+    /// What a property set (`changed`) or a service call asked of the schedule.
+    public mutating func apply(_ effect: Services.Effect, changed: Bool, now: UInt64, time: UInt64, session: inout Session, out: inout Outbox) {
+        switch effect {
+        case .sampleNow: sampleNow(now: now, time: time, session: &session, out: &out)
+        case .setInterval(let seconds): setInterval(seconds: seconds, now: now)
+        case .none: if changed { sampleSoon(now: now, time: time, session: &session, out: &out) }
+        }
+    }
 
     /// A property set: the outputs change all or nothing, the reply goes out, and the new
     /// state is posted (at most once per `sampleNowSpacing`).

@@ -1,5 +1,4 @@
-/// A log line's level, with its syslog priority (journald's `<N>` prefix) and the console's
-/// name for it (`thing.log.post`'s `logLevel`).
+/// A log line's level, with its syslog priority (journald's `<N>` prefix).
 public enum Severity: Int, Sendable {
     case error = 3, warning = 4, info = 6, debug = 7
 
@@ -10,16 +9,6 @@ public enum Severity: Int, Sendable {
         case .warning: "warning"
         case .info: "info"
         case .debug: "debug"
-        }
-    }
-
-    /// The console's name (`logLevel`: FATAL, ERROR, WARN, INFO, DEBUG).
-    public var consoleName: String {
-        switch self {
-        case .error: "ERROR"
-        case .warning: "WARN"
-        case .info: "INFO"
-        case .debug: "DEBUG"
         }
     }
 

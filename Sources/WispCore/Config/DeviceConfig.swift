@@ -72,7 +72,7 @@ public struct DeviceConfig: Sendable, Equatable {
         public let value: String
         public init(name: String, value: String) { self.name = name; self.value = value }
     }
-    public static let healthIntervalRange: ClosedRange<Int> = 60...604_800
+    public static let healthIntervalRange: ClosedRange<Int> = 10...604_800
     /// The most tags a key file may hold (the platform takes 200 device-info entries; wisp's
     /// own take the rest).
     public static let maxTags = 190

@@ -34,7 +34,7 @@ public enum KeyFile {
         ("ota_max_bytes", "largest OTA package accepted, 1024 to 1073741824 bytes (default 16777216)"),
         ("ota_confirm_seconds", KeyFile.movedToBoard),
         ("log_upload_level", "error, warning (default), info or debug: wisp's log lines at this level and above go up to the console while its log switch is on"),
-        ("health_interval", "seconds between health events, 60 to 604800, or 0 for none (default 3600)"),
+        ("health_interval", "seconds between health events, 10 to 604800, or 0 for none (default 3600)"),
         ("status_file", "path of the file `wisp status` reads, rewritten by the agent (default /run/wisp/status)"),
         ("tag.NAME", "a device tag sent with the device info: NAME is a letter then letters, digits or _, at most 30; the value at most 128 characters (other than A-Z a-z 0-9 _ - # @ % & : . they are sent as _)"),
         ("sensor.NAME", "a sensor posted as property NAME: " + SensorSyntax.help),

@@ -43,9 +43,18 @@ public struct JSONWriter {
     }
 
     /// A JSON string with `"` `\` and control characters escaped (RFC 8259 §7).
-    public mutating func string(_ s: String) {
+    public mutating func string(_ s: String) { string(bytes: s.utf8) }
+
+    /// The same for bytes (a log line kept in a ring).
+    public mutating func string<S: Sequence<UInt8>>(bytes s: S) {
         byte(UInt8(ascii: "\""))
-        for b in s.utf8 {
+        escaped(s)
+        byte(UInt8(ascii: "\""))
+    }
+
+    /// The inside of a JSON string: `"` `\` and control characters escaped.
+    public mutating func escaped<S: Sequence<UInt8>>(_ s: S) {
+        for b in s {
             switch b {
             case UInt8(ascii: "\""), UInt8(ascii: "\\"):
                 byte(UInt8(ascii: "\\"))
@@ -58,7 +67,6 @@ public struct JSONWriter {
                 byte(b)
             }
         }
-        byte(UInt8(ascii: "\""))
     }
 
     public mutating func integer(_ value: Int64) {

@@ -52,6 +52,9 @@ public struct Session {
     var lastReceived: UInt64 = 0
     var lastSent: UInt64 = 0
     var pingSentAt: UInt64?
+    /// The last keep-alive's round trip (PINGREQ to PINGRESP, ms), and how many were measured.
+    public internal(set) var pingRoundTrip: UInt64?
+    public internal(set) var pingRounds: UInt32 = 0
     var onlineSince: UInt64 = 0
     var stableReported = false
     var transportOpen = false

@@ -103,6 +103,10 @@ extension Session {
         case .unsuback:
             break
         case .pingresp:
+            if let sent = pingSentAt, now >= sent {
+                pingRoundTrip = now - sent
+                pingRounds &+= 1
+            }
             pingSentAt = nil
         case .oversized(let type, let length):
             if type != .publish { return fail(now: now, .mqttProtocol(.badLength(type, length))) }
