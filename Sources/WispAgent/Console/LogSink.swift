@@ -14,8 +14,9 @@ public final class LogSink: @unchecked Sendable {  // one thread: the loop
     public var keeping = true
     let monotonic: () -> UInt64
 
-    /// 16 KiB: a few hundred typical lines, four of the longest.
-    public static let defaultCapacity = 16_384
+    /// 4 KiB: about 30 typical lines (the heap budget after connect is 64 KiB over wss, and
+    /// a healthy device logs nothing at warning).
+    public static let defaultCapacity = 4096
 
     public init(threshold: Severity, capacity: Int = LogSink.defaultCapacity, monotonic: @escaping () -> UInt64) {
         ring = LogRing(capacity: capacity)
