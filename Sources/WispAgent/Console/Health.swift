@@ -57,7 +57,7 @@ struct Health {
 
     /// A post's reply (`…/post_reply`): its latency when it answers the newest sample.
     mutating func postReply(_ inbound: ByteBuffer, _ payload: Range<Int>, newest: (seq: UInt64, time: UInt64)?, wallNow: UInt64) {
-        guard let newest, let id = Health.replyId(inbound, payload), id == newest.seq, wallNow >= newest.time else { return }
+        guard let newest, let id = PropertyPost.replyId(inbound, payload), id == newest.seq, wallNow >= newest.time else { return }
         replyLatency = wallNow - newest.time
         diagnose(2, wallNow - newest.time, Health.uplinkLimits, "property post answered after", now: nil)
     }
@@ -95,19 +95,5 @@ struct Health {
         }
         let level: Severity = value > limits.1 ? .error : .warning
         log.write(level, "diagnostics: " + what + " \(value) ms (over \(value > limits.1 ? limits.1 : limits.0) ms)", module: UInt8(kind + 1))
-    }
-
-    /// The `id` of an Alink reply (`"id":"123"`), or nil.
-    static func replyId(_ buffer: ByteBuffer, _ range: Range<Int>) -> UInt64? {
-        let key: StaticString = "\"id\":\""
-        let n = key.utf8CodeUnitCount
-        var i = range.lowerBound
-        while i + n <= range.upperBound {
-            var match = true
-            key.withUTF8Buffer { k in for j in 0..<n where buffer[i + j] != k[j] { match = false; break } }
-            if match { return DecimalScan.digits(buffer.written[..<range.upperBound], from: i + n, maxDigits: 18).map { UInt64($0.value) } }
-            i += 1
-        }
-        return nil
     }
 }

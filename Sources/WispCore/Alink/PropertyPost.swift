@@ -78,4 +78,18 @@ public enum PropertyPost {
         }
         return nil
     }
+
+    /// The `id` of an Alink reply (`"id":"123"`), or nil.
+    public static func replyId(_ buffer: ByteBuffer, _ range: Range<Int>) -> UInt64? {
+        let key: StaticString = "\"id\":\""
+        let n = key.utf8CodeUnitCount
+        var i = range.lowerBound
+        while i + n <= range.upperBound {
+            var match = true
+            key.withUTF8Buffer { k in for j in 0..<n where buffer[i + j] != k[j] { match = false; break } }
+            if match { return DecimalScan.digits(buffer.written[..<range.upperBound], from: i + n, maxDigits: 18).map { UInt64($0.value) } }
+            i += 1
+        }
+        return nil
+    }
 }
