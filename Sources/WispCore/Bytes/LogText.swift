@@ -5,7 +5,10 @@
 /// printable ASCII stays as it is, `\` becomes `\\`, every other byte becomes `\xNN`, and at
 /// most `limit` bytes are shown, followed by how many were left out.
 public enum LogText {
-    public static func escape<C: Collection>(_ bytes: C, limit: Int = 200) -> String where C.Element == UInt8 {
+    public static func escape(_ bytes: [UInt8], limit: Int = 200) -> String { escape(bytes[...], limit: limit) }
+
+    /// One body for every caller (a generic one was specialised per collection type).
+    public static func escape(_ bytes: ArraySlice<UInt8>, limit: Int = 200) -> String {
         var out: [UInt8] = []
         out.reserveCapacity(min(bytes.count, limit) + 16)
         var shown = 0
