@@ -92,7 +92,7 @@ public struct Outbox {
                 continue
             }
             do {
-                _ = try session.publish(topic: m.topic, payload: m.payload, qos: m.qos)
+                _ = try session.publish(topic: m.topic, payload: payload(m), qos: m.qos)  // a slice: the telemetry posts' specialisation
                 messages.remove(at: i)
             } catch {
                 if m.waits {
