@@ -33,7 +33,7 @@ struct LogUpload {
     mutating func handleSwitch(_ payload: UnsafeRawBufferPointer) {
         guard let json = try? JSONReader(payload), let mode = LogPost.switchMode(json) else {
             log.write(.warning, "console log switch: a message without data.content.mode (0 or 1) ignored: "
-                      + LogText.escape(payload.prefix(200)), local: true)
+                      + LogText.escape(Array(payload.prefix(200))), local: true)
             return
         }
         if mode != on {

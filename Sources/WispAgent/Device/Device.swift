@@ -160,12 +160,10 @@ public struct Device<T: Transport>: ~Copyable {
             case .ntpResponse: clockSync.handle(payload)
             case .postReply, .eventReply, .logPostReply, .deviceInfoReply:
                 console.reply(kind, inbound, p.payload, newest: telemetry.lastSampled, wallNow: clockSync.wallClock(monotonic: now))
-            case .service(let name):
-                effect = services.call(String(decoding: inbound.bytesView(name), as: UTF8.self), payload: payload,
-                                       sampleNowWait: telemetry.sampleNowWait(now: now), out: &outbox)
-            case .rrpc(let id):
-                effect = services.rrpc(messageId: String(decoding: inbound.bytesView(id), as: UTF8.self), payload: payload,
-                                       sampleNowWait: telemetry.sampleNowWait(now: now), out: &outbox)
+            case .service(let range), .rrpc(let range):  // the service's name, or the request's message id
+                let text = String(decoding: inbound.bytesView(range), as: UTF8.self), wait = telemetry.sampleNowWait(now: now)
+                if case .service = kind { effect = services.call(text, payload: payload, sampleNowWait: wait, out: &outbox) }
+                else { effect = services.rrpc(messageId: text, payload: payload, sampleNowWait: wait, out: &outbox) }
             case .configPush, .configGetReply: remoteConfig?.handle(payload, push: kind == .configPush, out: &outbox)
             case .otaOffer: updater?.offer(payload, out: &outbox)
             case .logConfig: console.logs?.handleSwitch(payload)

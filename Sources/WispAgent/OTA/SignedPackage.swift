@@ -100,7 +100,7 @@ public enum SignedPackage {
     /// The publisher's public key (PEM) from `path`: at most `WISP_PUBLIC_KEY_MAX` (1024)
     /// bytes, and an EC P-256 public key, else `.badKey` with the reason.
     public static func readPublicKey(path: String) -> Result<[UInt8], PackageRefusal> {
-        let shown = LogText.escape(path.utf8, limit: 120)
+        let shown = LogText.escape(Array(path.utf8), limit: 120)
         switch System.readFile(path, limit: Int(WISP_PUBLIC_KEY_MAX)) {
         case .failure(let e) where e.errno == efbig:
             return .failure(PackageRefusal(.badKey, "the OTA public key " + shown + " is larger than \(WISP_PUBLIC_KEY_MAX) bytes"))

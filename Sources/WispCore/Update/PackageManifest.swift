@@ -138,7 +138,7 @@ public struct PackageManifest: Equatable, Sendable {
 
         guard let first = nextLine() else { return missing("first") }
         guard matches(head, first, magic) else {
-            return .invalid("unsupported package format '" + LogText.escape(head[first], limit: 40) + "' (this wisp reads '" + magic + "')")
+            return .invalid("unsupported package format '" + LogText.escape(Array(head[first]), limit: 40) + "' (this wisp reads '" + magic + "')")
         }
 
         var values: [Range<Int>] = []
@@ -152,7 +152,7 @@ public struct PackageManifest: Equatable, Sendable {
             let sep = line.lowerBound + k
             guard line.count >= k + 3, head[line.lowerBound..<sep].elementsEqual(key.utf8),
                   head[sep] == 0x20, head[sep + 1] == UInt8(ascii: "="), head[sep + 2] == 0x20 else {
-                return .invalid("line \(lineNumber) must be '" + key + " = …', not '" + LogText.escape(head[line], limit: 80) + "'")
+                return .invalid("line \(lineNumber) must be '" + key + " = …', not '" + LogText.escape(Array(head[line]), limit: 80) + "'")
             }
             if n == keys.count - 1 { signedCount = start }
             values.append((sep + 3)..<line.upperBound)
@@ -160,7 +160,7 @@ public struct PackageManifest: Equatable, Sendable {
         let payloadOffset = pos
 
         func refuse(_ index: Int, _ why: String) -> PackageManifestParse {
-            .invalid(keys[index] + " '" + LogText.escape(head[values[index]], limit: 80) + "' " + why)
+            .invalid(keys[index] + " '" + LogText.escape(Array(head[values[index]]), limit: 80) + "' " + why)
         }
         let module = text(head, values[0])
         guard OTAInform.isModuleName(module) else { return refuse(0, "is not 1 to 32 of A-Z a-z 0-9 _ - .") }
