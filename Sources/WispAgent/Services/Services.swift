@@ -46,23 +46,25 @@ public final class Services {
 
     func serve(_ name: String, payload: UnsafeRawBufferPointer, replyTopic: String, qos: QoS, sampleNowWait: UInt64?, out: inout Outbox) -> Effect {
         var call: ServiceCall?
-        if let json = try? JSONReader(payload) {
+        // The reply's fields, written once below (one inlined copy of the writer).
+        var code: Int64 = 460, id: Range<Int>?, message = "request parameter error: not JSON", interval: Int?
+        let json = try? JSONReader(payload)
+        if let json {
             switch ServiceCall.parse(name: name, json) {
             case .failure(let refusal):
-                ServiceCall.writeReply(code: refusal.code, id: refusal.id, json: json, message: refusal.message, into: &out.json)
-            case .success(let (id, parsed)):
-                if let (code, message) = refusal(of: parsed, name, sampleNowWait: sampleNowWait) {
-                    ServiceCall.writeReply(code: code, id: id, json: json, message: message, into: &out.json)
+                (code, id, message) = (refusal.code, refusal.id, refusal.message)
+            case .success(let (callId, parsed)):
+                id = callId
+                if let (refusedCode, why) = refusal(of: parsed, name, sampleNowWait: sampleNowWait) {
+                    (code, message) = (refusedCode, why)
                 } else {
                     call = parsed
-                    var interval: Int?
+                    (code, message) = (200, "success")
                     if case .setInterval(let seconds) = parsed { interval = seconds }
-                    ServiceCall.writeReply(code: 200, id: id, json: json, message: "success", interval: interval, into: &out.json)
                 }
             }
-        } else {
-            ServiceCall.writeReply(code: 460, id: nil, json: nil, message: "request parameter error: not JSON", into: &out.json)
         }
+        ServiceCall.writeReply(code: code, id: id, json: json, message: message, interval: interval, into: &out.json)
         out.send(replyTopic, qos: qos)
         switch call {
         case .sampleNow?:
