@@ -111,38 +111,41 @@ public struct Thing: ~Copyable {
             PropertySet.writeReply(code: 460, id: nil, json: nil, message: "request parameter error: " + error.message, into: &reply)
             return false
         }
+        var id: Range<Int>?
+        var changed = false
+        let (code, message) = apply(json, id: &id, changed: &changed)
+        PropertySet.writeReply(code: code, id: id, json: json, message: message, into: &reply)
+        return changed
+    }
+
+    /// The set's reply code and message (`applySet` writes the reply in one place); `id`
+    /// and `changed` as they come.
+    mutating func apply(_ json: JSONReader, id: inout Range<Int>?, changed: inout Bool) -> (Int64, String) {
         let request: PropertySet.Request
         switch PropertySet.parse(json, settable: outputNames) {
         case .failure(let r):
-            PropertySet.writeReply(code: r.code, id: r.id, json: json, message: r.message, into: &reply)
-            return false
+            id = r.id
+            return (r.code, r.message)
         case .success(let parsed): request = parsed
         }
-        let id = request.id
+        id = request.id
         for change in request.changes where outputs[change.index].line == nil {
             let o = outputs[change.index]
-            PropertySet.writeReply(code: 500, id: id, json: json, message: o.spec.identifier + " is unavailable: " + (o.problem ?? ""), into: &reply)
-            return false
+            return (500, o.spec.identifier + " is unavailable: " + (o.problem ?? ""))
         }
         if !controlAllowed && !request.changes.isEmpty {
             log.warning("property set refused: the link is not authenticated TLS (set allow_plaintext_control = true to allow it)")
-            PropertySet.writeReply(code: 403, id: id, json: json,
-                                   message: "outputs are not set over an unauthenticated link (ws://, mqtt:// or tls_insecure); use wss:// or allow_plaintext_control",
-                                   into: &reply)
-            return false
+            return (403, "outputs are not set over an unauthenticated link (ws://, mqtt:// or tls_insecure); use wss:// or allow_plaintext_control")
         }
-        var changed = false
         for change in request.changes {
             let index = change.index, v = change.level
             if let e = outputs[index].line!.set(v) {
-                PropertySet.writeReply(code: 500, id: id, json: json, message: "cannot set " + outputs[index].spec.identifier + ": " + e.message, into: &reply)
-                return changed
+                return (500, "cannot set " + outputs[index].spec.identifier + ": " + e.message)
             }
             if outputs[index].state != v { changed = true }
             outputs[index].state = v
             log.info("property set: " + outputs[index].spec.identifier + " = \(v)")
         }
-        PropertySet.writeReply(code: 200, id: id, json: json, message: "success", into: &reply)
-        return changed
+        return (200, "success")
     }
 }
