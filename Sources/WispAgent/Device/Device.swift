@@ -19,11 +19,12 @@ public struct Device<T: Transport>: ~Copyable {
     var outbox: Outbox
     var clockSync: ClockSync
     let services: Services
-    /// The downloads (OTA packages, remote config files), OTA upgrades and remote config:
-    /// platform devices only.
+    /// The downloads (OTA packages, remote config files), OTA upgrades, remote config and
+    /// device info: platform devices only.
     let downloader: Downloader<T>?
     let updater: Updater<T>?
     let remoteConfig: RemoteConfig<T>?
+    var deviceInfo: DeviceInfo?
     /// Why this process started (`startup` event), reported after the first CONNACK; nil
     /// once reported (a reload hands what is left to the next device).
     public var startupReason: String?
@@ -59,6 +60,7 @@ public struct Device<T: Transport>: ~Copyable {
         self.downloader = downloader
         updater = downloader.map { Updater(loaded.device, board: loaded.board, downloader: $0, log: log) }
         remoteConfig = downloader.map { RemoteConfig(loaded, downloader: $0, log: log) }
+        deviceInfo = outbox.isPlatform ? DeviceInfo(loaded.device, board: loaded.board, log: log) : nil
     }
 
     /// Samples every interval and reacts to the driver until stopped.
@@ -85,12 +87,8 @@ public struct Device<T: Transport>: ~Copyable {
             if watchdogInterval != nil { deadline = min(deadline, nextWatchdog) }
             switch driver.next(until: deadline) {
             case .stopped:
-                if let next = reload {
-                    Systemd.notify("RELOADING=1")
-                    return .reload(next)
-                }
-                Systemd.notify("STOPPING=1")
-                return .stopped
+                Systemd.notify(reload == nil ? "STOPPING=1" : "RELOADING=1")
+                return reload.map { .reload($0) } ?? .stopped
             case .pollFailed(let e):
                 log.error("poll failed: " + e.message)
                 return .failed
@@ -130,6 +128,7 @@ public struct Device<T: Transport>: ~Copyable {
         everOnline = true
         updater?.online(out: &outbox)
         remoteConfig?.online(out: &outbox)
+        deviceInfo?.online(out: &outbox)
         if outbox.isPlatform {
             if let reason = startupReason {
                 startupReason = nil
@@ -154,7 +153,8 @@ public struct Device<T: Transport>: ~Copyable {
             switch kind {
             case .propertySet: changed = telemetry.propertySet(payload, out: &outbox)
             case .ntpResponse: clockSync.handle(payload)
-            case .postReply, .eventReply, .logPostReply, .deviceInfoReply: LinkLog.reply(to: kind, inbound, p.payload, log: log)
+            case .postReply, .eventReply, .logPostReply: LinkLog.reply(to: kind, inbound, p.payload, log: log)
+            case .deviceInfoReply: deviceInfo?.handle(payload, out: &outbox)
             case .service(let name):
                 effect = services.call(String(decoding: inbound.bytesView(name), as: UTF8.self), payload: payload,
                                        sampleNowWait: telemetry.sampleNowWait(now: now), out: &outbox)
