@@ -1,7 +1,12 @@
 // JSON reader: never traps or reads past its input; an accepted document's members are
-// all inside it, and numbers re-written by JSONWriter read back the same.
+// all inside it, and numbers re-written by JSONWriter read back the same. Device info's
+// reply reader and value sanitiser ride along.
 func fuzz_json(_ bytes: [UInt8]) {
+    // Device info: any text sanitises to at most 128 bytes the platform takes.
+    let sanitised = DeviceInfoUpdate.sanitise(String(decoding: bytes, as: UTF8.self))
+    check(sanitised.utf8.count <= DeviceInfoUpdate.maxValue && sanitised.utf8.allSatisfy(DeviceInfoUpdate.allowed), "sanitised value")
     bytes.withUnsafeBytes { raw in
+        _ = DeviceInfoUpdate.reply(raw)  // the device-info reply's reader over the same input
         guard let json = try? JSONReader(raw) else { return }
         for (key, value) in json.members() {
             check(key.upperBound <= raw.count, "key inside input")
