@@ -22,8 +22,9 @@ struct DeviceInfoFeatureTests {
         return Board(root: dir.path + "/board")
     }
 
-    func feature(_ tags: [(String, String)] = [("tag.site", "plant 3"), ("tag.rack", "r7")]) -> DeviceInfo {
-        DeviceInfo(Platform.device(stateDir: dir.file("state"), tags), board: board, log: Log())
+    func feature(_ tags: [(String, String)] = [("tag.site", "plant 3"), ("tag.rack", "r7")], stateDir: String = "state") -> DeviceInfo {
+        if stateDir == "state" { try! FileManager.default.createDirectory(atPath: dir.file("state"), withIntermediateDirectories: true) }
+        return DeviceInfo(Platform.device(stateDir: dir.file(stateDir), tags), board: board, log: Log())
     }
 
     /// The entries of each message queued, as (key, value) pairs.
@@ -144,6 +145,13 @@ struct DeviceInfoFeatureTests {
         #expect(parts > 60)
         #expect(dir.record("state/deviceinfo")?["entries"] == "196")
         #expect(connect(&f).isEmpty)
+    }
+
+    @Test func withoutStateDirNothingIsRecordedAndTheNextConnectSendsAgain() {
+        var f = feature(stateDir: "missing")
+        #expect(connect(&f).count == 1)
+        #expect(!dir.exists("missing"), "state_dir is the unit's to make")
+        #expect(connect(&f).count == 1)
     }
 
     @Test func aTagNamedLikeAFactReplacesIt() throws {

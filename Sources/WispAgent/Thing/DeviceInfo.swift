@@ -72,8 +72,8 @@ struct DeviceInfo {
         record["entries"] = "\(entries.count)"
         log.info("device info: \(entries.count) entries accepted by the platform")
         entries = []
-        if wisp_mkdir(device.stateDir, 0o700) < 0 {
-            log.warning("device info: cannot create state_dir " + device.stateDir + "; sent again at the next connect")
+        if wisp_file_mode(device.stateDir) < 0 {  // made by the unit (StateDirectory), not here (as LastRun)
+            log.info("device info: state_dir " + device.stateDir + " does not exist; sent again at the next connect")
         } else if let e = StateStore.write(record, to: recordPath) {
             log.warning("device info: cannot write " + recordPath + ": " + e.message + "; sent again at the next connect")
         }
