@@ -2,8 +2,8 @@ import WispCore
 
 /// The device: one key file's life. It keeps the schedule, the watchdog and the signals,
 /// and dispatches what the driver reports to the features — telemetry, services and RRPC,
-/// clock sync, OTA, remote config — each a type of its own that publishes through the
-/// outbox. It never touches a socket.
+/// clock sync, OTA, remote config, device info — each a type of its own that publishes
+/// through the outbox. It never touches a socket.
 public struct Device<T: Transport>: ~Copyable {
     public enum Outcome {
         case stopped
