@@ -1,13 +1,18 @@
 // JSON reader: never traps or reads past its input; an accepted document's members are
-// all inside it, and numbers re-written by JSONWriter read back the same. The same bytes as
-// a log line: kept in a small ring and written into a log post cut to fit, it is still
-// valid JSON that reads back as a prefix of the line.
+// all inside it, and numbers re-written by JSONWriter read back the same. Device info's
+// reply reader and value sanitiser ride along; so do the log switch and a reply's id, and
+// the same bytes as a log line: kept in a small ring and written into a log post cut to
+// fit, it is still valid JSON.
 func fuzz_json(_ bytes: [UInt8]) {
+    // Device info: any text sanitises to at most 128 bytes the platform takes.
+    let sanitised = DeviceInfoUpdate.sanitise(String(decoding: bytes, as: UTF8.self))
+    check(sanitised.utf8.count <= DeviceInfoUpdate.maxValue && sanitised.utf8.allSatisfy(DeviceInfoUpdate.allowed), "sanitised value")
     logLine(bytes)
     var reply = ByteBuffer(capacity: bytes.count + 1)
     for b in bytes { reply.put(b) }
     _ = PropertyPost.replyId(reply, 0..<reply.count)
     bytes.withUnsafeBytes { raw in
+        _ = DeviceInfoUpdate.reply(raw)  // the device-info reply's reader over the same input
         guard let json = try? JSONReader(raw) else { return }
         _ = LogPost.switchMode(json)
         for (key, value) in json.members() {

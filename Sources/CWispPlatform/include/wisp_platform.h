@@ -311,6 +311,13 @@ const char *wisp_build_revision(void);
 /// The Linux target triple this binary was compiled for, e.g. "aarch64-linux-gnu".
 const char *wisp_build_triple(void);
 
+/// The kernel's release and machine (uname(2)), NUL-terminated, cut to fit: 0 or -errno.
+int32_t wisp_uname(char *release, size_t release_cap, char *machine, size_t machine_cap);
+
+/// The IPv4 address of interface `name` (SIOCGIFADDR) as dotted text into `out`: 0, or
+/// -errno (-EADDRNOTAVAIL: it has none).
+int32_t wisp_interface_ipv4(const char *name, char *out, size_t cap);
+
 /// The process's arguments (Embedded Swift has no CommandLine): captured at start-up.
 int32_t wisp_argc(void);
 const char *wisp_argv(int32_t index);

@@ -1,19 +1,22 @@
 import WispCore
 
 /// What the console sees of the device besides its telemetry: wisp's own log lines
-/// (`LogUpload`) and the link's health (`Health`), platform devices only. The device hands
-/// it the link's events and steps it with the other features.
+/// (`LogUpload`), the link's health (`Health`) and the board's facts and tags
+/// (`DeviceInfo`), platform devices only. The device hands it the link's events and steps
+/// it with the other features.
 struct Console {
     var logs: LogUpload?
     var health: Health?
+    var deviceInfo: DeviceInfo?
     let clock: Clock
     let log: Log
 
-    init(_ device: DeviceConfig, platform: Bool, clock: Clock, log: Log) {
+    init(_ device: DeviceConfig, board: Board, platform: Bool, clock: Clock, log: Log) {
         self.clock = clock
         self.log = log
         logs = platform ? log.sink.map { LogUpload(sink: $0, log: log) } : nil
         health = platform ? Health(intervalSeconds: device.healthInterval, now: clock.monotonic(), log: log) : nil
+        deviceInfo = platform ? DeviceInfo(device, board: board, log: log) : nil
     }
 
     var deadline: UInt64 { min(logs?.deadline ?? .max, health?.deadline ?? .max) }
@@ -22,15 +25,18 @@ struct Console {
         health?.note(event, now: clock.monotonic())
     }
 
-    /// The platform's reply to a post, an event, a log post or a device-info update: logged
-    /// when refused; a property post's reply times the uplink.
-    mutating func reply(_ kind: AlinkTopics.Inbound, _ inbound: ByteBuffer, _ payload: Range<Int>, newest: (seq: UInt64, time: UInt64)?, wallNow: UInt64) {
-        LinkLog.reply(to: kind, inbound, payload, log: log)
-        if kind == .postReply { health?.postReply(inbound, payload, newest: newest, wallNow: wallNow) }
+    /// The platform's reply to a post, an event or a log post (logged when refused; a
+    /// property post's reply times the uplink), or to a device-info update (its feature's).
+    mutating func reply(_ kind: AlinkTopics.Inbound, _ inbound: ByteBuffer, _ range: Range<Int>, _ payload: UnsafeRawBufferPointer,
+                        newest: (seq: UInt64, time: UInt64)?, wallNow: UInt64, out: inout Outbox) {
+        if kind == .deviceInfoReply { return deviceInfo?.handle(payload, out: &out) ?? () }
+        LinkLog.reply(to: kind, inbound, range, log: log)
+        if kind == .postReply { health?.postReply(inbound, range, newest: newest, wallNow: wallNow) }
     }
 
     mutating func online(out: inout Outbox) {
         logs?.online(out: &out)
+        deviceInfo?.online(out: &out)
     }
 
     mutating func advance(now: UInt64, telemetry: borrowing Telemetry, clockSync: ClockSync, session: borrowing Session, out: inout Outbox) {

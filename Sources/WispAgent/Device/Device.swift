@@ -2,8 +2,8 @@ import WispCore
 
 /// The device: one key file's life. It keeps the schedule, the watchdog and the signals,
 /// and dispatches what the driver reports to the features — telemetry, services and RRPC,
-/// clock sync, OTA, remote config — each a type of its own that publishes through the
-/// outbox. It never touches a socket.
+/// clock sync, OTA, remote config, device info — each a type of its own that publishes
+/// through the outbox. It never touches a socket.
 public struct Device<T: Transport>: ~Copyable {
     public enum Outcome {
         case stopped
@@ -19,8 +19,8 @@ public struct Device<T: Transport>: ~Copyable {
     var outbox: Outbox
     var clockSync: ClockSync
     let services: Services
-    /// The downloads (OTA packages, remote config files), OTA upgrades and remote config:
-    /// platform devices only.
+    /// The downloads (OTA packages, remote config files), OTA upgrades, remote config and
+    /// device info: platform devices only.
     let downloader: Downloader<T>?
     let updater: Updater<T>?
     let remoteConfig: RemoteConfig<T>?
@@ -61,7 +61,7 @@ public struct Device<T: Transport>: ~Copyable {
         self.downloader = downloader
         updater = downloader.map { Updater(loaded.device, board: loaded.board, downloader: $0, log: log) }
         remoteConfig = downloader.map { RemoteConfig(loaded, downloader: $0, log: log) }
-        console = Console(loaded.device, platform: outbox.isPlatform, clock: clock, log: log)
+        console = Console(loaded.device, board: loaded.board, platform: outbox.isPlatform, clock: clock, log: log)
     }
 
     /// Samples every interval and reacts to the driver until stopped.
@@ -89,12 +89,8 @@ public struct Device<T: Transport>: ~Copyable {
             if watchdogInterval != nil { deadline = min(deadline, nextWatchdog) }
             switch driver.next(until: deadline) {
             case .stopped:
-                if let next = reload {
-                    Systemd.notify("RELOADING=1")
-                    return .reload(next)
-                }
-                Systemd.notify("STOPPING=1")
-                return .stopped
+                Systemd.notify(reload == nil ? "STOPPING=1" : "RELOADING=1")
+                return reload.map { .reload($0) } ?? .stopped
             case .pollFailed(let e):
                 log.error("poll failed: " + e.message)
                 return .failed
@@ -159,7 +155,7 @@ public struct Device<T: Transport>: ~Copyable {
             case .propertySet: changed = telemetry.propertySet(payload, out: &outbox)
             case .ntpResponse: clockSync.handle(payload)
             case .postReply, .eventReply, .logPostReply, .deviceInfoReply:
-                console.reply(kind, inbound, p.payload, newest: telemetry.lastSampled, wallNow: clockSync.wallClock(monotonic: now))
+                console.reply(kind, inbound, p.payload, payload, newest: telemetry.lastSampled, wallNow: clockSync.wallClock(monotonic: now), out: &outbox)
             case .service(let range), .rrpc(let range):  // the service's name, or the request's message id
                 let text = String(decoding: inbound.bytesView(range), as: UTF8.self), wait = telemetry.sampleNowWait(now: now)
                 if case .service = kind { effect = services.call(text, payload: payload, sampleNowWait: wait, out: &outbox) }
