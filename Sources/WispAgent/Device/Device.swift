@@ -17,10 +17,10 @@ public struct Device<T: Transport>: ~Copyable {
     let clock: Clock
     public var telemetry: Telemetry
     var outbox: Outbox
+    var status: StatusFile
     var clockSync: ClockSync
     let services: Services
-    /// The downloads (OTA packages, remote config files), OTA upgrades and remote config:
-    /// platform devices only.
+    /// Downloads (OTA packages, remote config files), OTA upgrades, remote config: platform devices only.
     let downloader: Downloader<T>?
     let updater: Updater<T>?
     let remoteConfig: RemoteConfig<T>?
@@ -54,6 +54,7 @@ public struct Device<T: Transport>: ~Copyable {
         telemetry.sizePosts(maxOutboundPacket: driver.session.config.maxOutboundPacket, now: clock.monotonic())
         outbox = Outbox(topics: topics, log: log)
         clockSync = ClockSync(clock: clock, log: log)
+        status = StatusFile(loaded.device, clock: clock, log: log)
         services = Services(loaded.device, board: loaded.board, topics: topics, clock: clock, log: log)
         let downloader = outbox.isPlatform ? Downloader(clock: clock, log: log, seed: clock.realtime() ^ clock.monotonic(), transport: downloads) : nil
         self.downloader = downloader
@@ -77,7 +78,7 @@ public struct Device<T: Transport>: ~Copyable {
                 driver.session.stop(now: now)
             }
             outbox.flush(&driver.session)
-            var deadline = telemetry.deadline
+            var deadline = min(telemetry.deadline, status.advance(now: now, wall: clockSync.wallClock(monotonic: now), telemetry: telemetry, ota: updater?.reported))
             if let downloader {
                 downloader.register(into: &driver.extra)
                 deadline = min(deadline, downloader.deadline)
@@ -104,6 +105,7 @@ public struct Device<T: Transport>: ~Copyable {
 
     /// What the driver reported: dispatched, and what the link did logged.
     public mutating func handle(_ event: Driver<T>.Event) {
+        status.note(event)
         switch event {
         case .session(.message(let p)):
             dispatch(p)
@@ -120,9 +122,7 @@ public struct Device<T: Transport>: ~Copyable {
     }
 
     /// Samples now, out of schedule (the benchmark's cycles).
-    public mutating func sample() {
-        telemetry.sample(time: clockSync.now, session: &driver.session, out: &outbox)
-    }
+    public mutating func sample() { telemetry.sample(time: clockSync.now, session: &driver.session, out: &outbox) }
 
     /// At every CONNACK: each feature's connect-time messages, then the backlog.
     mutating func online() {
@@ -154,7 +154,7 @@ public struct Device<T: Transport>: ~Copyable {
             switch kind {
             case .propertySet: changed = telemetry.propertySet(payload, out: &outbox)
             case .ntpResponse: clockSync.handle(payload)
-            case .postReply, .eventReply, .logPostReply, .deviceInfoReply: LinkLog.reply(to: kind, inbound, p.payload, log: log)
+            case .postReply, .eventReply, .logPostReply, .deviceInfoReply: status.reply(kind, LinkLog.reply(to: kind, inbound, p.payload, log: log))
             case .service(let name):
                 effect = services.call(String(decoding: inbound.bytesView(name), as: UTF8.self), payload: payload,
                                        sampleNowWait: telemetry.sampleNowWait(now: now), out: &outbox)

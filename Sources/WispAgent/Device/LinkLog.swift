@@ -41,13 +41,15 @@ enum LinkLog {
     }
 
     /// The platform's reply to a property post, an event, a log post or a device-info
-    /// update: a refusal is logged.
-    static func reply(to kind: AlinkTopics.Inbound, _ inbound: ByteBuffer, _ payload: Range<Int>, log: Log) {
+    /// update: a refusal is logged. The reply's code.
+    static func reply(to kind: AlinkTopics.Inbound, _ inbound: ByteBuffer, _ payload: Range<Int>, log: Log) -> Int? {
         let what = kind == .postReply ? "property post" : kind == .eventReply ? "event" : kind == .logPostReply ? "log post" : "device info"
-        if PropertyPost.replyCode(inbound, payload) != 200 {
+        let code = PropertyPost.replyCode(inbound, payload)
+        if code != 200 {
             log.warning(what + " refused by the platform: " + LogText.escape(inbound.bytesView(payload)))
         } else {
             log.debug(what + " accepted")
         }
+        return code
     }
 }
