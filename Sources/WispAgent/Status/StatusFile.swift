@@ -176,10 +176,12 @@ struct StatusFile {
         if r < 0 {
             // Said once, then at every 100th failure; a default whose directory is missing
             // (wisp run by hand, outside the unit's RuntimeDirectory) only in the debug log.
+            // The message is made only when it is said: a failing write allocates nothing either.
             failures += 1
+            let quiet = r == -2 && path.text.equals(DeviceConfig.defaultStatusFile)
+            guard failures == 1 || (!quiet && failures % 100 == 0) else { return }
             let message = "status file " + path.text + ": " + SystemError(errno: -r).message + "; `wisp status` will not see this agent"
-            if r == -2 && path.text.equals(DeviceConfig.defaultStatusFile) { log.debug(message) }
-            else if failures == 1 || failures % 100 == 0 { log.warning(message) }
+            if quiet { log.debug(message) } else { log.warning(message) }
         } else {
             failures = 0
         }
