@@ -8,7 +8,7 @@ import time
 import pytest
 
 from conftest import SECRET, run
-from test_agent import device, posts
+from test_agent import POST, device, posts
 
 
 def status(wisp, config, *extra):
@@ -56,6 +56,12 @@ def test_status_online_then_offline_then_not_running(wisp, broker, observer, key
         time.sleep(0.1)
     assert len(written) >= 2, written
     assert all(b - a >= 5000 for a, b in zip(written, written[1:])), written
+
+    # The platform's reply to a post (the stand-in's observer plays it): a refusal is the last error.
+    observer.publish(POST + "_reply", '{"code":460,"data":{},"id":"1","message":"request parameter error"}')
+    r = wait_status(wisp, config, lambda r: "platform reply 460" in r.stdout, 10)
+    assert "platform reply 460" in r.stdout and "last error: property post refused by the platform (code 460), at " in r.stdout, r.stdout
+    assert json.loads(status(wisp, config, "--json").stdout)["last_reply"] == 460
 
     broker.stop()
     r = wait_status(wisp, config, lambda r: r.returncode == 1 and "last error: none" not in r.stdout, 20)

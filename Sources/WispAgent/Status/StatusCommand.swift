@@ -145,7 +145,7 @@ public enum StatusCommand {
         if let post = when(record, "last_post", now: now) {
             let acked = (number(record, "last_ack") ?? -1) >= (number(record, "last_post") ?? 0)
             out += "last post:  " + post + (acked ? ", acknowledged" : ", not acknowledged yet")
-            if let code = number(record, "last_reply") { out += ", platform reply \(code)" }
+            if let code = number(record, "last_reply") { out += ", last platform reply \(code)" }
             out += "\n"
         } else {
             out += "last post:  none yet\n"
