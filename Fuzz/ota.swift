@@ -1,10 +1,11 @@
 // OTA and provisioning input: the platform's upgrade messages (OTAOffer.parse), the package
 // server's response head (HTTPResponseHead), the records read back from state_dir
-// (StateRecord), remote-config messages and fragments, registration replies and service
+// (StateRecord) and the status file `wisp status` reads (StatusText), remote-config messages and fragments, registration replies and service
 // calls. The first byte picks the parser. Invariants: an offer taken is usable as it stands (digest
 // length fits the method, version and URL within bounds, size positive); a response head
 // gives the same verdict however it is split, and a 206 it accepts has a sane range; a
-// record that parses prints back to the same record; a signed package's header that parses
+// record that parses prints back to the same record, a status file that parses has its
+// fields within bounds; a signed package's header that parses
 // has every field within its bounds and prints back to exactly the bytes it signs.
 func fuzz_ota(_ bytes: [UInt8]) {
     guard let selector = bytes.first else { return }
@@ -33,6 +34,12 @@ func fuzz_ota(_ bytes: [UInt8]) {
     case 2:
         if let record = StateRecord.parse(input) {
             check(StateRecord.parse(Array(record.text.utf8)) == record, "a record does not print back to itself")
+        }
+        if case .success(let status) = StatusText.parse(input) {
+            check(input.count <= StatusText.maxBytes && status.fields.count < StatusText.maxLines, "a status file out of bounds")
+            for f in status.fields {
+                check(StatusText.isKey(f.key.utf8) && f.value.count <= StatusText.maxValue + 3, "a status field out of bounds")
+            }
         }
     case 3:
         // A remote config fragment over a fixed key file: it may set only what it is allowed to.

@@ -36,6 +36,12 @@ struct CLI {
               what the over-the-air update files say: this version and security counter,
               the publisher key, a download in progress, a staged package, a trial being
               confirmed, what was installed, the last result.
+          status [--config PATH] [--json]
+              what the running agent says in its status file (status_file, default
+              /run/wisp/status): the link and since when, the endpoint, the last post and
+              its reply, the backlog, the last error, the version, the OTA's last report;
+              --json prints one JSON object. Exit 0 online, 1 offline, 3 not running (no
+              status file, or its agent is gone), 4 unknown (an unreadable or invalid file).
           apply-update [--board-config PATH] [--state-dir DIR] [--update-dir DIR]
                        [--binary PATH] [--systemctl PATH]
               the root step of an OTA upgrade (wisp-update.service runs it from
@@ -96,6 +102,9 @@ struct CLI {
             guard let options = parse(args, allowing: ["--config", "--board-config"]) else { return .usage }
             return OTAStatus.print(configPath: options["--config"] ?? ConfigLoader.defaultPath,
                                    board: Board.fromEnvironment.withSettings(from: options["--board-config"]), log: .standard())
+        case "status":
+            guard let options = parse(args, allowing: ["--config", "--json"]) else { return .usage }
+            return StatusCommand.run(configPath: options["--config"] ?? ConfigLoader.defaultPath, json: options["--json"] != nil)
         case "apply-update":
             guard let options = parse(args, allowing: ["--board-config", "--state-dir", "--update-dir", "--binary", "--systemctl"]) else { return .usage }
             let log = Log.standard()
@@ -126,7 +135,7 @@ struct CLI {
         text += """
 
             exit codes: 0 ok, 64 usage, 69 platform unreachable (check --online), 71 no system randomness,
-            77 credentials refused (check --online), 78 configuration.
+            77 credentials refused (check --online), 78 configuration; status: 0 online, 1 offline, 3 not running, 4 unknown.
 
             """
         System.write(text, to: 1)
@@ -137,7 +146,7 @@ struct CLI {
         return .usage
     }
 
-    /// `--name VALUE` pairs (and the flag --verbose); anything else is a usage error.
+    /// `--name VALUE` pairs (and the flags --verbose, --online, --json); anything else is a usage error.
     static func parse(_ args: [String], allowing names: [String]) -> Options? {
         var options = Options()
         var i = 0
@@ -145,7 +154,7 @@ struct CLI {
             let name = args[i]
             guard names.containsToken(name) else { _ = usage("unknown option '" + name + "'"); return nil }
             if options[name] != nil { _ = usage("option " + name + " given twice"); return nil }
-            if name.equals("--verbose") || name.equals("--online") {
+            if name.equals("--verbose") || name.equals("--online") || name.equals("--json") {
                 options[name] = "1"
                 i += 1
                 continue

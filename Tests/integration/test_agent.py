@@ -278,11 +278,12 @@ def test_last_will_on_a_plain_broker(wisp, broker, observer, keyfile, start_wisp
     assert observer.wait_for(lambda m: m == ("devices/plain-1/status", "gone"), 10)
 
 
-def test_keepalive_30_without_telemetry_for_100_seconds(broker, keyfile, start_wisp, request):
+def test_keepalive_30_without_telemetry_for_100_seconds(broker, keyfile, start_wisp, request, tmp_path):
     """The shipped (Embedded) build: PINGREQs keep the link up, and the process sleeps
-    between events (few wake-ups, almost no CPU)."""
+    between events (few wake-ups, almost no CPU), its status file written as under systemd."""
     binary = [str(__import__("conftest").ROOT / ".build-embedded/release/wisp")]
-    w = start_wisp(binary, keyfile(**device(broker, telemetry_interval="86400", keepalive="30")))
+    status = tmp_path / "status"
+    w = start_wisp(binary, keyfile(**device(broker, telemetry_interval="86400", keepalive="30", status_file=str(status))))
     assert w.wait_log("online", 10)
     pid = w.proc.pid
 
@@ -303,6 +304,7 @@ def test_keepalive_30_without_telemetry_for_100_seconds(broker, keyfile, start_w
     # Wake-ups: a few per ping (send, receive), not a busy loop.
     assert s1 - s0 < 40, f"{s1 - s0} voluntary context switches in 100 s"
     assert cpu1 - cpu0 < 20, f"{cpu1 - cpu0} ticks of CPU in 100 s"
+    assert "link=online\n" in status.read_text(), "pings change nothing in the status file"
 
 
 def test_ipv6_endpoint(wisp, broker, observer, keyfile, start_wisp):

@@ -92,7 +92,7 @@ def test_usage_errors_exit_64(wisp, keyfile):
 def test_help_documents_commands_and_keys(wisp):
     r = run([*wisp, "--help"])
     assert r.returncode == 0
-    for word in ("run", "check", "sign", "version", "keepalive", "sign_timestamp", "tls_insecure", "proxy"):
+    for word in ("run", "check", "sign", "status [--config PATH] [--json]", "version", "keepalive", "sign_timestamp", "tls_insecure", "proxy"):
         assert word in r.stdout
 
 

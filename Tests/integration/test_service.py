@@ -96,7 +96,8 @@ def test_install_into_an_image_root_is_complete_and_idempotent(tmp_path):
     for line in ("After=network-online.target", "Restart=always", "Type=notify", "WatchdogSec=",
                  "NoNewPrivileges=yes", "ProtectSystem=strict", "ProtectHome=yes", "PrivateTmp=yes",
                  "CapabilityBoundingSet=\n", "ReadOnlyPaths=/etc/wisp", "DeviceAllow=char-gpiochip rw",
-                 "ExecStart=/usr/local/bin/wisp run --config /etc/wisp/device.key", "User=wisp"):
+                 "ExecStart=/usr/local/bin/wisp run --config /etc/wisp/device.key", "User=wisp",
+                 "RuntimeDirectory=wisp\nRuntimeDirectoryMode=0755\n"):
         assert line in unit, line
     assert os.readlink(root / "etc/systemd/system/multi-user.target.wants/wisp.service") == "/etc/systemd/system/wisp.service"
     # The OTA installer: the path unit enabled, the root step's unit pointing at this binary.
@@ -138,6 +139,8 @@ def test_unit_passes_systemd_analyze_verify(tmp_path, name):
 HARDENING = ["SystemCallFilter=@system-service", "SystemCallErrorNumber=EPERM", "ProtectKernelLogs=yes", "ProtectClock=yes",
              "ProtectHostname=yes", "RestrictSUIDSGID=yes", "RestrictNamespaces=yes", "LockPersonality=yes",
              "MemoryDenyWriteExecute=yes", "UMask=0077", "ProtectProc=invisible", "NoNewPrivileges=yes"]
+# wisp.service's status file (wisp status): under /run/wisp, a tmpfs, readable by all.
+RUNTIME = ["RuntimeDirectory=wisp", "RuntimeDirectoryMode=0755"]
 
 
 def unit_text(src):
@@ -153,7 +156,7 @@ def test_unit_hardening_rates_ok_or_better(tmp_path, name):
     if not shutil.which("systemd-analyze"):
         pytest.skip("systemd-analyze not installed")
     text = (ROOT / f"packaging/{name}.in").read_text()
-    for line in HARDENING + (["ProtectSystem=strict", "PrivateDevices=yes", "CapabilityBoundingSet=CAP_DAC_OVERRIDE"] if "update" in name else []):
+    for line in HARDENING + (["ProtectSystem=strict", "PrivateDevices=yes", "CapabilityBoundingSet=CAP_DAC_OVERRIDE"] if "update" in name else RUNTIME):
         assert line in text.splitlines(), line
     unit = tmp_path / name
     unit.write_text(unit_text(ROOT / f"packaging/{name}.in"))

@@ -26,12 +26,16 @@ struct Console {
     }
 
     /// The platform's reply to a post, an event or a log post (logged when refused; a
-    /// property post's reply times the uplink), or to a device-info update (its feature's).
+    /// property post's reply times the uplink), or to a device-info update (its feature's):
+    /// the reply's code.
     mutating func reply(_ kind: AlinkTopics.Inbound, _ inbound: ByteBuffer, _ range: Range<Int>, _ payload: UnsafeRawBufferPointer,
-                        newest: (seq: UInt64, time: UInt64)?, wallNow: UInt64, out: inout Outbox) {
-        if kind == .deviceInfoReply { return deviceInfo?.handle(payload, out: &out) ?? () }
-        LinkLog.reply(to: kind, inbound, range, log: log)
+                        newest: (seq: UInt64, time: UInt64)?, wallNow: UInt64, out: inout Outbox) -> Int? {
+        if kind == .deviceInfoReply {
+            deviceInfo?.handle(payload, out: &out)
+            return PropertyPost.replyCode(inbound, range)
+        }
         if kind == .postReply { health?.postReply(inbound, range, newest: newest, wallNow: wallNow) }
+        return LinkLog.reply(to: kind, inbound, range, log: log)
     }
 
     mutating func online(out: inout Outbox) {

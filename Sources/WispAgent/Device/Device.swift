@@ -17,6 +17,7 @@ public struct Device<T: Transport>: ~Copyable {
     let clock: Clock
     public var telemetry: Telemetry
     var outbox: Outbox
+    var status: StatusFile
     var clockSync: ClockSync
     let services: Services
     /// The downloads (OTA packages, remote config files), OTA upgrades, remote config and
@@ -56,6 +57,7 @@ public struct Device<T: Transport>: ~Copyable {
         telemetry.sizePosts(maxOutboundPacket: driver.session.config.maxOutboundPacket, now: clock.monotonic())
         outbox = Outbox(topics: topics, log: log)
         clockSync = ClockSync(clock: clock, log: log)
+        status = StatusFile(loaded.device, clock: clock, log: log)
         services = Services(loaded.device, board: loaded.board, topics: topics, clock: clock, log: log)
         let downloader = outbox.isPlatform ? Downloader(clock: clock, log: log, seed: clock.realtime() ^ clock.monotonic(), transport: downloads) : nil
         self.downloader = downloader
@@ -81,7 +83,8 @@ public struct Device<T: Transport>: ~Copyable {
                 driver.session.stop(now: now)
             }
             outbox.flush(&driver.session)
-            var deadline = min(telemetry.deadline, console.deadline)
+            var deadline = min(telemetry.deadline, console.deadline,
+                               status.advance(now: now, wall: clockSync.wallClock(monotonic: now), telemetry: telemetry, ota: updater?.reported))
             if let downloader {
                 downloader.register(into: &driver.extra)
                 deadline = min(deadline, downloader.deadline)
@@ -104,6 +107,7 @@ public struct Device<T: Transport>: ~Copyable {
 
     /// What the driver reported: dispatched, and what the link did logged.
     public mutating func handle(_ event: Driver<T>.Event) {
+        status.note(event)
         switch event {
         case .session(.message(let p)):
             dispatch(p)
@@ -119,9 +123,7 @@ public struct Device<T: Transport>: ~Copyable {
     }
 
     /// Samples now, out of schedule (the benchmark's cycles).
-    public mutating func sample() {
-        telemetry.sample(time: clockSync.now, session: &driver.session, out: &outbox)
-    }
+    public mutating func sample() { telemetry.sample(time: clockSync.now, session: &driver.session, out: &outbox) }
 
     /// At every CONNACK: each feature's connect-time messages, then the backlog.
     mutating func online() {
@@ -155,7 +157,7 @@ public struct Device<T: Transport>: ~Copyable {
             case .propertySet: changed = telemetry.propertySet(payload, out: &outbox)
             case .ntpResponse: clockSync.handle(payload)
             case .postReply, .eventReply, .logPostReply, .deviceInfoReply:
-                console.reply(kind, inbound, p.payload, payload, newest: telemetry.lastSampled, wallNow: clockSync.wallClock(monotonic: now), out: &outbox)
+                status.reply(kind, console.reply(kind, inbound, p.payload, payload, newest: telemetry.lastSampled, wallNow: clockSync.wallClock(monotonic: now), out: &outbox))
             case .service(let range), .rrpc(let range):  // the service's name, or the request's message id
                 let text = String(decoding: inbound.bytesView(range), as: UTF8.self), wait = telemetry.sampleNowWait(now: now)
                 if case .service = kind { effect = services.call(text, payload: payload, sampleNowWait: wait, out: &outbox) }

@@ -41,14 +41,16 @@ enum LinkLog {
     }
 
     /// The platform's reply to a property post, an event or a log post: a refusal is logged
-    /// (device info's replies go to `DeviceInfo`).
-    static func reply(to kind: AlinkTopics.Inbound, _ inbound: ByteBuffer, _ payload: Range<Int>, log: Log) {
+    /// (device info's replies go to `DeviceInfo`). The reply's code.
+    static func reply(to kind: AlinkTopics.Inbound, _ inbound: ByteBuffer, _ payload: Range<Int>, log: Log) -> Int? {
         let what = kind == .postReply ? "property post" : kind == .eventReply ? "event" : "log post"
-        if PropertyPost.replyCode(inbound, payload) != 200 {
+        let code = PropertyPost.replyCode(inbound, payload)
+        if code != 200 {
             // A refused log post is not itself posted (it would feed itself).
             log.write(.warning, what + " refused by the platform: " + LogText.escape(inbound.bytesView(payload)), local: kind == .logPostReply)
         } else {
             log.debug(what + " accepted")
         }
+        return code
     }
 }

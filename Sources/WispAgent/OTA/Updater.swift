@@ -16,6 +16,8 @@ final class Updater<T: Transport> {
     /// The package's transfer in the downloader.
     var download: Int?
     var lastStep = 0
+    /// The last progress report, for the status file.
+    private(set) var reported = OTAReport()
     let log: Log
 
     init(_ device: DeviceConfig, board: Board, downloader: Downloader<T>, log: Log) {
@@ -58,6 +60,7 @@ final class Updater<T: Transport> {
                 if let v = result["version"] { remember(failed: v, desc) }
             }
             report(step, desc, out: &out)
+            reported.version = result["version"] ?? ""
             _ = wisp_unlink(files.result)
         }
     }
@@ -359,6 +362,7 @@ final class Updater<T: Transport> {
 
     /// A progress report: waits in the outbox for the link (QoS 0, as the SDK does).
     func report(_ step: Int, _ desc: String, out: inout Outbox) {
+        reported = OTAReport(count: reported.count + 1, step: step, version: package?.version ?? "", desc: desc)
         guard let topic = out.topics.otaProgress else { return }
         OTAProgress.write(id: out.nextId(), step: step, desc: desc, module: module, into: &out.json)
         out.send(topic, qos: .atMostOnce, waits: true)

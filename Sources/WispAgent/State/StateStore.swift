@@ -37,6 +37,21 @@ enum StateStore {
         return nil
     }
 
+    /// Replaces `path` with `bytes` through `tmp` (a temp file, then a rename: a reader sees
+    /// the old or the new file) with `mode`, not synced: for a file on a tmpfs that is
+    /// rewritten in the steady state (the status file), so the paths are prepared at start-up
+    /// and nothing allocates. 0 or -errno.
+    static func replace(_ path: CPath, via tmp: CPath, _ bytes: UnsafeRawBufferPointer, mode: UInt32) -> Int32 {
+        let fd = tmp.withCString { wisp_open_new($0) }
+        if fd < 0 { return fd }
+        var r = Int32(wisp_write_all(fd, bytes.baseAddress?.assumingMemoryBound(to: UInt8.self), bytes.count))
+        _ = wisp_close(fd)
+        if r == 0 { r = tmp.withCString { wisp_chmod($0, mode) } }
+        if r == 0 { r = tmp.withCString { t in path.withCString { wisp_rename(t, $0) } } }
+        if r < 0 { _ = tmp.withCString { wisp_unlink($0) } }
+        return r
+    }
+
     /// Copies `from` to `to` through `to`.tmp with `mode`, synced, then renamed over `to`.
     static func copy(_ from: String, to: String, mode: UInt32) -> SystemError? {
         let input = wisp_open_read(from)

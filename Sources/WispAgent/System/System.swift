@@ -136,6 +136,10 @@ public struct SystemError: Error, Equatable, Sendable {
 public enum ExitCode: Int32, Sendable {
     case ok = 0
     case failure = 1
+    /// `wisp status`: the agent is not running (LSB: program is not running).
+    case notRunning = 3
+    /// `wisp status`: its status cannot be told (LSB: program or service status is unknown).
+    case statusUnknown = 4
     case usage = 64
     case unreachable = 69
     case osError = 71

@@ -40,7 +40,17 @@ public final class Backlog {
     func withRing<R>(_ body: (inout SampleRing) -> R) -> R { body(&ring) }
 
     /// A PUBACK: every sample the packet carried (one post, or a history batch) leaves.
-    func delivered(packetId: UInt16) {
-        while let seq = ring.acknowledge(packetId) { file?.appendDelivered(seq) }
+    /// False when it carried none (not a post).
+    @discardableResult
+    func delivered(packetId: UInt16) -> Bool {
+        var any = false
+        while let seq = ring.acknowledge(packetId) {
+            file?.appendDelivered(seq)
+            any = true
+        }
+        return any
     }
+
+    /// Samples not yet delivered (in flight included).
+    var depth: Int { ring.count }
 }

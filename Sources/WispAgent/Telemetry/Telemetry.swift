@@ -27,6 +27,9 @@ public struct Telemetry: ~Copyable {
     var reportedDrops = 0
     /// The newest sample's id and time (the health's reply latency: its post's reply).
     public private(set) var lastSampled: (seq: UInt64, time: UInt64)?
+    /// Posts (property or history) published, and those the broker acknowledged (the status file).
+    public internal(set) var posts = 0
+    public internal(set) var acks = 0
     var power: PowerWatch
     let log: Log
 
@@ -85,7 +88,7 @@ public struct Telemetry: ~Copyable {
 
     /// A PUBACK: the samples it carried leave the backlog; more go out.
     public mutating func delivered(_ id: UInt16, session: inout Session) {
-        backlog.delivered(packetId: id)
+        if backlog.delivered(packetId: id) { acks += 1 }
         drain(&session)
     }
 
@@ -204,6 +207,7 @@ public struct Telemetry: ~Copyable {
             do {
                 let id = try session.publish(topic: topics.post, payload: json.buffer.bytesView(0..<json.buffer.count), qos: .atLeastOnce)
                 ring.markSent(position, packetId: id)
+                posts += 1
                 log.debug("post \(seq) sent as packet \(id)")
             } catch {
                 if error != .windowFull && error != .outputFull { log.warning("post \(seq) not sent: " + error.message) }
@@ -238,6 +242,7 @@ public struct Telemetry: ~Copyable {
         do {
             let id = try session.publish(topic: topic, payload: json.buffer.bytesView(0..<json.buffer.count), qos: .atLeastOnce)
             for p in position..<end where ring.isWaiting(p) { ring.markSent(p, packetId: id) }
+            posts += 1
             log.debug("history post of \(samples) samples from \(first) sent as packet \(id)")
             return .sent
         } catch {

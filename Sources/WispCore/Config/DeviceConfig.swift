@@ -63,7 +63,8 @@ public struct DeviceConfig: Sendable, Equatable {
     /// Seconds between `health` events (platform devices); 0: none.
     public var healthInterval = 3600
     /// Where the agent keeps what `wisp status` prints (rewritten atomically; a tmpfs).
-    public var statusFile = "/run/wisp/status"
+    public var statusFile = DeviceConfig.defaultStatusFile
+    public static let defaultStatusFile = "/run/wisp/status"
     /// The user's own device tags (`tag.NAME = VALUE` lines), sent with the device info.
     public var tags: [Tag] = []
 
