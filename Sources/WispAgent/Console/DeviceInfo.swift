@@ -70,13 +70,14 @@ struct DeviceInfo {
         var record = StateRecord()
         record["sha256"] = digest
         record["entries"] = "\(entries.count)"
-        log.info("device info: \(entries.count) entries accepted by the platform")
-        entries = []
+        // Recorded before it is said: whoever reads the line finds the record.
         if wisp_file_mode(device.stateDir) < 0 {  // made by the unit (StateDirectory), not here (as LastRun)
             log.info("device info: state_dir " + device.stateDir + " does not exist; sent again at the next connect")
         } else if let e = StateStore.write(record, to: recordPath) {
             log.warning("device info: cannot write " + recordPath + ": " + e.message + "; sent again at the next connect")
         }
+        log.info("device info: \(entries.count) entries accepted by the platform")
+        entries = []
     }
 
     /// The next part: as many entries from `next` as the outbox's message takes.
