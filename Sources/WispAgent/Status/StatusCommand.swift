@@ -25,6 +25,15 @@ public enum StatusCommand {
             case .unknown: .statusUnknown
             }
         }
+
+        /// The agent is running (online or offline). A pattern, not ==: the synthesized ==
+        /// compares the reasons as Strings, which pulls Unicode normalisation into Embedded.
+        public var running: Bool {
+            switch self {
+            case .online, .offline: true
+            case .notRunning, .unknown: false
+            }
+        }
     }
 
     static let required = ["pid", "start_time", "boot_id", "version", "link", "since", "endpoint", "backlog", "updated", "updated_mono"]
@@ -41,7 +50,7 @@ public enum StatusCommand {
         let (verdict, record) = read(path)
         if json {
             System.out(render(record, verdict: verdict, path: path, now: System.monotonicMillis))
-        } else if let record, verdict == .online || verdict == .offline {
+        } else if let record, verdict.running {
             System.write(describe(record, path: path, now: System.monotonicMillis), to: 1)
         } else if case .notRunning(let why) = verdict {
             System.out("wisp is not running: " + why + fallback)
@@ -170,7 +179,7 @@ public enum StatusCommand {
         var j = JSONWriter(capacity: 2 * StatusText.maxBytes + 1024)
         switch verdict {
         case .notRunning(let why), .unknown(let why):
-            j.raw(verdict == .notRunning(why) ? "{\"running\":false" : "{\"running\":null")
+            if case .notRunning = verdict { j.raw("{\"running\":false") } else { j.raw("{\"running\":null") }
             j.raw(",\"status_file\":")
             j.string(path)
             j.raw(",\"reason\":")

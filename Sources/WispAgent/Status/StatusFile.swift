@@ -74,8 +74,10 @@ struct StatusFile {
             since = clock.monotonic()
             dirty = true
         case .session(.offline(let reason, _)):
-            if reason == .stopped { return }
-            if reason != .connectFailed { error(reason.message) }  // openFailed said why
+            // By pattern, not ==: a synthesized == over the reasons' payloads pulls String's
+            // (and Unicode normalisation) into the Embedded build.
+            if case .stopped = reason { return }
+            if case .connectFailed = reason {} else { error(reason.message) }  // openFailed said why
             wentOffline()
         case .session(.subscribed(let refused)) where refused != 0:
             error("the broker refused \(refused.nonzeroBitCount) subscription(s)")
