@@ -255,8 +255,11 @@ public struct TunnelFrameWriter {
     public func withFrame<R>(_ body: (UnsafeRawBufferPointer) -> R) -> R { json.buffer.withBytes(body) }
 
     /// The id the next frame the device starts takes.
+    public var peekId: Int64 { lastId >= TunnelFrame.maxFrameId ? 1 : lastId + 1 }
+
+    /// Takes the next id (a frame written: ids are used only by frames that were made).
     public mutating func nextId() -> Int64 {
-        lastId = lastId >= TunnelFrame.maxFrameId ? 1 : lastId + 1
+        lastId = peekId
         return lastId
     }
 
@@ -277,13 +280,14 @@ public struct TunnelFrameWriter {
     /// closed or failed): `{"code":N,"msg":"…"}` says why.
     public mutating func sessionRelease<S: Collection, M: Collection>(sessionId: S, code: Int64, message: M) throws(TunnelFrameError)
         where S.Element == UInt8, M.Element == UInt8 {
-        try header(.sessionRelease, id: nextId(), sessionId: sessionId, serviceType: EmptyCollection())
+        try header(.sessionRelease, id: peekId, sessionId: sessionId, serviceType: EmptyCollection())
         json.raw("{\"code\":")
         json.integer(code)
         json.raw(",\"msg\":\"")
         json.escaped(message.prefix(256))
         json.raw("\"}")
         if !json.ok { throw .noRoom }
+        _ = nextId()
     }
 
     /// A data_transport frame whose payload `fill` writes in place (a read from the local
@@ -291,7 +295,7 @@ public struct TunnelFrameWriter {
     /// it wrote (0 or less: no frame, `false`).
     public mutating func data<S: Collection>(sessionId: S, fill: (UnsafeMutableRawBufferPointer) -> Int) throws(TunnelFrameError) -> Bool
         where S.Element == UInt8 {
-        try header(.dataTransport, id: lastId >= TunnelFrame.maxFrameId ? 1 : lastId + 1, sessionId: sessionId, serviceType: EmptyCollection())
+        try header(.dataTransport, id: peekId, sessionId: sessionId, serviceType: EmptyCollection())
         let written = json.buffer.appendInPlace(upTo: TunnelFrame.maxPayload, fill)
         if written <= 0 {
             json.reset()

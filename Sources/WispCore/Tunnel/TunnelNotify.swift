@@ -149,7 +149,7 @@ public enum TunnelNotify: Sendable, Equatable {
 }
 
 /// Where a tunnel connects: `wss://{host}:{port}{path}` with `tunnel-access-token: {token}`.
-public struct TunnelEndpoint: Sendable, Equatable, CustomStringConvertible {
+public struct TunnelEndpoint: Sendable, Equatable, CustomStringConvertible, CustomDebugStringConvertible {
     public enum Operation: Sendable, Equatable {
         case connect
         /// No `operation`: the tunnel's details changed (a new token, say).
@@ -181,6 +181,8 @@ public struct TunnelEndpoint: Sendable, Equatable, CustomStringConvertible {
         if let tokenExpire { s += ", token for \(tokenExpire) s" }
         return s
     }
+
+    public var debugDescription: String { description }
 }
 
 /// The tunnel's access token, a secret: its bytes go only into the upgrade request's
