@@ -264,15 +264,11 @@ public struct TunnelFrameWriter {
     }
 
     /// A common_response to frame `id`: `{"code":0,"msg":""}` for a session the device took,
-    /// or a non-zero code and why (JSON-escaped, cut to 256 bytes).
+    /// or a non-zero code and why (see `body`).
     public mutating func response<S: Collection, M: Collection>(to id: Int64, sessionId: S, code: Int64, message: M) throws(TunnelFrameError)
         where S.Element == UInt8, M.Element == UInt8 {
         try header(.commonResponse, id: id, sessionId: sessionId, serviceType: EmptyCollection())
-        json.raw("{\"code\":")
-        json.integer(code)
-        json.raw(",\"msg\":\"")
-        json.escaped(message.prefix(256))
-        json.raw("\"}")
+        body(code: code, message: message)
         if !json.ok { throw .noRoom }
     }
 
@@ -281,11 +277,7 @@ public struct TunnelFrameWriter {
     public mutating func sessionRelease<S: Collection, M: Collection>(sessionId: S, code: Int64, message: M) throws(TunnelFrameError)
         where S.Element == UInt8, M.Element == UInt8 {
         try header(.sessionRelease, id: peekId, sessionId: sessionId, serviceType: EmptyCollection())
-        json.raw("{\"code\":")
-        json.integer(code)
-        json.raw(",\"msg\":\"")
-        json.escaped(message.prefix(256))
-        json.raw("\"}")
+        body(code: code, message: message)
         if !json.ok { throw .noRoom }
         _ = nextId()
     }
@@ -303,6 +295,18 @@ public struct TunnelFrameWriter {
         }
         _ = nextId()
         return true
+    }
+
+    /// `{"code":N,"msg":"…"}`: the reason cut to 256 bytes, JSON-escaped, and every non-ASCII
+    /// byte written `?` (a cut never splits a character into invalid UTF-8).
+    mutating func body<M: Collection>(code: Int64, message: M) where M.Element == UInt8 {
+        json.raw("{\"code\":")
+        json.integer(code)
+        json.raw(",\"msg\":\"")
+        for b in message.prefix(256) {
+            if b >= 0x80 { json.byte(UInt8(ascii: "?")) } else { json.escaped(CollectionOfOne(b)) }
+        }
+        json.raw("\"}")
     }
 
     /// `[length][header]`: the header with every field; the session id and service type
