@@ -73,6 +73,8 @@ struct TunnelNotifyTests {
         #expect(invalid(parse(#"{"code":460,"data":{}}"#)) == "the platform says code 460")
         #expect(invalid(parse(#"{"code":"500","data":{}}"#)) == "the platform says code 500")
         #expect(invalid(parse(#"{"code":true}"#)) == "code is neither a string nor a number")
+        // Found by the fuzzer: a code's text is escaped, never quoted raw.
+        #expect(invalid(parse("{\"code\":\"S1\u{7F}x\"}")) == "the platform says code S1\\x7fx")
         #expect(invalid(parse(#"{"data":"x"}"#)) == "data is not an object")
         #expect(invalid(with("operation", #""open""#)) == "operation is not connect or close")
         #expect(invalid(with("operation", "1")) == "operation is not a string")

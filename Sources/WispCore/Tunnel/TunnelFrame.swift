@@ -152,7 +152,10 @@ public struct TunnelFrameReader {
         if refused != nil || piece.isEmpty { return }
         let hadLength = buffer.count >= 2
         let take = min(piece.count, buffer.available)
-        for i in 0..<take { buffer.put(piece[i]) }
+        _ = buffer.appendInPlace(upTo: take) { room in
+            room.copyMemory(from: UnsafeRawBufferPointer(rebasing: piece[0..<take]))
+            return take
+        }
         guard let length = headerLength else { return }
         if !hadLength {
             if length == 0 { refused = .emptyHeader; return }

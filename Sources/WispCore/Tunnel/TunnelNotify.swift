@@ -31,7 +31,7 @@ public enum TunnelNotify: Sendable, Equatable {
         guard case .object = json.root else { return .invalid("not a JSON object") }
         switch json.member("code") {
         case .string(let r)?:
-            guard json.equals(r, "200") else { return .invalid("the platform says code " + OTAOffer.text(json, r)) }
+            guard json.equals(r, "200") else { return .invalid("the platform says code " + text(json, r, limit: 32)) }
         case .number(let scaled, let decimals)?:
             guard decimals == 0, scaled == 200 else { return .invalid("the platform says code \(scaled)") }
         case nil:
@@ -85,7 +85,7 @@ public enum TunnelNotify: Sendable, Equatable {
         var reason = ""
         switch json.member("close_reason", in: fields) {
         case .string(let r)?:
-            reason = LogText.escape(Array(UnsafeRawBufferPointer(rebasing: json.bytes[r])), limit: 128)
+            reason = text(json, r, limit: 128)
         case .number(let v, let d)?:
             reason = d == 0 ? "\(v)" : "a number"
         case nil, .null?:
@@ -94,6 +94,11 @@ public enum TunnelNotify: Sendable, Equatable {
             return .invalid("close_reason is not a string")
         }
         return .close(tunnelId: tunnelId, reason: reason)
+    }
+
+    /// Network text for a log line: escaped (`LogText`), at most `limit` bytes shown.
+    static func text(_ json: JSONReader, _ r: Range<Int>, limit: Int) -> String {
+        LogText.escape(Array(UnsafeRawBufferPointer(rebasing: json.bytes[r])), limit: limit)
     }
 
     static func tunnelId(_ json: JSONReader, _ fields: Range<Int>?) -> String? {
