@@ -7,6 +7,7 @@ import Glibc
 let harnesses: [(name: String, run: ([UInt8]) -> Void)] = [
     ("mqtt", fuzz_mqtt), ("websocket", fuzz_websocket), ("handshake", fuzz_handshake), ("keyfile", fuzz_keyfile),
     ("json", fuzz_json), ("proxy", fuzz_proxy), ("bufferfile", fuzz_bufferfile), ("ota", fuzz_ota),
+    ("tunnel", fuzz_tunnel),
 ]
 
 let fuzzOne: ([UInt8]) -> Void = {

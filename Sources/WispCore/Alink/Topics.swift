@@ -46,6 +46,12 @@ public struct AlinkTopics: Sendable, Equatable {
     /// `thing.deviceinfo.update` (the board's tags) and its reply, platform devices only.
     public let deviceInfoUpdate: String?
     public let deviceInfoUpdateReply: String?
+    /// The secure tunnel (issue 28), platform devices only: the platform's notify, the
+    /// device's request for its tunnel and the reply. Not in `subscriptions` nor `classify`
+    /// yet: remote access is opt-in and not wired into the agent, so nothing subscribes.
+    public let tunnelNotify: String?
+    public let tunnelRequest: String?
+    public let tunnelRequestReply: String?
 
     /// A platform device.
     public init(productKey pk: String, deviceName dn: String) {
@@ -84,6 +90,9 @@ public struct AlinkTopics: Sendable, Equatable {
         logConfigPush = device.map { _ in base + "/thing/config/log/push" }
         deviceInfoUpdate = device.map { _ in base + "/thing/deviceinfo/update" }
         deviceInfoUpdateReply = deviceInfoUpdate.map { $0 + "_reply" }
+        tunnelNotify = device.map { _ in base + "/secure_tunnel/notify" }
+        tunnelRequest = device.map { _ in base + "/secure_tunnel/proxy/request" }
+        tunnelRequestReply = tunnelRequest.map { $0 + "_reply" }
         ntpRequest = ntp.map { $0 + "/request" }
         ntpResponse = ntp.map { $0 + "/response" }
     }
