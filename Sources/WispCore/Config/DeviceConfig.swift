@@ -159,6 +159,9 @@ public struct DeviceConfig: Sendable, Equatable {
             lines.append("sign_method = " + method.rawValue)
             lines.append("ota_module = " + otaModule)
             lines.append("ota_max_bytes = \(otaMaxBytes)")
+            lines.append("log_upload_level = " + logUploadLevel.name + " (while the console's log switch is on)")
+            lines.append("health_interval = \(healthInterval)" + (healthInterval == 0 ? " (no health events)" : ""))
+            for t in tags { lines.append("tag." + t.name + " = " + t.value) }
             switch ts {
             case .now: lines.append("sign_timestamp = now")
             case .off: lines.append("sign_timestamp = off")
@@ -181,6 +184,7 @@ public struct DeviceConfig: Sendable, Equatable {
         }
         if let proxy { lines.append("proxy = http://" + proxy.hostHeader) }
         lines.append("state_dir = " + stateDir)
+        lines.append("status_file = " + statusFile)
         for key in movedToBoard { lines.append(key + " = (ignored here: it moved to the board settings, board.conf)") }
         lines.append("buffer_samples = \(bufferSamples)")
         if let bufferFile { lines.append("buffer_file = " + bufferFile) }
