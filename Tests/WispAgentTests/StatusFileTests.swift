@@ -46,9 +46,22 @@ struct StatusFileTests {
         #expect(bytes.allSatisfy { $0 == 0x0A || ($0 >= 0x20 && $0 < 0x7F) }, "one line of printable ASCII per field")
         let r = try StatusText.parse(bytes).get()
         #expect(r["last_error"] == Array("a\nb\\c\u{1b}[31m é".utf8))
-        #expect(r["long"] == [UInt8](repeating: UInt8(ascii: "x"), count: 240) + Array("...".utf8))
+        #expect(r["long"] == [UInt8](repeating: UInt8(ascii: "x"), count: StatusText.maxValue) + Array("...".utf8))
         #expect(r.text("step") == "-3" && num(r, "n") == 0 && num(r, "absent") == nil)
         #expect(throws: StatusText.Problem.notNumber("step")) { try r.number("step") }
+    }
+
+    /// The cut counts what is written (an escaped byte takes four), so one field never takes
+    /// more than `maxField` of the agent's small buffer.
+    @Test func aValueIsCutByItsEscapedLength() throws {
+        var w = StatusText.Writer()
+        w.begin()
+        w.field("ctl", [UInt8](repeating: 1, count: 100))
+        w.finish()
+        let line = String(decoding: w.buffer.bytes, as: UTF8.self).split(separator: "\n")[1]
+        #expect(line.utf8.count <= StatusText.maxField)
+        let r = try StatusText.parse(w.buffer.bytes).get()
+        #expect(r["ctl"] == [UInt8](repeating: 1, count: StatusText.maxValue / 4) + Array("...".utf8))
     }
 
     @Test func aFullBufferFailsTheWholeText() {

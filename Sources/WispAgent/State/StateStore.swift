@@ -42,9 +42,14 @@ enum StateStore {
     /// rewritten in the steady state (the status file), so the paths are prepared at start-up
     /// and nothing allocates. 0 or -errno.
     static func replace(_ path: CPath, via tmp: CPath, _ bytes: UnsafeRawBufferPointer, mode: UInt32) -> Int32 {
+        replace(path, via: tmp, mode: mode) { fd in Int32(wisp_write_all(fd, bytes.baseAddress?.assumingMemoryBound(to: UInt8.self), bytes.count)) }
+    }
+
+    /// The same, the content written by `fill` into the temp file's descriptor (0, or -errno).
+    static func replace(_ path: CPath, via tmp: CPath, mode: UInt32, fill: (Int32) -> Int32) -> Int32 {
         let fd = tmp.withCString { wisp_open_new($0) }
         if fd < 0 { return fd }
-        var r = Int32(wisp_write_all(fd, bytes.baseAddress?.assumingMemoryBound(to: UInt8.self), bytes.count))
+        var r = fill(fd)
         _ = wisp_close(fd)
         if r == 0 { r = tmp.withCString { wisp_chmod($0, mode) } }
         if r == 0 { r = tmp.withCString { t in path.withCString { wisp_rename(t, $0) } } }

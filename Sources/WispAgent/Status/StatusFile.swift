@@ -26,7 +26,7 @@ struct StatusFile {
 
     let path: CPath
     let tmp: CPath
-    var writer = StatusText.Writer()
+    var writer = StatusText.Writer(capacity: 2 * StatusText.maxField)
     let me: ProcessIdentity?
     let bootId: [UInt8]
     let endpoint: [UInt8]
@@ -146,35 +146,66 @@ struct StatusFile {
         // Times go out as wall-clock ms (the clock posts are stamped with); `updated_mono`
         // lets a reader on this boot say how long ago, whatever the wall clock did.
         func at(_ t: UInt64) -> UInt64 { wall - min(wall, now - min(now, t)) }
-        writer.begin()
-        writer.field("pid", number: UInt64(me?.pid ?? 0))
-        writer.field("start_time", number: UInt64(me?.startTime ?? 0))
-        writer.field("boot_id", bootId)
-        writer.field("version", version)
-        writer.field("link", text: link.name)
-        writer.field("since", number: at(since))
-        writer.field("endpoint", endpoint)
-        if let lastPost { writer.field("last_post", number: at(lastPost)) }
-        if let lastAck { writer.field("last_ack", number: at(lastAck)) }
-        if let reply {
-            writer.field("last_reply", number: UInt64(max(0, reply.code)))
-            writer.field("last_reply_at", number: at(reply.at))
+        // Streamed: the writer is drained into the file whenever the next field might not
+        // fit (its buffer is 2 × StatusText.maxField, not the file's 4 KiB).
+        let r = StateStore.replace(path, via: tmp, mode: 0o644) { fd in
+            var failed: Int32 = 0
+            func drain(_ all: Bool = false) {
+                guard all || writer.buffer.available < StatusText.maxField else { return }
+                if failed == 0 && writer.ok {
+                    failed = writer.buffer.withBytes { Int32(wisp_write_all(fd, $0.baseAddress?.assumingMemoryBound(to: UInt8.self), $0.count)) }
+                }
+                writer.buffer.removeAll()
+            }
+            writer.begin()
+            writer.field("pid", number: UInt64(me?.pid ?? 0))
+            drain()
+            writer.field("start_time", number: UInt64(me?.startTime ?? 0))
+            drain()
+            writer.field("boot_id", bootId)
+            drain()
+            writer.field("version", version)
+            drain()
+            writer.field("link", text: link.name)
+            drain()
+            writer.field("since", number: at(since))
+            drain()
+            writer.field("endpoint", endpoint)
+            drain()
+            if let lastPost { writer.field("last_post", number: at(lastPost)) }
+            drain()
+            if let lastAck { writer.field("last_ack", number: at(lastAck)) }
+            if let reply {
+                drain()
+                writer.field("last_reply", number: UInt64(max(0, reply.code)))
+                drain()
+                writer.field("last_reply_at", number: at(reply.at))
+            }
+            drain()
+            writer.field("backlog", number: UInt64(backlog))
+            if let lastError {
+                drain()
+                writer.field("last_error", text: lastError)
+                drain()
+                writer.field("last_error_at", number: at(lastErrorAt))
+            }
+            if ota.count > 0 {
+                drain()
+                writer.field("ota_step", signed: Int64(ota.step))
+                drain()
+                writer.field("ota_version", text: ota.version)
+                drain()
+                writer.field("ota_desc", text: ota.desc)
+            }
+            drain()
+            writer.field("updated", number: wall)
+            drain()
+            writer.field("updated_mono", number: now)
+            writer.finish()
+            let whole = writer.ok
+            drain(true)
+            return failed != 0 ? failed : whole ? 0 : -75  // EOVERFLOW: a field did not fit (cannot happen)
         }
-        writer.field("backlog", number: UInt64(backlog))
-        if let lastError {
-            writer.field("last_error", text: lastError)
-            writer.field("last_error_at", number: at(lastErrorAt))
-        }
-        if ota.count > 0 {
-            writer.field("ota_step", signed: Int64(ota.step))
-            writer.field("ota_version", text: ota.version)
-            writer.field("ota_desc", text: ota.desc)
-        }
-        writer.field("updated", number: wall)
-        writer.field("updated_mono", number: now)
-        writer.finish()
-        guard writer.ok else { return }
-        let r = writer.buffer.withBytes { StateStore.replace(path, via: tmp, $0, mode: 0o644) }
         if r < 0 {
             // Said once, then at every 100th failure; a default whose directory is missing
             // (wisp run by hand, outside the unit's RuntimeDirectory) only in the debug log.

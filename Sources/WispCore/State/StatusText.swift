@@ -2,16 +2,18 @@
 /// `wisp status`: one `key=value` line per field, `format=1` first and `end=1` last (a file
 /// cut short has no `end`). Keys are 1–32 of `a-z 0-9 _`; values are escaped as `LogText`
 /// escapes a log line — printable ASCII stays, `\` is `\\`, every other byte `\xNN` — so a
-/// value is one line of printable ASCII whatever it held. The agent writes into a fixed
-/// buffer (`Writer`, no allocation); `parse` reads strictly and bounded: the file is written
-/// by the service user and may be read by root.
+/// value is one line of printable ASCII whatever it held. The agent writes through a small
+/// fixed buffer (`Writer`, no allocation; drained into the file between fields); `parse`
+/// reads strictly and bounded: the file is written by the service user and may be read by root.
 public enum StatusText {
     /// The largest status file.
     public static let maxBytes = 4096
     /// At most this many lines.
     public static let maxLines = 64
-    /// A value longer than this (unescaped) is cut and ends with `...`.
-    public static let maxValue = 240
+    /// A value whose escaped text is longer than this is cut and ends with `...`.
+    public static let maxValue = 120
+    /// The most one field takes in the writer's buffer: a key (≤ 32), `=`, the value, `...`, newline.
+    public static let maxField = 32 + 1 + maxValue + 3 + 1
 
     public enum Problem: Error, Equatable, Sendable {
         case empty
@@ -149,11 +151,12 @@ public enum StatusText {
             self.key(key)
             var shown = 0
             for b in value {
-                if shown == StatusText.maxValue {
+                let size = b == UInt8(ascii: "\\") ? 2 : b >= 0x20 && b < 0x7F ? 1 : 4
+                if shown + size > StatusText.maxValue {
                     for _ in 0..<3 { byte(UInt8(ascii: ".")) }
                     break
                 }
-                shown += 1
+                shown += size
                 if b == UInt8(ascii: "\\") {
                     byte(b)
                     byte(b)
