@@ -15,13 +15,21 @@ struct LogUploadTests {
         let now = Now()
         let sink = LogSink(threshold: threshold, capacity: capacity, monotonic: { now.ms })
         let log = Log(threshold: .error, sink: sink)  // nothing printed below error
-        return (now, sink, log, LogUpload(sink: sink, log: log))
+        var upload = LogUpload(sink: sink, log: log)
+        upload.linkUp = true
+        return (now, sink, log, upload)
     }
 
     func switchMessage(_ mode: Int) -> [UInt8] { Array(#"{"id":"1","code":200,"data":{"getType":"content","content":{"mode":\#(mode)}}}"#.utf8) }
 
     func posts(_ out: Outbox) -> [[[String: String]]] {
         out.messages.filter { $0.topic == topics.logPost! }.map { decoded(out, $0)["params"] as? [[String: String]] ?? [] }
+    }
+
+    /// The posts the outbox holds, taken out of it (as the link would take them).
+    func taken(_ out: inout Outbox) -> [[[String: String]]] {
+        defer { out = Outbox(topics: topics, log: Log()) }
+        return posts(out)
     }
 
     @Test func linesWaitForTheSwitchAndGoUpBackDated() throws {
@@ -70,21 +78,41 @@ struct LogUploadTests {
         switchMessage(1).withUnsafeBytes { logs.handleSwitch($0) }
         for n in 0..<12 { log.warning("w\(n)") }
         logs.advance(now: now.ms, wallNow: 1_765_000_000_000, online: true, out: &out)
-        let first = try #require(posts(out).first)
+        #expect(out.messages.allSatisfy { $0.payload.count <= Outbox.replyCapacity })
+        var all = taken(&out)
+        let first = try #require(all.first)
         #expect(first.count >= 3 && first.first?["logContent"] == "w0", "as many as 512 bytes hold")
         now.ms += 500
         logs.advance(now: now.ms, wallNow: 1_765_000_000_500, online: true, out: &out)
-        #expect(posts(out).count == 1, "one post a second")
+        #expect(taken(&out).isEmpty, "one post a second")
         now.ms += 500
         logs.advance(now: now.ms, wallNow: 1_765_000_001_000, online: false, out: &out)
-        #expect(posts(out).count == 1, "not while the link is down")
-        while !sink.ring.isEmpty && posts(out).count < 10 {
+        #expect(taken(&out).isEmpty, "not while the link is down")
+        while !sink.ring.isEmpty && all.count < 10 {
             logs.advance(now: now.ms, wallNow: 1_765_000_001_000, online: true, out: &out)
+            all += taken(&out)
             now.ms += 1000
         }
-        #expect(posts(out).flatMap { $0.map { $0["logContent"]! } } == (0..<12).map { "w\($0)" })
-        #expect(out.messages.allSatisfy { $0.payload.count <= Outbox.replyCapacity })
-        #expect(posts(out).allSatisfy { $0.count <= LogPost.maxEntries })
+        #expect(all.flatMap { $0.map { $0["logContent"]! } } == (0..<12).map { "w\($0)" })
+        #expect(all.allSatisfy { $0.count <= LogPost.maxEntries })
+    }
+
+    @Test func oneLogPostWaitsAtATimeAndNoneWhileTheLinkIsDown() throws {
+        var (now, sink, log, logs) = make()
+        var out = Outbox(topics: topics, log: Log())
+        switchMessage(1).withUnsafeBytes { logs.handleSwitch($0) }
+        for n in 0..<12 { log.warning("w\(n)") }
+        logs.advance(now: now.ms, wallNow: 1_765_000_000_000, online: true, out: &out)
+        now.ms += 1000
+        logs.advance(now: now.ms, wallNow: 1_765_000_001_000, online: true, out: &out)
+        #expect(posts(out).count == 1, "the first still waits in the outbox: no second")
+        // Offline: no deadline at all (the loop must not wake for a post it cannot send).
+        logs.linkUp = false
+        #expect(logs.deadline == nil)
+        logs.online(out: &out)
+        #expect(logs.linkUp && logs.deadline == nil, "asking the switch again")
+        switchMessage(1).withUnsafeBytes { logs.handleSwitch($0) }
+        #expect(logs.deadline != nil && !sink.ring.isEmpty)
     }
 
     @Test func aLongLineIsCutToFitAndGoesAlone() throws {
@@ -97,6 +125,7 @@ struct LogUploadTests {
         let entries = try #require(posts(out).first)
         #expect(entries.count == 1)
         #expect(entries[0]["logContent"]?.hasSuffix("…") == true && entries[0]["logContent"]!.hasPrefix("LLLL"))
+        _ = taken(&out)
         now.ms += 1000
         logs.advance(now: now.ms, wallNow: 1_765_000_001_000, online: true, out: &out)
         #expect(posts(out).last?.map { $0["logContent"]! } == ["short one"], "the next line waits for the next post")
@@ -154,8 +183,8 @@ struct LogUploadTests {
         health.note(Driver<FakeTransport>.Event.session(.online(sessionPresent: false, resent: 0)), now: 6_050)
         var inbound = ByteBuffer(capacity: 128)
         try inbound.append(utf8: #"{"code":200,"data":{},"id":"41","message":"success"}"#)
-        health.postReply(inbound, 0..<inbound.count, newest: (41, 1_700_000_000_000), wallNow: 1_700_000_000_180)
-        health.postReply(inbound, 0..<inbound.count, newest: (42, 1_700_000_000_000), wallNow: 1_700_000_000_900)
+        health.postReply(inbound, 0..<inbound.count, newest: (41, 1_700_000_000_000), wallNow: 1_700_000_000_180, now: 6_100)
+        health.postReply(inbound, 0..<inbound.count, newest: (42, 1_700_000_000_000), wallNow: 1_700_000_000_900, now: 6_200)
         let fields = health.linkFields(now: 9_050)
         #expect(fields.contains(.number("connect_ms", 50)) && fields.contains(.number("reconnects", 1)))
         #expect(fields.contains(.number("reply_ms", 180)), "the reply to another post is not timed")

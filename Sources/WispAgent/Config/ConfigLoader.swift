@@ -7,7 +7,10 @@ public enum ConfigLoader {
 
     /// `remote`: a config fragment from the platform to check against this key file
     /// instead of the one kept in `state_dir/remote.conf` (which is used when nil).
-    public static func load(_ path: String, remote candidate: String? = nil, log: Log, board: Board) -> Result<LoadedConfig, ConfigError> {
+    /// The key file alone, read as a secret file (owner and mode checked, no link
+    /// followed): nothing under state_dir, which the service user can write (`wisp status`,
+    /// run by root, needs only this).
+    public static func keyFile(_ path: String) -> Result<(text: String, config: DeviceConfig), ConfigError> {
         let bytes: [UInt8]
         // 16 KiB: hundreds of sensor lines; the read buffer is the start-up heap peak.
         switch System.readSecretFile(path, limit: 16_384) {
@@ -15,10 +18,18 @@ public enum ConfigLoader {
         case .failure(.access(let problem)): return .failure(.access(path, problem))
         case .success(let b): bytes = b
         }
-        var config: DeviceConfig
         let text = String(decoding: bytes, as: UTF8.self)
-        do { config = try KeyFile.parse(text) } catch {
+        do { return .success((text, try KeyFile.parse(text))) } catch {
             return .failure(.invalid(path, error))
+        }
+    }
+
+    public static func load(_ path: String, remote candidate: String? = nil, log: Log, board: Board) -> Result<LoadedConfig, ConfigError> {
+        let text: String
+        var config: DeviceConfig
+        switch keyFile(path) {
+        case .failure(let e): return .failure(e)
+        case .success(let read): (text, config) = read
         }
         // The platform's remote config, kept under state_dir, over the key file's settings.
         var remoteId: String?
@@ -63,7 +74,7 @@ public enum ConfigLoader {
             case .failure(let e): return .failure(e)
             }
         }
-        return .success(LoadedConfig(path: path, device: config, clientId: clientId, fingerprint: fingerprint(bytes) ^ remoteHash, board: board,
+        return .success(LoadedConfig(path: path, device: config, clientId: clientId, fingerprint: fingerprint(text.utf8) ^ remoteHash, board: board,
                                      registeredFrom: registered, remoteConfigId: remoteId, deviceNameFromBoard: nameFromBoard,
                                      productSecretLeft: secretLeft))
     }
@@ -110,7 +121,7 @@ public enum ConfigLoader {
     }
 
     /// FNV-1a of the file, to tell on SIGHUP whether it changed (no secret is kept for it).
-    static func fingerprint(_ bytes: [UInt8]) -> UInt64 {
+    static func fingerprint<S: Sequence<UInt8>>(_ bytes: S) -> UInt64 {
         var h: UInt64 = 0xCBF2_9CE4_8422_2325
         for b in bytes { h = (h ^ UInt64(b)) &* 0x100_0000_01B3 }
         return h

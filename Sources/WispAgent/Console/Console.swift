@@ -22,6 +22,7 @@ struct Console {
     var deadline: UInt64 { min(logs?.deadline ?? .max, health?.deadline ?? .max) }
 
     mutating func note<T>(_ event: Driver<T>.Event) {
+        if case .session(.offline) = event { logs?.linkUp = false }
         health?.note(event, now: clock.monotonic())
     }
 
@@ -34,7 +35,7 @@ struct Console {
             deviceInfo?.handle(payload, out: &out)
             return PropertyPost.replyCode(inbound, range)
         }
-        if kind == .postReply { health?.postReply(inbound, range, newest: newest, wallNow: wallNow) }
+        if kind == .postReply { health?.postReply(inbound, range, newest: newest, wallNow: wallNow, now: clock.monotonic()) }
         return LinkLog.reply(to: kind, inbound, range, log: log)
     }
 

@@ -56,10 +56,10 @@ struct Health {
     }
 
     /// A post's reply (`…/post_reply`): its latency when it answers the newest sample.
-    mutating func postReply(_ inbound: ByteBuffer, _ payload: Range<Int>, newest: (seq: UInt64, time: UInt64)?, wallNow: UInt64) {
+    mutating func postReply(_ inbound: ByteBuffer, _ payload: Range<Int>, newest: (seq: UInt64, time: UInt64)?, wallNow: UInt64, now: UInt64) {
         guard let newest, let id = PropertyPost.replyId(inbound, payload), id == newest.seq, wallNow >= newest.time else { return }
         replyLatency = wallNow - newest.time
-        diagnose(2, wallNow - newest.time, Health.uplinkLimits, "property post answered after", now: nil)
+        diagnose(2, wallNow - newest.time, Health.uplinkLimits, "property post answered after", now: now)
     }
 
     /// Each step: a new keep-alive round trip noted; true when the event is due.

@@ -11,6 +11,9 @@ struct LogUpload {
     let sink: LogSink
     /// The console's switch: nil while asking, then on or off.
     var on: Bool?
+    /// The link is up (from CONNACK to the next offline): no deadline while it is down, or
+    /// the loop would wake at once, again and again, for a post it cannot send.
+    var linkUp = false
     var nextPost: UInt64 = 0
     let log: Log
     static let spacing: UInt64 = 1000
@@ -24,6 +27,7 @@ struct LogUpload {
     mutating func online(out: inout Outbox) {
         guard let topic = out.topics.logConfigGet else { return }
         on = nil
+        linkUp = true
         sink.keeping = true
         LogPost.writeSwitchGet(id: out.nextId(), into: &out.json)
         out.send(topic, qos: .atMostOnce)
@@ -49,13 +53,16 @@ struct LogUpload {
     }
 
     /// When the next post may go (the loop's deadline), or nil when nothing waits.
-    var deadline: UInt64? { on == true && (!sink.ring.isEmpty || sink.ring.dropped > 0) ? nextPost : nil }
+    var deadline: UInt64? { linkUp && on == true && (!sink.ring.isEmpty || sink.ring.dropped > 0) ? nextPost : nil }
 
     /// One post of the oldest waiting lines, when the switch is on, the link up and the
     /// spacing passed. `wallNow`: the wall clock at `now` (the entries' times follow it).
     mutating func advance(now: UInt64, wallNow: UInt64, online: Bool, out: inout Outbox) {
         guard online, let due = deadline, now >= due, let topic = out.topics.logPost else { return }
         nextPost = now + LogUpload.spacing
+        // One log post waiting at a time, and only in a half-empty outbox: a slow or full link
+        // holds the logs back, never an OTA report, an event or a reply.
+        guard out.messages.count < Outbox.maxMessages / 2, !out.messages.contains(where: { $0.topic.equals(topic) }) else { return }
         LogPost.start(id: out.nextId(), into: &out.json)
         let tail = 40  // `"}` of an entry, `],"method":"thing.log.post"}`
         var entries = 0
@@ -92,7 +99,7 @@ struct LogUpload {
             return
         }
         LogPost.finish(into: &out.json)
+        sink.ring.removeFirst(taken)  // before `send`, which may log (and so append to the ring)
         out.send(topic, qos: .atLeastOnce, waits: true)
-        sink.ring.removeFirst(taken)
     }
 }

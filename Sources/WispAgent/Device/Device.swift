@@ -112,7 +112,7 @@ public struct Device<T: Transport>: ~Copyable {
         case .session(.message(let p)):
             dispatch(p)
         case .session(.delivered(let id)):  // the hot path: nothing more is logged
-            log.debug("packet \(id) acknowledged")
+            log.debug("packet \(id) acknowledged", local: true)
             outbox.flush(&driver.session)  // a reply waiting for room goes before the backlog
             telemetry.delivered(id, session: &driver.session)
         default:

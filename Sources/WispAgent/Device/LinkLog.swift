@@ -49,7 +49,7 @@ enum LinkLog {
             // A refused log post is not itself posted (it would feed itself).
             log.write(.warning, what + " refused by the platform: " + LogText.escape(inbound.bytesView(payload)), local: kind == .logPostReply)
         } else {
-            log.debug(what + " accepted")
+            log.debug(what + " accepted", local: kind == .logPostReply)
         }
         return code
     }

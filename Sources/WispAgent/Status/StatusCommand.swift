@@ -43,8 +43,10 @@ public enum StatusCommand {
     public static func run(configPath: String, json: Bool) -> ExitCode {
         var path = DeviceConfig.defaultStatusFile
         var fallback = ""
-        switch ConfigLoader.load(configPath, log: Log(threshold: .error), board: .fromEnvironment) {
-        case .success(let loaded): path = loaded.device.statusFile
+        // The key file only: remote.conf and the identity live in state_dir, which the service
+        // user writes, and this may run as root.
+        switch ConfigLoader.keyFile(configPath) {
+        case .success(let read): path = read.config.statusFile
         case .failure(let e): fallback = " (the key file could not be read: " + e.message + "; the default status_file was read)"
         }
         let (verdict, record) = read(path)
@@ -192,7 +194,9 @@ public enum StatusCommand {
                 j.raw(",")
                 j.string(key)
                 j.raw(":")
-                if let v = r.text(key) { j.string(v) } else { j.raw("null") }
+                // Escaped as the text output is (printable ASCII, `\xNN`): JSON's own escaping
+                // leaves DEL and C1 controls (U+0080–U+009F) raw for a terminal to act on.
+                if let v = r[key] { j.string(LogText.escape(v)) } else { j.raw("null") }
             }
             for key in ["pid", "since", "backlog", "last_post", "last_ack", "last_reply", "last_reply_at", "last_error_at", "updated"] {
                 j.raw(",")

@@ -44,7 +44,9 @@ public struct Log: Sendable {
     public func error(_ m: String) { write(.error, m) }
     public func warning(_ m: String) { write(.warning, m) }
     public func info(_ m: String) { write(.info, m) }
-    public func debug(_ m: @autoclosure () -> String) {
-        if enabled(.debug) || sink.map({ Severity.debug.atLeast($0.threshold) }) == true { write(.debug, m()) }
+    /// `local`: printed, never kept for the console (a line every post's own traffic causes,
+    /// which would otherwise feed the next post).
+    public func debug(_ m: @autoclosure () -> String, local: Bool = false) {
+        if enabled(.debug) || (!local && sink.map({ Severity.debug.atLeast($0.threshold) }) == true) { write(.debug, m(), local: local) }
     }
 }

@@ -59,7 +59,7 @@ public struct JSONWriter {
             case UInt8(ascii: "\""), UInt8(ascii: "\\"):
                 byte(UInt8(ascii: "\\"))
                 byte(b)
-            case 0..<0x20:
+            case 0..<0x20, 0x7F:
                 raw("\\u00")
                 byte(Hex.digit(b >> 4))
                 byte(Hex.digit(b & 0xF))
