@@ -203,6 +203,12 @@ struct StatusFileTests {
         let (offline, r2) = StatusCommand.read(dir.file("status"))
         #expect(offline == .offline && offline.exitCode == .failure)
         #expect(StatusCommand.describe(try #require(r2), path: "p", now: 5000).contains("last error: a\\x0ab, at"))
+        // --json: printable ASCII only, as the text is (no DEL or 8-bit CSI/OSC for root's terminal).
+        dir.write("status", String(decoding: text([("link", "offline"), ("last_error", "\u{9B}2J\u{7F}x")]), as: UTF8.self), mode: 0o644)
+        let (_, r3) = StatusCommand.read(dir.file("status"))
+        let printed = StatusCommand.render(try #require(r3), verdict: .offline, path: "p", now: 5000)
+        #expect(printed.utf8.allSatisfy { $0 >= 0x20 && $0 < 0x7F }, "\(printed)")
+        #expect(printed.contains(#""last_error":"\\xc2\\x9b2J\\x7fx""#), "\(printed)")
     }
 
     @Test func aFileLeftBehindMeansNotRunning() {
