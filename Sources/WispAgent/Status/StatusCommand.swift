@@ -217,20 +217,10 @@ public enum StatusCommand {
         return String(decoding: j.buffer.bytes, as: UTF8.self)
     }
 
-    /// `2026-12-06 15:20:01 UTC` for wall-clock milliseconds (the civil calendar from days
-    /// since 1970, Howard Hinnant's algorithm; no Foundation).
+    /// `2026-12-06 15:20:01 UTC` for wall-clock milliseconds (`CivilTime`).
     static func utc(_ ms: Int64) -> String {
-        let seconds = max(0, ms) / 1000
-        let z = seconds / 86_400 + 719_468
-        let era = z / 146_097, doe = z - era * 146_097
-        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
-        let mp = (5 * doy + 2) / 153
-        let day = doy - (153 * mp + 2) / 5 + 1
-        let month = mp < 10 ? mp + 3 : mp - 9
-        let year = yoe + era * 400 + (month <= 2 ? 1 : 0)
-        let s = seconds % 86_400
-        return "\(year)-" + two(month) + "-" + two(day) + " " + two(s / 3600) + ":" + two(s / 60 % 60) + ":" + two(s % 60) + " UTC"
+        let t = CivilTime(ms: UInt64(max(0, ms)))
+        return "\(t.year)-" + two(t.month) + "-" + two(t.day) + " " + two(t.hour) + ":" + two(t.minute) + ":" + two(t.second) + " UTC"
     }
 
     static func two(_ v: Int64) -> String { (v < 10 ? "0" : "") + "\(v)" }

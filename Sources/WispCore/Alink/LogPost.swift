@@ -56,38 +56,25 @@ public enum LogPost {
         }
     }
 
-    /// `2026-12-06T03:40:12.123+0000` for `ms` since 1970 (UTC; proleptic Gregorian).
+    /// `2026-12-06T03:40:12.123+0000` for `ms` since 1970 (`CivilTime`).
     public static func utcTime(_ ms: UInt64, into json: inout JSONWriter) {
-        let seconds = Int64(ms / 1000)
-        let days = seconds / 86_400
-        let rest = seconds % 86_400
-        // Days to a civil date (Howard Hinnant's algorithm), era of 400 years.
-        let z = days + 719_468
-        let era = z / 146_097
-        let doe = z - era * 146_097
-        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
-        let mp = (5 * doy + 2) / 153
-        let day = doy - (153 * mp + 2) / 5 + 1
-        let month = mp < 10 ? mp + 3 : mp - 9
-        let year = yoe + era * 400 + (month <= 2 ? 1 : 0)
+        let t = CivilTime(ms: ms)
         func two(_ v: Int64) { json.byte(UInt8(48 + v / 10 % 10)); json.byte(UInt8(48 + v % 10)) }
-        two(year / 100)
-        two(year % 100)
+        two(t.year / 100)
+        two(t.year % 100)
         json.byte(UInt8(ascii: "-"))
-        two(month)
+        two(t.month)
         json.byte(UInt8(ascii: "-"))
-        two(day)
+        two(t.day)
         json.byte(UInt8(ascii: "T"))
-        two(rest / 3600)
+        two(t.hour)
         json.byte(UInt8(ascii: ":"))
-        two(rest / 60 % 60)
+        two(t.minute)
         json.byte(UInt8(ascii: ":"))
-        two(rest % 60)
+        two(t.second)
         json.byte(UInt8(ascii: "."))
-        let milli = Int64(ms % 1000)
-        json.byte(UInt8(48 + milli / 100))
-        two(milli % 100)
+        json.byte(UInt8(48 + t.milli / 100))
+        two(t.milli % 100)
         json.raw("+0000")
     }
 }

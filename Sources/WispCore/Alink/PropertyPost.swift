@@ -61,33 +61,25 @@ public enum PropertyPost {
     /// or nil when there is none. A scan, not a JSON parser: it finds the top-level-looking
     /// `"code":` key and reads the integer after it.
     public static func replyCode(_ payload: ByteBuffer, _ range: Range<Int>) -> Int? {
-        let key: StaticString = "\"code\""
-        let n = key.utf8CodeUnitCount
-        var i = range.lowerBound
-        while i + n <= range.upperBound {
-            var match = true
-            key.withUTF8Buffer { k in
-                for j in 0..<n where payload[i + j] != k[j] { match = false; break }
-            }
-            if match {
-                var p = i + n
-                while p < range.upperBound && (payload[p] == 0x20 || payload[p] == UInt8(ascii: ":")) { p += 1 }
-                return DecimalScan.digits(payload.written[..<range.upperBound], from: p, maxDigits: 9).map { Int($0.value) }
-            }
-            i += 1
-        }
-        return nil
+        guard var p = after("\"code\"", payload, range) else { return nil }
+        while p < range.upperBound && (payload[p] == 0x20 || payload[p] == UInt8(ascii: ":")) { p += 1 }
+        return DecimalScan.digits(payload.written[..<range.upperBound], from: p, maxDigits: 9).map { Int($0.value) }
     }
 
     /// The `id` of an Alink reply (`"id":"123"`), or nil.
     public static func replyId(_ buffer: ByteBuffer, _ range: Range<Int>) -> UInt64? {
-        let key: StaticString = "\"id\":\""
+        guard let p = after("\"id\":\"", buffer, range) else { return nil }
+        return DecimalScan.digits(buffer.written[..<range.upperBound], from: p, maxDigits: 18).map { UInt64($0.value) }
+    }
+
+    /// Where the first `key` in `buffer[range]` ends, or nil (a byte scan, no parser).
+    static func after(_ key: StaticString, _ buffer: ByteBuffer, _ range: Range<Int>) -> Int? {
         let n = key.utf8CodeUnitCount
         var i = range.lowerBound
         while i + n <= range.upperBound {
             var match = true
             key.withUTF8Buffer { k in for j in 0..<n where buffer[i + j] != k[j] { match = false; break } }
-            if match { return DecimalScan.digits(buffer.written[..<range.upperBound], from: i + n, maxDigits: 18).map { UInt64($0.value) } }
+            if match { return i + n }
             i += 1
         }
         return nil
