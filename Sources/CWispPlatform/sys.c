@@ -17,6 +17,15 @@
 #include <sys/vfs.h>
 #include <time.h>
 #include <unistd.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
+
+void wisp_release_free_heap(void) {
+#ifdef __GLIBC__
+    malloc_trim(0);
+#endif
+}
 
 int wisp_write_all(int32_t fd, const uint8_t *buf, size_t len) {
     size_t done = 0;

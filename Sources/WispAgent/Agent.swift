@@ -181,13 +181,8 @@ public enum Agent {
         var backlog: Backlog?
         var startup = LastRun.start(loaded.device, board: loaded.board, log: log)
         while true {
-            // The driver is made in place: a second reference alive beside the device's would
-            // make every buffer copy itself on its first write.
-            let settings = loaded.device
-            var device = Device(loaded, backlog: backlog, signals: signals, startup: startup, log: log,
-                                downloads: { SocketTransport(for: settings, to: $0) },
-                                driver: driver(loaded, config: sessionConfig(loaded), signals: signals))
-            switch device.run() {
+            let (outcome, left, reason) = runDevice(loaded, backlog: backlog, signals: signals, startup: startup, log: log)
+            switch outcome {
             case .stopped:
                 LastRun.stopped(loaded.device, board: loaded.board, log: log)
                 log.info("stopped")
@@ -198,9 +193,26 @@ public enum Agent {
                 log.info("key file changed: reconnecting with the new settings")
                 loaded = next
                 sink?.threshold = next.device.logUploadLevel
-                backlog = device.backlog
-                startup = device.startupReason
+                backlog = left
+                startup = reason
             }
         }
+    }
+
+    /// One key file's device, made and run in a frame of its own: the device is about 5 KB
+    /// and its making needs temporaries of that size; inlined into `run`, they made run's
+    /// frame 21 KB of stack, dirty (Private_Dirty) for the life of the process.
+    /// What the device ended with, its backlog and the start-up reason it did not report.
+    @inline(never)
+    static func runDevice(_ loaded: LoadedConfig, backlog: Backlog?, signals: Int32, startup: String?,
+                          log: Log) -> (Device<SocketTransport>.Outcome, Backlog, String?) {
+        // The driver is made in place: a second reference alive beside the device's would
+        // make every buffer copy itself on its first write.
+        let settings = loaded.device
+        var device = Device(loaded, backlog: backlog, signals: signals, startup: startup, log: log,
+                            downloads: { SocketTransport(for: settings, to: $0) },
+                            driver: driver(loaded, config: sessionConfig(loaded), signals: signals))
+        let outcome = device.run()
+        return (outcome, device.backlog, device.startupReason)
     }
 }

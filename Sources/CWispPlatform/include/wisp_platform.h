@@ -161,6 +161,10 @@ uint64_t wisp_sd_watchdog_usec(void);
 
 // MARK: system (sys.c)
 
+/// Gives the pages that free heap memory spans back to the kernel (glibc's malloc_trim):
+/// once after a connect, whose TLS handshake is the heap's peak. Allocates nothing.
+void wisp_release_free_heap(void);
+
 /// Writes all of `buf` to file descriptor `fd` (1 stdout, 2 stderr), retrying EINTR.
 /// Returns 0, or -errno.
 int wisp_write_all(int32_t fd, const uint8_t *buf, size_t len);

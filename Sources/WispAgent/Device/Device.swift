@@ -142,6 +142,7 @@ public struct Device<T: Transport>: ~Copyable {
         clockSync.online(out: &outbox)
         outbox.flush(&driver.session)
         telemetry.online(session: &driver.session)
+        System.releaseFreeHeap()
     }
 
     /// One inbound message, to the feature its topic names.

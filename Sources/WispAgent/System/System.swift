@@ -81,6 +81,10 @@ public enum System {
     }
 
     /// Sleeps (a root step waiting for a restart; never the agent's loop).
+    /// Gives the pages that freed heap memory spans back to the kernel: after a connect,
+    /// whose TLS handshake is the heap's peak, they would stay Private_Dirty for good.
+    static func releaseFreeHeap() { wisp_release_free_heap() }
+
     public static func sleep(milliseconds: Int32) {
         _ = wisp_poll(nil, nil, nil, 0, milliseconds)
     }
