@@ -61,6 +61,7 @@ public enum Agent {
                                    webSocket: endpoint.isWebSocket ? .init(hostHeader: endpoint.hostHeader, path: endpoint.path) : nil)
         let topics = topics(loaded)
         config.subscriptions = topics.subscriptions
+        if TunnelPolicy.isAllowed(loaded, platform: Outbox.isPlatform(topics)) { config.subscriptions += topics.tunnelSubscriptions }
         // Outbound buffers from what this key file can send: its largest post or a reply
         // (PUBLISH overhead: fixed header ≤ 5, topic length 2, packet id 2).
         let device = loaded.device
@@ -211,6 +212,7 @@ public enum Agent {
         let settings = loaded.device
         var device = Device(loaded, backlog: backlog, signals: signals, startup: startup, log: log,
                             downloads: { SocketTransport(for: settings, to: $0) },
+                            loopback: { SocketTransport(endpoint: Endpoint(scheme: .mqtt, host: "127.0.0.1", port: $0), proxy: nil, caFile: nil, insecure: false) },
                             driver: driver(loaded, config: sessionConfig(loaded), signals: signals))
         let outcome = device.run()
         return (outcome, device.backlog, device.startupReason)

@@ -14,6 +14,8 @@ final class FakeTransport: Transport {
     var inbound: [UInt8] = []
     var endOfStream = false
     var closed: Bool = false
+    /// False: sends take nothing (a peer that does not read).
+    var accepting = true
     var openDeadline: UInt64
     let log: FakeLog
 
@@ -38,6 +40,7 @@ final class FakeTransport: Transport {
     func openTimedOut() -> String { "fake open timed out" }
 
     func send(_ bytes: UnsafeRawBufferPointer) -> Int64 {
+        if !accepting { return 0 }
         sent += bytes
         return Int64(bytes.count)
     }

@@ -11,10 +11,33 @@ import Testing
     @Test func everyKeyIsRead() throws {
         let s = try BoardSettings.parse("allow_reboot = true\n  ota_public_key = /opt/keys/fleet.pub  \nota_confirm_seconds = 45\nota_module = default\n").get()
         #expect(s.allowReboot && s.otaPublicKey == "/opt/keys/fleet.pub" && s.otaConfirmSeconds == 45 && s.otaModule == "default")
-        #expect(s.lines == ["allow_reboot = true", "ota_public_key = /opt/keys/fleet.pub", "ota_confirm_seconds = 45", "ota_module = default"])
+        #expect(s.lines == ["allow_reboot = true", "ota_public_key = /opt/keys/fleet.pub", "ota_confirm_seconds = 45", "ota_module = default", "remote_access = false"])
+    }
+
+    @Test func remoteAccessAndTunnelServices() throws {
+        let s = try BoardSettings.parse("remote_access = true\ntunnel_service._SSH = 127.0.0.1:2222\ntunnel_service.HTTP = 127.0.0.1:8080\n").get()
+        #expect(s.remoteAccess)
+        #expect(s.tunnelPort(Array("_SSH".utf8)) == 2222, "_SSH moved by its line")
+        #expect(s.tunnelPort(Array("HTTP".utf8)) == 8080)
+        #expect(s.tunnelPort(Array("VNC".utf8)) == nil, "not declared: refused")
+        #expect(s.lines.suffix(3) == ["remote_access = true", "tunnel_service._SSH = 127.0.0.1:2222", "tunnel_service.HTTP = 127.0.0.1:8080"])
+        let defaults = try BoardSettings.parse("").get()
+        #expect(!defaults.remoteAccess, "off unless the board says so")
+        #expect(defaults.tunnelPort(Array("_SSH".utf8)) == 22)
+        #expect(defaults.tunnelPort(Array("_ssh".utf8)) == nil)
     }
 
     @Test(arguments: [
+        ("remote_access = yes", "line 1: bad value for 'remote_access'"),
+        ("tunnel_service.WEB = 10.0.0.2:80", "bad value for 'tunnel_service.WEB': expected 127.0.0.1:PORT"),
+        ("tunnel_service.WEB = 0.0.0.0:80", "bad value for 'tunnel_service.WEB'"),
+        ("tunnel_service.WEB = 127.0.0.1:0", "bad value for 'tunnel_service.WEB'"),
+        ("tunnel_service.WEB = 127.0.0.1:65536", "bad value for 'tunnel_service.WEB'"),
+        ("tunnel_service.WEB = 127.0.0.1", "bad value for 'tunnel_service.WEB'"),
+        ("tunnel_service.a/b = 127.0.0.1:80", "bad value for 'tunnel_service.a/b'"),
+        ("tunnel_service. = 127.0.0.1:80", "bad value for 'tunnel_service.'"),
+        ("tunnel_service.A = 127.0.0.1:1\ntunnel_service.A = 127.0.0.1:2", "line 2: 'tunnel_service.A' is already set on line 1"),
+        ((1...9).map { "tunnel_service.S\($0) = 127.0.0.1:\($0)" }.joined(separator: "\n"), "line 9: more than 8 tunnel_service lines"),
         ("allow_reboot = yes", "line 1: bad value for 'allow_reboot'"),
         ("ota_public_key = keys/ota.pub", "bad value for 'ota_public_key'"),
         ("ota_public_key = /etc/wisp/../../tmp/k", "bad value for 'ota_public_key'"),

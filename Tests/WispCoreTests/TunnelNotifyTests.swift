@@ -139,16 +139,24 @@ struct TunnelNotifyTests {
         #expect(String(decoding: w.buffer.bytes, as: UTF8.self) == #"{"id":"42","params":{}}"#)
     }
 
-    @Test func theTopicsArePlatformOnlyAndNotSubscribed() {
+    /// The tunnel's topics: platform devices only, subscribed apart (only when the board
+    /// allows remote access), and told apart from the rest.
+    @Test func theTopicsArePlatformOnlyAndSubscribedApart() {
         let t = AlinkTopics(productKey: "pk", deviceName: "dn")
         #expect(t.tunnelNotify == "/sys/pk/dn/secure_tunnel/notify")
         #expect(t.tunnelRequest == "/sys/pk/dn/secure_tunnel/proxy/request")
         #expect(t.tunnelRequestReply == "/sys/pk/dn/secure_tunnel/proxy/request_reply")
         #expect(!t.subscriptions.contains { $0.topic.contains("secure_tunnel") })
+        #expect(t.tunnelSubscriptions.map(\.topic) == ["/sys/pk/dn/secure_tunnel/notify", "/sys/pk/dn/secure_tunnel/proxy/request_reply"])
+        #expect(t.tunnelSubscriptions.first?.qos == .atLeastOnce)
         let plain = AlinkTopics(plainClientId: "c")
         #expect(plain.tunnelNotify == nil && plain.tunnelRequest == nil && plain.tunnelRequestReply == nil)
-        var b = ByteBuffer(capacity: 64)
-        b.put(utf8: t.tunnelNotify!)
-        #expect(t.classify(b, 0..<b.count) == .other)
+        #expect(plain.tunnelSubscriptions.isEmpty)
+        for (topic, kind) in [(t.tunnelNotify!, AlinkTopics.Inbound.tunnelNotify), (t.tunnelRequestReply!, .tunnelReply),
+                              (t.tunnelRequest!, .other), ("/sys/pk/other/secure_tunnel/notify", .other)] {
+            var b = ByteBuffer(capacity: 64)
+            b.put(utf8: topic)
+            #expect(t.classify(b, 0..<b.count) == kind, "\(topic)")
+        }
     }
 }

@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 @testable import WispCore
 
@@ -9,6 +10,32 @@ struct WebSocketHandshakeTests {
         let request = WebSocketHandshake(key: Self.key).request(host: "example.com:8443", path: "/mqtt")
         #expect(request == "GET /mqtt HTTP/1.1\r\nHost: example.com:8443\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
             + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: mqtt\r\n\r\n")
+    }
+
+    /// The secure tunnel's request: its subprotocol, and the token in a field of its own,
+    /// written as bytes (never a String that could be logged).
+    @Test func theTunnelsRequestCarriesItsSubprotocolAndToken() throws {
+        let hs = WebSocketHandshake(key: Self.key, subprotocol: "aliyun.iot.securetunnel-v1.1")
+        var out = ByteBuffer(capacity: 512)
+        let ok = Array("t0k3n".utf8).withUnsafeBytes { hs.request(host: "tunnel.example", path: "/t/1", field: "tunnel-access-token", secret: $0, into: &out) }
+        #expect(ok)
+        #expect(String(decoding: out.bytes, as: UTF8.self) == "GET /t/1 HTTP/1.1\r\nHost: tunnel.example\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: aliyun.iot.securetunnel-v1.1\r\n"
+            + "tunnel-access-token: t0k3n\r\n\r\n")
+        var small = ByteBuffer(capacity: 64)
+        #expect(!Array("t0k3n".utf8).withUnsafeBytes { hs.request(host: "h", path: "/", field: "tunnel-access-token", secret: $0, into: &small) })
+        // The server must choose the tunnel's subprotocol, not mqtt.
+        var tunnel = WebSocketHandshake(key: Self.key, subprotocol: "aliyun.iot.securetunnel-v1.1")
+        for (answer, accepted) in [("aliyun.iot.securetunnel-v1.1", true), ("mqtt", false)] {
+            tunnel = WebSocketHandshake(key: Self.key, subprotocol: "aliyun.iot.securetunnel-v1.1")
+            let response = Array(Self.good.replacingOccurrences(of: "Protocol: mqtt", with: "Protocol: " + answer).utf8)
+            var pos = 0
+            var result: Result<Bool, WebSocketHandshakeError> = .success(false)
+            response.withUnsafeBytes { raw in
+                do throws(WebSocketHandshakeError) { result = .success(try tunnel.parse(raw, at: &pos)) } catch { result = .failure(error) }
+            }
+            #expect(result == (accepted ? .success(true) : .failure(.wrongSubprotocol)), "\(answer)")
+        }
     }
 
     static let good = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"

@@ -27,6 +27,9 @@ public struct Device<T: Transport>: ~Copyable {
     let remoteConfig: RemoteConfig<T>?
     /// wisp's log lines and the link's health for the console (platform devices).
     var console: Console
+    /// The secure tunnel to this board's loopback services: only when the board settings
+    /// allow it over this link.
+    let remoteAccess: RemoteAccess<T>?
     /// Why this process started (`startup` event), reported after the first CONNACK; nil
     /// once reported (a reload hands what is left to the next device).
     public var startupReason: String?
@@ -45,7 +48,8 @@ public struct Device<T: Transport>: ~Copyable {
     /// alive at once (the start-up heap peak).
     @inline(never)  // inlined, the caller built the device beside its variable and copied it over
     public init(_ loaded: LoadedConfig, backlog previous: Backlog?, signals: Int32, startup: String? = nil, log: Log,
-                downloads: @escaping (Endpoint) -> T, driver makeDriver: @autoclosure () -> Driver<T>) {
+                downloads: @escaping (Endpoint) -> T, loopback: ((UInt16) -> T)? = nil,
+                driver makeDriver: @autoclosure () -> Driver<T>) {
         startupReason = startup
         self.loaded = loaded
         self.signals = signals
@@ -64,6 +68,7 @@ public struct Device<T: Transport>: ~Copyable {
         updater = downloader.map { Updater(loaded.device, board: loaded.board, downloader: $0, log: log) }
         remoteConfig = downloader.map { RemoteConfig(loaded, downloader: $0, log: log) }
         console = Console(loaded.device, board: loaded.board, platform: outbox.isPlatform, clock: clock, log: log)
+        remoteAccess = RemoteAccess.make(loaded, platform: outbox.isPlatform, log: log, connect: downloads, loopback: loopback)
     }
 
     /// Samples every interval and reacts to the driver until stopped.
@@ -76,6 +81,7 @@ public struct Device<T: Transport>: ~Copyable {
             }
             telemetry.advance(now: now, time: clockSync.wallClock(monotonic: now), session: &driver.session, out: &outbox)
             updater?.advance(out: &outbox)
+            remoteAccess?.advance(now: now, online: driver.session.isOnline, out: &outbox)
             console.advance(now: now, telemetry: telemetry, clockSync: clockSync, session: driver.session, out: &outbox)
             if let next = remoteConfig?.advance(out: &outbox), reload == nil {
                 reload = next
@@ -85,9 +91,14 @@ public struct Device<T: Transport>: ~Copyable {
             outbox.flush(&driver.session)
             var deadline = min(telemetry.deadline, console.deadline,
                                status.advance(now: now, wall: clockSync.wallClock(monotonic: now), telemetry: telemetry, ota: updater?.reported))
+            driver.extra.clear()
             if let downloader {
                 downloader.register(into: &driver.extra)
                 deadline = min(deadline, downloader.deadline)
+            }
+            if let remoteAccess {
+                remoteAccess.register(into: &driver.extra)
+                deadline = min(deadline, remoteAccess.deadline)
             }
             if watchdogInterval != nil { deadline = min(deadline, nextWatchdog) }
             switch driver.next(until: deadline) {
@@ -132,6 +143,7 @@ public struct Device<T: Transport>: ~Copyable {
         updater?.online(out: &outbox)
         remoteConfig?.online(out: &outbox)
         console.online(out: &outbox)
+        remoteAccess?.online(out: &outbox)
         if outbox.isPlatform {
             if let reason = startupReason {
                 startupReason = nil
@@ -166,6 +178,7 @@ public struct Device<T: Transport>: ~Copyable {
             case .configPush, .configGetReply: remoteConfig?.handle(payload, push: kind == .configPush, out: &outbox)
             case .otaOffer: updater?.offer(payload, out: &outbox)
             case .logConfig: console.logs?.handleSwitch(payload)
+            case .tunnelNotify, .tunnelReply: remoteAccess?.handle(payload, reply: kind == .tunnelReply, now: now)
             case .other: log.debug("message on " + LogText.escape(inbound.bytesView(p.topic)) + " ignored")
             }
         }

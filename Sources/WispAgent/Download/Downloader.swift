@@ -4,9 +4,9 @@ import WispCore
 /// next), polled together in the device's loop: each transfer's descriptor goes into the
 /// driver's poll, the nearest pause or stall is the device's deadline. A feature starts a
 /// transfer, keeps the id, and advances it in its own `advance`; at most `capacity` run
-/// at once (one per `PollSlots` slot).
+/// at once (each takes a `PollSlots` slot).
 final class Downloader<T: Transport> {
-    static var capacity: Int { PollSlots.capacity }
+    static var capacity: Int { 4 }
     let clock: Clock
     let makeTransport: (Endpoint) -> T
     var transfers: [Transfer<T>?] = [Transfer<T>?](repeating: nil, count: Downloader.capacity)
@@ -60,7 +60,6 @@ final class Downloader<T: Transport> {
 
     /// Puts every transfer's descriptor into the driver's poll.
     func register(into slots: inout PollSlots) {
-        slots.clear()
         for case let t? in transfers { slots.add(t.descriptor, events: t.events) }
     }
 }

@@ -1,8 +1,9 @@
 /// The descriptors of the driver's one poll(2): the transport's and the signals' (slots 0
-/// and 1, the driver's), then those a caller adds (downloads): a fixed number of slots,
+/// and 1, the driver's), then those a caller adds (downloads, the tunnel): a fixed number of slots,
 /// set each turn, nothing allocated.
 public struct PollSlots {
-    public static var capacity: Int { 4 }
+    /// The downloads (4), the tunnel's connection and its sessions (1 + 4).
+    public static var capacity: Int { 9 }
     static var first: Int { 2 }
     public internal(set) var fds = [Int32](repeating: -1, count: PollSlots.first + PollSlots.capacity)
     public internal(set) var events = [Int32](repeating: 0, count: PollSlots.first + PollSlots.capacity)

@@ -46,9 +46,9 @@ public struct AlinkTopics: Sendable, Equatable {
     /// `thing.deviceinfo.update` (the board's tags) and its reply, platform devices only.
     public let deviceInfoUpdate: String?
     public let deviceInfoUpdateReply: String?
-    /// The secure tunnel (issue 28), platform devices only: the platform's notify, the
-    /// device's request for its tunnel and the reply. Not in `subscriptions` nor `classify`
-    /// yet: remote access is opt-in and not wired into the agent, so nothing subscribes.
+    /// The secure tunnel, platform devices only: the platform's notify, the device's request
+    /// for its tunnel and the reply. Subscribed only when the board settings allow remote
+    /// access (`tunnelSubscriptions`).
     public let tunnelNotify: String?
     public let tunnelRequest: String?
     public let tunnelRequestReply: String?
@@ -119,12 +119,22 @@ public struct AlinkTopics: Sendable, Equatable {
         return s
     }
 
+    /// The secure tunnel's notify and request reply: what a board that allows remote
+    /// access subscribes to besides `subscriptions`.
+    public var tunnelSubscriptions: [MQTTEncoder.Subscription] {
+        guard let tunnelNotify, let tunnelRequestReply else { return [] }
+        return [MQTTEncoder.Subscription(topic: tunnelNotify, qos: .atLeastOnce),
+                MQTTEncoder.Subscription(topic: tunnelRequestReply, qos: .atMostOnce)]
+    }
+
     /// What an inbound topic is.
     public enum Inbound: Equatable, Sendable {
         case propertySet, postReply, ntpResponse, otaOffer, configPush, configGetReply, eventReply
         /// The console's log switch: the reply to `thing.config.log.get`, or a push.
         case logConfig
         case logPostReply, deviceInfoReply
+        /// The secure tunnel's notify, and the reply to the device's request for it.
+        case tunnelNotify, tunnelReply
         /// A service call; the range is the service's name in the topic.
         case service(Range<Int>)
         /// An RRPC request; the range is the message id in the topic.
@@ -149,6 +159,8 @@ public struct AlinkTopics: Sendable, Equatable {
         if let logConfigPush, buffer.bytes(range, equal: logConfigPush) { return .logConfig }
         if let logPostReply, buffer.bytes(range, equal: logPostReply) { return .logPostReply }
         if let deviceInfoUpdateReply, buffer.bytes(range, equal: deviceInfoUpdateReply) { return .deviceInfoReply }
+        if let tunnelNotify, buffer.bytes(range, equal: tunnelNotify) { return .tunnelNotify }
+        if let tunnelRequestReply, buffer.bytes(range, equal: tunnelRequestReply) { return .tunnelReply }
         if buffer.bytes(range, equal: configPush) { return .configPush }
         if buffer.bytes(range, equal: configGetReply) { return .configGetReply }
         if let name = AlinkTopics.level(after: servicePrefix, buffer, range), !AlinkTopics.endsWithReply(buffer, name) { return .service(name) }
@@ -189,6 +201,7 @@ public struct AlinkTopics: Sendable, Equatable {
         if topic.equals(logConfigGetReply ?? "") || topic.equals(logConfigPush ?? "") { return "the console's log switch will not arrive (no logs go up)" }
         if topic.equals(logPostReply ?? "") { return "refused log posts go unlogged" }
         if topic.equals(deviceInfoUpdateReply ?? "") { return "device info is sent again at every connect" }
+        if topic.equals(tunnelNotify ?? "") || topic.equals(tunnelRequestReply ?? "") { return "the console cannot open a remote-access tunnel" }
         return "its messages will not arrive"
     }
 }

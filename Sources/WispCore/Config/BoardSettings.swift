@@ -1,6 +1,6 @@
 /// The board settings, `/etc/wisp/board.conf`: what gives the platform power over the
 /// board as root — the reboot service, the key that signs OTA packages, how long a new
-/// version has to prove itself. Root's file, never the service user's: the agent and the
+/// version has to prove itself, remote access through the platform's secure tunnel. Root's file, never the service user's: the agent and the
 /// root step refuse one the service user could change (`BoardSettingsFile`). It holds no
 /// secret. `key = value` lines and `#` comments, like the key file; every key is optional.
 public struct BoardSettings: Equatable, Sendable {
@@ -14,6 +14,25 @@ public struct BoardSettings: Equatable, Sendable {
     public var otaConfirmSeconds = 300
     /// The OTA module the root step installs packages of (the key file's ota_module must match).
     public var otaModule = "wisp"
+    /// The console may open the secure tunnel to this board's loopback services (issue 28).
+    public var remoteAccess = false
+    /// The services a tunnel session may reach, by service type: `_SSH` is 127.0.0.1:22
+    /// unless a `tunnel_service._SSH` line says another port; others only when declared.
+    public var tunnelServices: [TunnelService] = []
+
+    public struct TunnelService: Equatable, Sendable {
+        public var name: String
+        public var port: UInt16
+    }
+
+    /// At most this many `tunnel_service.` lines.
+    public static let maxTunnelServices = 8
+
+    /// The loopback port of service type `name` (its bytes), or nil when it is not declared.
+    public func tunnelPort<C: Collection>(_ name: C) -> UInt16? where C.Element == UInt8 {
+        for service in tunnelServices where service.name.utf8.elementsEqual(name) { return service.port }
+        return name.elementsEqual("_SSH".utf8) ? 22 : nil
+    }
 
     public init() {}
 
@@ -22,6 +41,8 @@ public struct BoardSettings: Equatable, Sendable {
         ("ota_public_key", "absolute path of the PEM public key (ECDSA P-256) OTA packages are signed with (default /etc/wisp/ota.pub); without it OTA is refused"),
         ("ota_confirm_seconds", "seconds a new version has to reach the platform before it is rolled back, 5 to 86400 (default 300)"),
         ("ota_module", "the module whose signed packages the root step installs, 1 to 32 of A-Z a-z 0-9 _ - . (default wisp; the key file's ota_module must be the same)"),
+        ("remote_access", "true or false (default false; true lets the console open the secure tunnel to 127.0.0.1:22 and the tunnel_service lines, over wss with a verified certificate only)"),
+        ("tunnel_service.NAME", "127.0.0.1:PORT (PORT 1 to 65535): the loopback port of the tunnel's service type NAME (1 to 32 of A-Z a-z 0-9 _ - .; _SSH is 127.0.0.1:22 unless set), at most 8 lines"),
     ] }
 
     /// Parses the file's text; an error names the line and what the key accepts.
@@ -38,7 +59,8 @@ public struct BoardSettings: Equatable, Sendable {
             }
             let key = String(decoding: DecimalScan.trimmed(Array(line[0..<eq])), as: UTF8.self)
             let value = String(decoding: DecimalScan.trimmed(Array(line[(eq + 1)...])), as: UTF8.self)
-            guard let allowed = keys.first(where: { $0.name.equals(key) })?.allowed else {
+            let service = key.startsWith("tunnel_service.") ? String(decoding: key.utf8.dropFirst(15), as: UTF8.self) : nil
+            guard let allowed = keys.first(where: { $0.name.equals(service == nil ? key : "tunnel_service.NAME") })?.allowed else {
                 var known = ""
                 for k in keys { known += (known.isEmpty ? "" : ", ") + k.name }
                 return .failure(BoardSettingsError(line: lineNumber, "unknown key '" + LogText.escape(Array(key.utf8.prefix(40))) + "'; known keys: " + known))
@@ -48,8 +70,15 @@ public struct BoardSettings: Equatable, Sendable {
             }
             seen.append((key, lineNumber))
             let bad = BoardSettingsError(line: lineNumber, "bad value for '" + key + "': expected " + allowed)
-            if key.equals("allow_reboot") {
-                if value.equals("true") { s.allowReboot = true } else if value.equals("false") { s.allowReboot = false } else { return .failure(bad) }
+            if let service {
+                guard OTAInform.isModuleName(service), let port = loopbackPort(value) else { return .failure(bad) }
+                guard s.tunnelServices.count < maxTunnelServices else {
+                    return .failure(BoardSettingsError(line: lineNumber, "more than \(maxTunnelServices) tunnel_service lines"))
+                }
+                s.tunnelServices.append(TunnelService(name: service, port: port))
+            } else if key.equals("allow_reboot") || key.equals("remote_access") {
+                guard value.equals("true") || value.equals("false") else { return .failure(bad) }
+                if key.equals("allow_reboot") { s.allowReboot = value.equals("true") } else { s.remoteAccess = value.equals("true") }
             } else if key.equals("ota_module") {
                 guard OTAInform.isModuleName(value) else { return .failure(bad) }
                 s.otaModule = value
@@ -62,6 +91,12 @@ public struct BoardSettings: Equatable, Sendable {
             }
         }
         return .success(s)
+    }
+
+    /// The port of `127.0.0.1:PORT`: a tunnel reaches loopback services only.
+    static func loopbackPort(_ value: String) -> UInt16? {
+        guard value.startsWith("127.0.0.1:"), let port = KeyFile.parseInt(String(decoding: value.utf8.dropFirst(10), as: UTF8.self), in: 1...65_535) else { return nil }
+        return UInt16(port)
     }
 
     /// `/` then printable ASCII, no `..` component, at most 256 bytes.
@@ -82,7 +117,8 @@ public struct BoardSettings: Equatable, Sendable {
             "ota_public_key = " + otaPublicKey,
             "ota_confirm_seconds = \(otaConfirmSeconds)",
             "ota_module = " + otaModule,
-        ]
+            "remote_access = " + (remoteAccess ? "true" : "false"),
+        ] + tunnelServices.map { "tunnel_service." + $0.name + " = 127.0.0.1:\($0.port)" }
     }
 }
 

@@ -26,11 +26,15 @@ public struct WebSocketHandshake {
 
     public let key: String
     public let expectedAccept: String
+    /// The subprotocol asked for (`mqtt`; the secure tunnel's `aliyun.iot.securetunnel-v1.1`):
+    /// a server that names another is refused.
+    public let subprotocol: String
     var head: HTTPHead
 
-    public init(key: WebSocketKey, maxResponseBytes: Int = 8192) {
+    public init(key: WebSocketKey, subprotocol: String = "mqtt", maxResponseBytes: Int = 8192) {
         self.key = key.key
         self.expectedAccept = key.accept
+        self.subprotocol = subprotocol
         self.head = HTTPHead(capacity: maxResponseBytes)
     }
 
@@ -43,8 +47,24 @@ public struct WebSocketHandshake {
             + "Connection: Upgrade\r\n"
             + "Sec-WebSocket-Key: " + key + "\r\n"
             + "Sec-WebSocket-Version: 13\r\n"
-            + "Sec-WebSocket-Protocol: mqtt\r\n"
+            + "Sec-WebSocket-Protocol: " + subprotocol + "\r\n"
             + "\r\n"
+    }
+
+    /// The GET request with one more header field whose value is a secret (the tunnel's
+    /// access token), written as bytes into `output` and never made a String: nothing
+    /// could log it. The name and value are the caller's checked tokens (no CR, LF or
+    /// controls). False when it does not fit.
+    public func request(host: String, path: String, field name: String, secret value: UnsafeRawBufferPointer, into output: inout ByteBuffer) -> Bool {
+        let head = request(host: host, path: path)
+        do {
+            try output.append(head.utf8.dropLast(2))
+            try output.append(name.utf8)
+            try output.append(": ".utf8)
+            try output.append(value)
+            try output.append("\r\n\r\n".utf8)
+        } catch { return false }
+        return true
     }
 
     /// Consumes response bytes from `position`. Returns true once the response is
@@ -82,7 +102,7 @@ public struct WebSocketHandshake {
             } else if field.named("sec-websocket-accept") {
                 accept = field.value.elementsEqual(expectedAccept.utf8)
             } else if field.named("sec-websocket-protocol") {
-                protocolOK = field.valueIs("mqtt")
+                protocolOK = field.value.elementsEqual(subprotocol.utf8)
             }
         }
         if !upgrade || !connection { throw .notAnUpgrade }
@@ -111,7 +131,7 @@ public enum WebSocketHandshakeError: Error, Equatable, Sendable {
         case .unexpectedStatus(let code): "WebSocket upgrade refused with HTTP \(code): the endpoint is not an MQTT-over-WebSocket server"
         case .notAnUpgrade: "HTTP 101 without 'Upgrade: websocket' and 'Connection: Upgrade'"
         case .badAccept: "Sec-WebSocket-Accept is missing or wrong: the server (or a proxy) is not speaking RFC 6455"
-        case .wrongSubprotocol: "the server chose a WebSocket subprotocol other than mqtt"
+        case .wrongSubprotocol: "the server chose a WebSocket subprotocol other than the one asked for"
         case .malformed: "malformed HTTP response to the WebSocket upgrade"
         case .responseTooLarge(let n): "HTTP response headers longer than \(n) bytes"
         }

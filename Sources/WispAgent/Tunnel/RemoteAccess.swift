@@ -1,0 +1,209 @@
+import CWispPlatform
+import WispCore
+
+/// Remote access: the device side of the platform's secure tunnel. The console's user gets
+/// a terminal on this board: the platform tells of a tunnel (a notify, or the reply to the
+/// request wisp sends at every connect), wisp connects out to it (`TunnelLink`), and each
+/// session the console opens becomes a connection to a loopback service of this board
+/// (`TunnelSession`): `_SSH` is 127.0.0.1:22, other service types only those the board
+/// settings declare. sshd still authenticates the user.
+///
+/// Opt-in: only when root's board settings say `remote_access = true`, and never over a
+/// link anyone on the path could write to (ws://, tls_insecure): `isAllowed`. Everything
+/// runs in the device's one poll loop, bounded per turn, so a tunnel never delays a post;
+/// at most `maxSessions` sessions, with buffers made at start-up (about 60 KiB in all).
+final class RemoteAccess<T: Transport> {
+    static var maxSessions: Int { 4 }
+    static var maxBackoff: UInt64 { 64_000 }
+    /// Frames (or local reads) handled per loop turn before the loop goes round again.
+    static var turnsPerLoop: Int { 16 }
+
+    let board: BoardSettings
+    let log: Log
+    let connect: (Endpoint) -> T
+    let loopback: (UInt16) -> T
+    let link = TunnelLink<T>()
+    let sessions: [TunnelSession<T>]
+    /// The tunnel the platform told of, and where it is; nil when there is none.
+    var tunnel: TunnelEndpoint?
+    var target: Endpoint?
+    /// The endpoint refused the token: no reconnect until the platform gives a new one.
+    var tokenExpired = false
+    var askDue = false
+    var retryAt: UInt64 = 0
+    var backoff: UInt64 = 0
+    /// A frame whose session cannot take it yet: the link is not read until it can.
+    var pending: TunnelFrame?
+    /// More may be waiting (the turn's bound was reached): look again at once.
+    var busy = false
+
+    /// Remote access for this key file and board, or nil (with the reason logged when the
+    /// board settings asked for it and the link does not allow it).
+    static func make(_ loaded: LoadedConfig, platform: Bool, log: Log, connect: @escaping (Endpoint) -> T,
+                     loopback: ((UInt16) -> T)?) -> RemoteAccess? {
+        guard loaded.board.settings.remoteAccess, platform, let loopback else { return nil }
+        if let why = TunnelPolicy.refusal(loaded.device) {
+            log.error("remote_access = true in the board settings is refused: " + why)
+            return nil
+        }
+        return RemoteAccess(board: loaded.board.settings, log: log, connect: connect, loopback: loopback)
+    }
+
+    init(board: BoardSettings, log: Log, connect: @escaping (Endpoint) -> T, loopback: @escaping (UInt16) -> T) {
+        self.board = board
+        self.log = log
+        self.connect = connect
+        self.loopback = loopback
+        var made: [TunnelSession<T>] = []
+        for _ in 0..<RemoteAccess.maxSessions { made.append(TunnelSession<T>()) }
+        sessions = made
+    }
+
+    // MARK: the platform's side (MQTT)
+
+    /// At every CONNACK: asks for the tunnel (one may have been opened while offline).
+    func online(out: inout Outbox) {
+        askDue = false
+        guard let topic = out.topics.tunnelRequest else { return }
+        TunnelRequest.write(id: out.nextId(), into: &out.json)
+        out.send(topic, qos: .atMostOnce)
+    }
+
+    /// A notify, or the reply to the request.
+    func handle(_ payload: UnsafeRawBufferPointer, reply: Bool, now: UInt64) {
+        switch TunnelNotify.parse(payload) {
+        case .invalid(let why):
+            if reply { log.debug("remote access: no tunnel to open (" + why + ")") } else { log.warning("remote access: the platform's tunnel notify is refused: " + why) }
+        case .close(let id, let reason):
+            guard let current = tunnel, current.tunnelId.equals(id) else {
+                log.debug("remote access: tunnel " + id + " closed; it was not this board's open tunnel")
+                return
+            }
+            log.info("remote access: the console closed tunnel " + id + (reason.isEmpty ? "" : ": " + reason))
+            endAll(code: 0, "the console closed the tunnel")
+            link.close(WebSocketCloseCode.normal)
+            _ = link.pump(now: now, target: target ?? Endpoint(scheme: .wss, host: "", port: 443), token: current.token)
+            link.drop()
+            tunnel = nil
+            target = nil
+        case .open(let next):
+            let same = tunnel.map { $0.tunnelId.equals(next.tunnelId) } ?? false
+            let wasExpired = tokenExpired
+            tunnel = next
+            target = Endpoint(scheme: .wss, host: next.host, port: next.port, path: next.path)
+            tokenExpired = false
+            if same, !isClosed {
+                log.debug("remote access: new details for the open tunnel " + next.tunnelId + "; used at its next connect")
+                return
+            }
+            if !same, !isClosed {
+                endAll(code: 0, "the console opened another tunnel")
+                link.drop()
+            }
+            log.info("remote access: " + next.description + (wasExpired ? " (a new token)" : ""))
+            retryAt = now
+            backoff = 0
+        }
+    }
+
+    var isClosed: Bool { if case .closed = link.phase { true } else { false } }
+
+    // MARK: the loop
+
+    /// Connects, reads and writes what is ready, within this turn's bound.
+    func advance(now: UInt64, online: Bool, out: inout Outbox) {
+        busy = false
+        work(now: now)
+        // An expired token: ask now (offline, the next CONNACK asks).
+        if askDue, online { self.online(out: &out) }
+    }
+
+    func work(now: UInt64) {
+        guard let tunnel, let target else { return }
+        if isClosed {
+            guard !tokenExpired, now >= retryAt else { return }
+            log.info("remote access: connecting to wss://" + target.hostHeader + target.path)
+            link.start(connect(target), now: now)
+        }
+        if let why = link.pump(now: now, target: target, token: tunnel.token) { return fail(why, now: now, expired: false) }
+        var turns = 0
+        reading: while turns < RemoteAccess.turnsPerLoop {
+            turns += 1
+            if let frame = pending {
+                guard deliver(frame, now: now) else { break reading }
+                pending = nil
+            }
+            switch link.next(now: now) {
+            case .none:
+                break reading
+            case .opened:
+                log.info("remote access: tunnel " + tunnel.tunnelId + " open; sessions go to 127.0.0.1")
+                backoff = 0
+            case .frame(let frame):
+                if !deliver(frame, now: now) { pending = frame }
+            case .badFrame(let why):
+                log.warning("remote access: " + why + " (ignored)")
+            case .ended(let why, let expired):
+                return fail(why, now: now, expired: expired)
+            }
+        }
+        if turns >= RemoteAccess.turnsPerLoop { busy = true }
+        for s in sessions { serve(s, now: now) }
+        if let why = link.pump(now: now, target: target, token: tunnel.token) { fail(why, now: now, expired: false) }
+    }
+
+    /// The connection failed: its sessions end; an expired token waits for a new one,
+    /// anything else is retried after a pause that doubles up to 64 s.
+    func fail(_ why: String, now: UInt64, expired: Bool) {
+        endAll(code: 1, "the tunnel's connection ended")
+        link.drop()
+        pending = nil
+        if expired {
+            tokenExpired = true
+            askDue = true
+            log.info("remote access: " + why + "; asking the platform for a new token")
+        } else {
+            backoff = min(max(backoff * 2, 1000), RemoteAccess.maxBackoff)
+            retryAt = now + backoff
+            log.warning("remote access: " + why + "; reconnecting in \(backoff / 1000) s")
+        }
+    }
+
+    /// Puts the link's and the sessions' descriptors into the driver's poll.
+    func register(into slots: inout PollSlots) {
+        let reading = pending == nil
+        slots.add(link.descriptor, events: link.events(reading: reading))
+        let room: Bool
+        if case .open = link.phase { room = link.hasRoom } else { room = false }
+        for s in sessions where !s.isFree {
+            slots.add(s.local?.descriptor ?? -1, events: s.events(tunnelHasRoom: room, connectWants: s.wants))
+        }
+    }
+
+    /// The nearest time something must be looked at though nothing is ready.
+    var deadline: UInt64 {
+        if busy { return 0 }
+        guard tunnel != nil else { return UInt64.max }
+        var d = isClosed ? (tokenExpired ? UInt64.max : retryAt) : link.deadline
+        for s in sessions {
+            if case .connecting(_, let until) = s.phase { d = min(d, until, s.local?.openDeadline ?? UInt64.max) }
+        }
+        return d
+    }
+}
+
+/// Whether a key file and board take tunnels: what `RemoteAccess.make` and the
+/// subscriptions (`Agent.sessionConfig`) both ask.
+enum TunnelPolicy {
+    static func isAllowed(_ loaded: LoadedConfig, platform: Bool) -> Bool {
+        loaded.board.settings.remoteAccess && platform && refusal(loaded.device) == nil
+    }
+
+    /// Why the link cannot carry remote access: anyone on the path of a ws:// link, or of
+    /// a TLS link whose certificate is not checked, could open a tunnel to sshd.
+    static func refusal(_ device: DeviceConfig) -> String? {
+        if device.endpoint.scheme != .wss { return "the link is not wss:// (anyone on the path could open the tunnel)" }
+        if device.tlsInsecure { return "tls_insecure = true (the platform's certificate is not checked: anyone on the path could open the tunnel)" }
+        return nil
+    }
+}
