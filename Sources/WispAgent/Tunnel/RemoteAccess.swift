@@ -80,7 +80,7 @@ final class RemoteAccess<T: Transport> {
                 return
             }
             log.info("remote access: the console closed tunnel " + id + (reason.isEmpty ? "" : ": " + reason))
-            endAll(code: 0, "the console closed the tunnel")
+            endAll(code: 0, "the console closed the tunnel", tell: false)  // the platform ended them already
             link.close(WebSocketCloseCode.normal)
             _ = link.pump(now: now, target: target ?? Endpoint(scheme: .wss, host: "", port: 443), token: current.token)
             link.drop()
@@ -149,6 +149,12 @@ final class RemoteAccess<T: Transport> {
         }
         if turns >= RemoteAccess.turnsPerLoop { busy = true }
         for s in sessions { serve(s, now: now) }
+        // A frame that waited may fit now that the sessions wrote: nothing else would wake
+        // the loop for it (the link is not polled for reading meanwhile).
+        if let frame = pending, deliver(frame, now: now) {
+            pending = nil
+            busy = true
+        }
         if let why = link.pump(now: now, target: target, token: tunnel.token) { fail(why, now: now, expired: false) }
     }
 

@@ -124,10 +124,11 @@ extension RemoteAccess {
         s.end()
     }
 
-    /// Every session ends (the tunnel closed or failed): the console is told where it still can be.
-    func endAll(code: Int64, _ why: String) {
+    /// Every session ends (the tunnel closed or failed): the console is told (`tell`) where
+    /// it still can be.
+    func endAll(code: Int64, _ why: String, tell: Bool = true) {
         for s in sessions where !s.isFree {
-            if case .open = link.phase { release(s, code: code, why) } else {
+            if tell, case .open = link.phase { release(s, code: code, why) } else {
                 log.info("remote access: session " + name(s.id) + " ended: " + why + " (\(s.bytesIn) bytes in, \(s.bytesOut) out)")
                 s.end()
             }
