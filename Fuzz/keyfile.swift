@@ -17,6 +17,11 @@ func fuzz_keyfile(_ bytes: [UInt8]) {
     case .success(let s):
         check(s.otaConfirmSeconds >= 5 && s.otaConfirmSeconds <= 86_400, "confirmation window range")
         check(s.otaPublicKey.hasPrefix("/") && !s.otaPublicKey.contains("/../") && !s.otaPublicKey.hasSuffix("/.."), "key path not absolute and plain")
+        check(s.tunnelServices.count <= BoardSettings.maxTunnelServices, "too many tunnel services")
+        for service in s.tunnelServices {
+            check(service.port >= 1 && OTAInform.isModuleName(service.name), "a tunnel service off its bounds")
+            check(s.tunnelPort(Array(service.name.utf8)) != nil, "a declared service without a port")
+        }
         var lines = ""
         for line in s.lines { lines += line + "\n" }
         guard case .success(let again) = BoardSettings.parse(lines) else {
