@@ -586,13 +586,15 @@ def test_answers_due_in_10_s(platform, tunnel, mqtt_device):
     device.close()
 
 
-@pytest.mark.parametrize("what, message, error", [
+MALFORMED = [
     ("one byte", b"\x00", "message of 1 bytes with header length 0"),
     ("empty header", b"\x00\x00{}", "with header length 0"),
     ("header past the end", b"\x00\x10{}", "message of 4 bytes with header length 16"),
     ("header too long", b"\x08\x01" + b" " * 2049, "header length 2049"),
     ("header not JSON", b"\x00\x03{x}", "header is not JSON"),
     ("header an array", b"\x00\x02[]", "header is not a JSON object"),
+    ("header nested deep", b"\x07\xd0" + b"[" * 1000 + b"]" * 1000, "header is not JSON"),
+    ("a number of 2000 digits", b"\x07\xd0" + b"1" * 2000, "header is not a JSON object"),
     ("key twice", None, "header is not JSON (a key twice)"),
     ("frame_type 9", {"frame_type": 9, "frame_id": 1, "session_id": "s1"}, "frame_type 9"),
     ("frame_type a string", {"frame_type": "4", "frame_id": 1, "session_id": "s1"}, 'frame_type "4"'),
@@ -604,7 +606,10 @@ def test_answers_due_in_10_s(platform, tunnel, mqtt_device):
     ("payload 4097", ({"frame_type": 4, "frame_id": 1, "session_id": "s1"}, 4097), "payload of 4097 bytes"),
     ("answer to nothing", {"frame_type": 1, "frame_id": 77, "session_id": "s1"}, "common_response to frame 77, which awaits no answer"),
     ("session_create", {"frame_type": 2, "frame_id": 1, "session_id": "s9", "service_type": "_SSH"}, "session_create 1 from the device"),
-])
+]
+
+
+@pytest.mark.parametrize("what, message, error", MALFORMED, ids=[case[0] for case in MALFORMED])
 def test_a_malformed_frame_is_a_protocol_error_and_the_connection_goes_on(platform, tunnel, mqtt_device, echo, what, message, error):
     device = connect(platform, tunnel, mqtt_device.request()["data"]["token"])
     mark = tunnel.mark()
@@ -627,6 +632,17 @@ def test_a_malformed_frame_is_a_protocol_error_and_the_connection_goes_on(platfo
     device.close()
 
 
+def test_bad_proxy_requests_are_protocol_errors(tunnel, mqtt_device):
+    mark = tunnel.mark()
+    for payload in [b"\xff", b"[]", b"[" * 5000 + b"]" * 5000, b'{"id":7,"params":{}}', b'{"id":"8"}']:
+        mqtt_device.client.publish(BASE + "/proxy/request", payload, qos=1)
+    assert mqtt_device.request()["code"] == 200
+    assert len(tunnel.errors(mark)) == 5, tunnel.lines[mark:]
+    assert 'is not {"id":"N","params":{}}' in tunnel.errors(mark)[-1]
+    # Answered all the same when there is an id.
+    assert mqtt_device.wait("/request_reply", lambda m: m.get("id") == 7)["code"] == 200
+
+
 def test_out_of_order_frames_and_release_payloads(platform, tunnel, mqtt_device, echo):
     device = connect(platform, tunnel, mqtt_device.request()["data"]["token"])
     c = console(tunnel)
@@ -647,12 +663,15 @@ def test_out_of_order_frames_and_release_payloads(platform, tunnel, mqtt_device,
     device.close()
 
 
-@pytest.mark.parametrize("what, send, code, error", [
+VIOLATIONS = [
     ("text", lambda d: d.ws(1, b"hello"), 1003, "text message"),
     ("unmasked", lambda d: d.ws(2, b"\x00\x02{}", mask=False), 1002, "unmasked WebSocket frame"),
     ("reserved bits", lambda d: d.tls.run(d.tls.tls.write, b"\xc2\x80" + os.urandom(4)), 1002, "reserved bits"),
     ("opcode 3", lambda d: d.ws(3, b""), 1002, "WebSocket opcode 3"),
-])
+]
+
+
+@pytest.mark.parametrize("what, send, code, error", VIOLATIONS, ids=[case[0] for case in VIOLATIONS])
 def test_a_websocket_violation_closes_the_connection_and_the_next_one_is_served(platform, tunnel, mqtt_device, what, send, code, error):
     token = mqtt_device.request()["data"]["token"]
     device = connect(platform, tunnel, token)
