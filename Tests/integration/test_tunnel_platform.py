@@ -2,7 +2,9 @@
 client written here: MQTT (paho, signed in over ws like a device) for the notify and the
 proxy request; TLS trusting the platform's CA and a WebSocket client that masks its frames,
 one tunnel frame per binary message, for the tunnel itself. A local echo server plays the
-board's sshd."""
+board's service; where openssh-server is installed, a stock ssh reaches a real sshd through
+the stand-in and this device. Each test's platform/tunnel must never print the token, nor
+let an exception kill a thread (its stderr)."""
 import base64
 import getpass
 import hashlib
