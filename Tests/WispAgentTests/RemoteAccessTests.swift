@@ -1,3 +1,4 @@
+import CWispPlatform
 import Foundation
 import TestSupport
 import Testing
@@ -26,7 +27,7 @@ import Testing
 
     init() {
         let made = self.made, fakes = self.fakes
-        access = RemoteAccess(board: try! BoardSettings.parse("remote_access = true\ntunnel_service.WEB = 127.0.0.1:8080\n").get(), log: Log(threshold: .error),
+        access = RemoteAccess(board: try! BoardSettings.parse("remote_access = true\ntunnel_service.WEB = 127.0.0.1:8080\ntunnel_hosts = 127.0.0.1 .example.net\n").get(), log: Log(threshold: .error),
                               connect: { _ in
                                   let t = FakeTransport(openScript: made.tunnelScript, log: fakes)
                                   made.tunnels.append(.init(t))
@@ -209,6 +210,8 @@ import Testing
         advance()
         #expect(access.isClosed && access.tokenExpired)
         #expect(access.sessions.allSatisfy { $0.isFree })
+        #expect(!out.messages.contains { $0.topic == Platform.topics.tunnelRequest! }, "not at once: after the pause")
+        advance(1000)
         #expect(out.messages.contains { $0.topic == Platform.topics.tunnelRequest! }, "asked again")
         let connections = made.tunnels.count
         advance(120_000)
@@ -254,6 +257,73 @@ import Testing
         let connections = made.tunnels.count
         advance(100_000)
         #expect(made.tunnels.count == connections)
+    }
+
+    @Test func theDriversPollHoldsEverySlot() {
+        #expect(PollSlots.first + PollSlots.capacity <= Int(WISP_POLL_MAX), "4 downloads, the tunnel and 4 sessions in one poll")
+        #expect(Downloader<FakeTransport>.capacity + 1 + RemoteAccess<FakeTransport>.maxSessions <= PollSlots.capacity)
+    }
+
+    /// A notify may name only hosts root allows (tunnel_hosts): another is not connected to.
+    @Test func aTunnelHostTheBoardDoesNotAllowIsRefused() {
+        handle(Array(#"{"operation":"connect","tunnel_id":"T9","host":"attacker.example","port":443,"path":"/t","token":"x"}"#.utf8))
+        advance()
+        #expect(made.tunnels.isEmpty && access.tunnel == nil)
+        handle(Array(#"{"operation":"connect","tunnel_id":"T9","host":"tunnel.EXAMPLE.net","port":443,"path":"/t","token":"x"}"#.utf8))
+        advance()
+        #expect(made.tunnels.count == 1, ".example.net allows a host under it")
+        let defaults = BoardSettings()
+        #expect(defaults.tunnelHostAllowed("backend-iotx-remote-debug.aliyun.com") && defaults.tunnelHostAllowed("x.cn-shanghai.aliyuncs.com"))
+        #expect(!defaults.tunnelHostAllowed("aliyun.com.evil.example") && !defaults.tunnelHostAllowed("evilaliyun.com"))
+    }
+
+    /// An ssh client speaks first: its bytes wait for the service's connect.
+    @Test func bytesBeforeTheConnectWait() throws {
+        try open()
+        made.localScript = [.waitWritable, .open]
+        tunnel.inbound += Self.serverFrame(Self.tunnelFrame(2, id: 1, session: "s1", service: "_SSH"))
+        tunnel.inbound += Self.serverFrame(Self.tunnelFrame(4, id: 2, session: "s1", payload: Array("SSH-2.0-client\r\n".utf8)))
+        advance()
+        #expect(local(0).sent.isEmpty)
+        advance()
+        advance()
+        #expect(local(0).sent == Array("SSH-2.0-client\r\n".utf8))
+    }
+
+    /// A service that stops reading for 10 s is let go; the others go on.
+    @Test func aStuckServiceIsLetGoAfter10s() throws {
+        try open()
+        _ = session("s1")
+        _ = session("s2", id: 2)
+        local(0).accepting = false
+        for i in 0..<3 { tunnel.inbound += Self.serverFrame(Self.tunnelFrame(4, id: 10 + i, session: "s1", payload: [UInt8](repeating: 1, count: 4000))) }
+        tunnel.inbound += Self.serverFrame(Self.tunnelFrame(4, id: 20, session: "s2", payload: Array("for s2".utf8)))
+        advance()
+        #expect(local(1).sent.isEmpty, "behind the stuck frame")
+        advance(10_000)
+        advance()
+        #expect(access.sessions.first { $0.named(Array("s1".utf8)) } == nil, "s1 let go")
+        #expect(local(1).sent == Array("for s2".utf8))
+        #expect(sentFrames().contains { $0.header["frame_type"] as? Int == 3 && $0.header["session_id"] as? String == "s1" })
+    }
+
+    /// Messages that are not frames are skipped, up to a bound: then the connection goes.
+    @Test func manyBadFramesEndTheConnection() throws {
+        try open()
+        for _ in 0..<9 { tunnel.inbound += Self.serverFrame([0, 3, 0x7B, 0x7D, 0x7D]) }
+        for _ in 0..<3 { advance() }
+        #expect(access.isClosed)
+    }
+
+    /// A flood of pings is answered a bounded number at a time: the loop comes back for the rest.
+    @Test func aPingFloodIsBounded() throws {
+        try open()
+        for _ in 0..<500 { tunnel.inbound += Self.serverFrame([], opcode: 9) }
+        advance()
+        #expect(access.busy, "more to read: the loop goes round first")
+        #expect(Self.clientFrames(tunnel.sent).filter { $0.opcode == 10 }.count <= 64)
+        for _ in 0..<40 { advance() }
+        #expect(Self.clientFrames(tunnel.sent).filter { $0.opcode == 10 }.count == 500)
     }
 
     @Test func onlyAVerifiedWSSLinkCarriesRemoteAccess() {

@@ -38,7 +38,7 @@ def row(t, key):
                 break
         # Root allows remote access (sshd on 127.0.0.1:22, the default) and restarts wisp,
         # which asks for the tunnel at connect.
-        q.run("cp /etc/wisp/board.conf /run/board.conf.saved && echo 'remote_access = true' >> /etc/wisp/board.conf "
+        q.run("cp /etc/wisp/board.conf /run/board.conf.saved && printf 'remote_access = true\\ntunnel_hosts = platform.test\\n' >> /etc/wisp/board.conf "
               "&& systemctl restart wisp")
         threading.Thread(target=lambda: lines.extend(console.stdout), daemon=True).start()
         started = time.monotonic()

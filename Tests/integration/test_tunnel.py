@@ -155,7 +155,7 @@ def board(tmp_path, platform, sshd):
 
     def start(services=(), board_lines=None, **extra):
         console = Console(platform, services)
-        lines = board_lines if board_lines is not None else f"remote_access = true\ntunnel_service._SSH = 127.0.0.1:{sshd['port']}\n"
+        lines = board_lines if board_lines is not None else f"remote_access = true\ntunnel_hosts = 127.0.0.1\ntunnel_service._SSH = 127.0.0.1:{sshd['port']}\n"
         device = Device(tmp_path, platform, lines, **extra)
         made.append((console, device))
         return console, device
@@ -275,20 +275,26 @@ def test_a_service_type_the_board_does_not_declare_is_refused(board, sshd):
     assert device.wait("service type VNC is not declared in the board settings"), device.log()
 
 
-@pytest.mark.parametrize("why", ["off", "ws", "tls_insecure"])
+@pytest.mark.parametrize("why", ["off", "ws", "tls_insecure", "host"])
 def test_nothing_is_opened_without_remote_access_or_over_a_link_anyone_can_write(board, sshd, platform, why):
     if why == "off":
         console, device = board(board_lines="allow_reboot = false\n")
+    elif why == "host":  # the default tunnel_hosts: the platform's domains, not this stand-in's 127.0.0.1
+        console, device = board(board_lines=f"remote_access = true\ntunnel_service._SSH = 127.0.0.1:{sshd['port']}\n")
     elif why == "ws":
         console, device = board(endpoint=platform["ws"])
     else:
         console, device = board(tls_insecure="true")
     assert device.wait("online:", 20), device.log()
     time.sleep(3)
-    assert "device connected" not in console.text() and "proxy request" not in console.text(), console.text()
+    assert "device connected" not in console.text(), console.text()
+    if why != "host":
+        assert "proxy request" not in console.text(), "subscribed and asked though it may not take tunnels: " + console.text()
     r = ssh(sshd, console.ports["_SSH"], "echo", "never", timeout=30)
     assert r.returncode != 0 and "never" not in r.stdout
     if why == "off":
         assert "remote access" not in device.log() and "remote_access" not in device.log()
+    elif why == "host":
+        assert device.wait("a tunnel at 127.0.0.1 is refused: not a host the board settings' tunnel_hosts allow"), device.log()
     else:
         assert device.wait("remote_access = true in the board settings is refused"), device.log()

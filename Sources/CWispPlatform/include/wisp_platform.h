@@ -96,7 +96,7 @@ int64_t wisp_tcp_send(int32_t fd, const uint8_t *buf, size_t len);
 int64_t wisp_tcp_recv(int32_t fd, uint8_t *buf, size_t cap);
 
 /// The most descriptors one `wisp_poll` waits on.
-#define WISP_POLL_MAX 8
+#define WISP_POLL_MAX 16
 
 /// Waits until one of `n` (≤ WISP_POLL_MAX) descriptors is ready as `events[i]` asks (1
 /// readable, 2 writable; a negative descriptor is skipped) or `timeout_ms` passes (-1:

@@ -17,6 +17,8 @@ final class RemoteAccess<T: Transport> {
     static var maxBackoff: UInt64 { 64_000 }
     /// Frames (or local reads) handled per loop turn before the loop goes round again.
     static var turnsPerLoop: Int { 16 }
+    static var stallLimit: UInt64 { 10_000 }
+    static var maxBadFrames: Int { 8 }
 
     let board: BoardSettings
     let log: Log
@@ -32,8 +34,16 @@ final class RemoteAccess<T: Transport> {
     var askDue = false
     var retryAt: UInt64 = 0
     var backoff: UInt64 = 0
-    /// A frame whose session cannot take it yet: the link is not read until it can.
+    /// A frame whose session cannot take it yet: the link is not read until it can (at
+    /// most `stallLimit` ms: then that session is let go).
     var pending: TunnelFrame?
+    var pendingSince: UInt64 = 0
+    /// When the connection was upgraded (the pause restarts only after one that lasted).
+    var openedAt: UInt64?
+    /// Messages on this connection that were not frames; past `maxBadFrames` it is dropped.
+    var badFrames = 0
+    /// The session served first next turn.
+    var nextServed = 0
     /// More may be waiting (the turn's bound was reached): look again at once.
     var busy = false
 
@@ -73,7 +83,12 @@ final class RemoteAccess<T: Transport> {
     func handle(_ payload: UnsafeRawBufferPointer, reply: Bool, now: UInt64) {
         switch TunnelNotify.parse(payload) {
         case .invalid(let why):
-            if reply { log.debug("remote access: no tunnel to open (" + why + ")") } else { log.warning("remote access: the platform's tunnel notify is refused: " + why) }
+            guard reply else { return log.warning("remote access: the platform's tunnel notify is refused: " + why) }
+            log.debug("remote access: no tunnel to open (" + why + ")")
+            if let old = tunnel, isClosed {  // closed while this board was offline
+                log.info("remote access: the platform has no tunnel open; forgetting tunnel " + old.tunnelId)
+                forget()
+            }
         case .close(let id, let reason):
             guard let current = tunnel, current.tunnelId.equals(id) else {
                 log.debug("remote access: tunnel " + id + " closed; it was not this board's open tunnel")
@@ -82,15 +97,19 @@ final class RemoteAccess<T: Transport> {
             log.info("remote access: the console closed tunnel " + id + (reason.isEmpty ? "" : ": " + reason))
             endAll(code: 0, "the console closed the tunnel", tell: false)  // the platform ended them already
             link.close(WebSocketCloseCode.normal)
-            _ = link.pump(now: now, target: target ?? Endpoint(scheme: .wss, host: "", port: 443), token: current.token)
-            link.drop()
-            tunnel = nil
-            target = nil
+            if let target { _ = link.pump(now: now, target: target, token: current.token) }
+            forget()
         case .open(let next):
+            // A bracketed IPv6 literal is the notify's way of writing it; the endpoint wants it bare.
+            var host = next.host
+            if host.startsWith("[") { host = String(decoding: host.utf8.dropFirst().dropLast(), as: UTF8.self) }
+            guard board.tunnelHostAllowed(host) else {
+                return log.warning("remote access: a tunnel at " + host + " is refused: not a host the board settings' tunnel_hosts allow")
+            }
             let same = tunnel.map { $0.tunnelId.equals(next.tunnelId) } ?? false
             let wasExpired = tokenExpired
             tunnel = next
-            target = Endpoint(scheme: .wss, host: next.host, port: next.port, path: next.path)
+            target = Endpoint(scheme: .wss, host: host, port: next.port, path: next.path)
             tokenExpired = false
             if same, !isClosed {
                 log.debug("remote access: new details for the open tunnel " + next.tunnelId + "; used at its next connect")
@@ -98,12 +117,29 @@ final class RemoteAccess<T: Transport> {
             }
             if !same, !isClosed {
                 endAll(code: 0, "the console opened another tunnel")
-                link.drop()
+                dropLink()
             }
             log.info("remote access: " + next.description + (wasExpired ? " (a new token)" : ""))
-            retryAt = now
-            backoff = 0
+            if !wasExpired { backoff = 0 }  // a new token after a refusal keeps the pause growing
+            retryAt = max(retryAt, now)
+            if backoff == 0 { retryAt = now }
         }
+    }
+
+    /// No tunnel any more: nothing to connect to.
+    func forget() {
+        dropLink()
+        tunnel = nil
+        target = nil
+        tokenExpired = false
+        askDue = false
+        backoff = 0
+    }
+
+    /// Drops the connection and the frame that waited on it.
+    func dropLink() {
+        link.drop()
+        pending = nil
     }
 
     var isClosed: Bool { if case .closed = link.phase { true } else { false } }
@@ -114,8 +150,8 @@ final class RemoteAccess<T: Transport> {
     func advance(now: UInt64, online: Bool, out: inout Outbox) {
         busy = false
         work(now: now)
-        // An expired token: ask now (offline, the next CONNACK asks).
-        if askDue, online { self.online(out: &out) }
+        // An expired token: ask, no sooner than the pause says (offline, the next CONNACK asks).
+        if askDue, online, now >= retryAt { self.online(out: &out) }
     }
 
     func work(now: UInt64) {
@@ -124,6 +160,8 @@ final class RemoteAccess<T: Transport> {
             guard !tokenExpired, now >= retryAt else { return }
             log.info("remote access: connecting to wss://" + target.hostHeader + target.path)
             link.start(connect(target), now: now)
+            badFrames = 0
+            openedAt = nil
         }
         if let why = link.pump(now: now, target: target, token: tunnel.token) { return fail(why, now: now, expired: false) }
         var turns = 0
@@ -138,51 +176,74 @@ final class RemoteAccess<T: Transport> {
                 break reading
             case .opened:
                 log.info("remote access: tunnel " + tunnel.tunnelId + " open; sessions go to 127.0.0.1")
-                backoff = 0
+                openedAt = now
             case .frame(let frame):
-                if !deliver(frame, now: now) { pending = frame }
+                if !deliver(frame, now: now) {
+                    pending = frame
+                    pendingSince = now
+                }
             case .badFrame(let why):
+                badFrames += 1
+                if badFrames > RemoteAccess.maxBadFrames { return fail("the tunnel's endpoint sent \(badFrames) messages that are not frames (the last: " + why + ")", now: now, expired: false) }
                 log.warning("remote access: " + why + " (ignored)")
             case .ended(let why, let expired):
                 return fail(why, now: now, expired: expired)
             }
         }
-        if turns >= RemoteAccess.turnsPerLoop { busy = true }
-        for s in sessions { serve(s, now: now) }
-        // A frame that waited may fit now that the sessions wrote: nothing else would wake
-        // the loop for it (the link is not polled for reading meanwhile).
-        if let frame = pending, deliver(frame, now: now) {
-            pending = nil
-            busy = true
+        if turns >= RemoteAccess.turnsPerLoop || link.capped { busy = true }
+        guard case .open = link.phase else { return }
+        // Round robin: each turn another session goes first, so one bulk transfer cannot
+        // take every turn's room in the output.
+        for i in 0..<sessions.count { serve(sessions[(i + nextServed) % sessions.count], now: now) }
+        nextServed = (nextServed + 1) % sessions.count
+        if let frame = pending {
+            // It may fit now that the sessions wrote: nothing else would wake the loop for it
+            // (the link is not polled for reading meanwhile). A service that has not read for
+            // 10 s is let go, so one stuck service does not stall every session.
+            if deliver(frame, now: now) {
+                pending = nil
+                busy = true
+            } else if now >= pendingSince + RemoteAccess.stallLimit {
+                pending = nil
+                let sid = link.reader.bytes(frame.sessionId)
+                if let s = sessions.first(where: { $0.named(sid) }) { release(s, code: 3, "the service did not read for 10 s") }
+                busy = true
+            }
         }
         if let why = link.pump(now: now, target: target, token: tunnel.token) { fail(why, now: now, expired: false) }
     }
 
-    /// The connection failed: its sessions end; an expired token waits for a new one,
-    /// anything else is retried after a pause that doubles up to 64 s.
+    /// The connection failed: its sessions end; an expired token waits for a new one
+    /// (asked for after the pause), anything else is retried after the pause. The pause
+    /// doubles up to 64 s, and starts again at 1 s only after a connection that lasted 60 s.
     func fail(_ why: String, now: UInt64, expired: Bool) {
         endAll(code: 1, "the tunnel's connection ended")
-        link.drop()
-        pending = nil
+        if let tunnel, let target { _ = link.pump(now: now, target: target, token: tunnel.token) }  // a close frame, if one waits
+        dropLink()
+        if let openedAt, now >= openedAt + 60_000 { backoff = 0 }
+        openedAt = nil
+        backoff = min(max(backoff * 2, 1000), RemoteAccess.maxBackoff)
+        retryAt = now + backoff
         if expired {
             tokenExpired = true
             askDue = true
-            log.info("remote access: " + why + "; asking the platform for a new token")
+            log.info("remote access: " + why + "; asking the platform for a new token in \(backoff / 1000) s")
         } else {
-            backoff = min(max(backoff * 2, 1000), RemoteAccess.maxBackoff)
-            retryAt = now + backoff
             log.warning("remote access: " + why + "; reconnecting in \(backoff / 1000) s")
         }
     }
 
-    /// Puts the link's and the sessions' descriptors into the driver's poll.
+    /// Puts the link's and the sessions' descriptors into the driver's poll: only those
+    /// waited on for something (a socket left out is not read, and its hang-up would
+    /// otherwise wake the loop for nothing, again and again).
     func register(into slots: inout PollSlots) {
-        let reading = pending == nil
-        slots.add(link.descriptor, events: link.events(reading: reading))
+        let linkEvents = link.events(reading: pending == nil)
+        if linkEvents != 0 { slots.add(link.descriptor, events: linkEvents) }
         let room: Bool
         if case .open = link.phase { room = link.hasRoom } else { room = false }
         for s in sessions where !s.isFree {
-            slots.add(s.local?.descriptor ?? -1, events: s.events(tunnelHasRoom: room, connectWants: s.wants))
+            let events = s.events(tunnelHasRoom: room, connectWants: s.wants)
+            if events != 0 { slots.add(s.local?.descriptor ?? -1, events: events) }
         }
     }
 
@@ -190,7 +251,8 @@ final class RemoteAccess<T: Transport> {
     var deadline: UInt64 {
         if busy { return 0 }
         guard tunnel != nil else { return UInt64.max }
-        var d = isClosed ? (tokenExpired ? UInt64.max : retryAt) : link.deadline
+        var d = isClosed ? (tokenExpired && !askDue ? UInt64.max : retryAt) : link.deadline
+        if pending != nil { d = min(d, pendingSince + RemoteAccess.stallLimit) }
         for s in sessions {
             if case .connecting(_, let until) = s.phase { d = min(d, until, s.local?.openDeadline ?? UInt64.max) }
         }

@@ -18,7 +18,9 @@ extension RemoteAccess {
         case .commonResponse:
             return true
         case .dataTransport:
-            guard let s = sessions.first(where: { $0.named(sid) }), case .open = s.phase else {
+            // Bytes may come before the service is connected (an ssh client speaks first):
+            // they wait in the session's buffer and go once it is.
+            guard let s = sessions.first(where: { $0.named(sid) }) else {
                 log.debug("remote access: data for no open session dropped")
                 return true
             }
@@ -29,7 +31,7 @@ extension RemoteAccess {
             if !s.flushToLocal() { release(s, code: 3, "writing to the service failed") }
             return true
         case .sessionRelease:
-            guard link.hasRoom else { return false }
+            guard link.hasRoomForReply else { return false }
             if let s = sessions.first(where: { $0.named(sid) }) {
                 log.info("remote access: session " + name(s.id) + " closed by the console (\(s.bytesIn) bytes in, \(s.bytesOut) out)")
                 s.end()
@@ -37,7 +39,7 @@ extension RemoteAccess {
             respond(to: frame.id, sid, code: 0, "")
             return true
         case .sessionCreate:
-            guard link.hasRoom else { return false }
+            guard link.hasRoomForReply else { return false }
             let service = reader.bytes(frame.serviceType)
             guard let port = board.tunnelPort(service) else {
                 log.warning("remote access: session " + name(sid) + " refused: service type " + name(service)
@@ -67,7 +69,8 @@ extension RemoteAccess {
         case .free:
             return
         case .connecting(let createId, let until):
-            guard link.hasRoom else { return }
+            if now >= until { return refuse(s, createId, code: 4, "127.0.0.1:\(s.port) did not answer within 10 s") }
+            guard link.hasRoomForReply else { return }
             switch local.open(now: now) {
             case .waitReadable: s.wants = 1
             case .waitWritable: s.wants = 2
@@ -78,7 +81,6 @@ extension RemoteAccess {
                 s.phase = .open
                 return
             }
-            if now >= until { refuse(s, createId, code: 4, "127.0.0.1:\(s.port) did not answer within 10 s") }
         case .open:
             if !s.flushToLocal() { return release(s, code: 3, "writing to the service failed") }
             var turns = 0

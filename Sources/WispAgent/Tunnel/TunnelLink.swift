@@ -47,9 +47,18 @@ final class TunnelLink<T: Transport> {
     var lastHeard: UInt64 = 0
     var nextPing: UInt64 = 0
     var upgradeDeadline: UInt64 = 0
+    var controls = 0
+    static var readsPerCall: Int { 4 }
+    static var controlsPerCall: Int { 32 }
 
-    /// Room in the output for one more whole frame (and a pong or a close besides).
-    var hasRoom: Bool { output.available >= TunnelFrame.maxMessage + 14 + 256 }
+    /// Room in the output for one more whole data frame, with `replyReserve` kept free.
+    var hasRoom: Bool { output.available >= TunnelFrame.maxMessage + 14 + TunnelLink.replyReserve }
+    /// Room for a response or a release (at most ~400 bytes) and a pong or a close: data
+    /// frames leave this much free, so answers never wait behind a bulk transfer.
+    var hasRoomForReply: Bool { output.available >= TunnelLink.replyReserve }
+    static var replyReserve: Int { 1024 }
+    /// The last `next` stopped at its bound with more perhaps waiting: look again at once.
+    private(set) var capped = false
 
     /// Starts connecting over `transport`; the upgrade request goes out once the transport
     /// is open.
@@ -97,8 +106,11 @@ final class TunnelLink<T: Transport> {
         if case .upgrading = phase, now >= upgradeDeadline { return "no answer to the tunnel's WebSocket upgrade within 10 s" }
         if case .open = phase {
             if now >= lastHeard + TunnelLink.silenceLimit { return "nothing heard from the tunnel's endpoint for 60 s (no pong)" }
-            if now >= nextPing, output.available >= 6 + 14 {
-                do { try WebSocketFrameEncoder.encode(opcode: .ping, payload: EmptyCollection<UInt8>(), mask: masks.next(), into: &output) } catch {}
+            if now >= nextPing {
+                // No room (a full output): this ping is skipped, not retried in a loop.
+                if output.available >= 6 + 14 {
+                    do { try WebSocketFrameEncoder.encode(opcode: .ping, payload: EmptyCollection<UInt8>(), mask: masks.next(), into: &output) } catch {}
+                }
                 nextPing = now + TunnelLink.pingInterval
             }
         }
@@ -112,15 +124,25 @@ final class TunnelLink<T: Transport> {
         return nil
     }
 
-    /// The next thing read, decoding what is in the input before reading more.
+    /// The next thing read, decoding what is in the input before reading more: at most
+    /// `readsPerCall` reads and `controlsPerCall` control frames a call (`capped` then), so
+    /// a flood of pings or of bytes cannot hold the loop.
     func next(now: UInt64) -> Event {
+        capped = false
+        controls = 0
         guard let transport else { return .none }
         switch phase {
         case .closed, .opening: return .none
         case .upgrading, .open: break
         }
+        var reads = 0
         while true {
             if let event = decode(now: now) { return event }
+            if controls >= TunnelLink.controlsPerCall || reads >= TunnelLink.readsPerCall {
+                capped = true
+                return .none
+            }
+            reads += 1
             input.removeFirst(position)
             position = 0
             var result: Int64 = 0
@@ -183,8 +205,11 @@ final class TunnelLink<T: Transport> {
                 if output.available >= 131 + 14 {
                     do { try WebSocketFrameEncoder.encode(opcode: .pong, payload: control.bytesView(range), mask: masks.next(), into: &output) } catch {}
                 }
+                controls += 1
+                if controls >= TunnelLink.controlsPerCall { return nil }
             case .success(.pong?):
-                break
+                controls += 1
+                if controls >= TunnelLink.controlsPerCall { return nil }
             case .success(.close(let code, _)?):
                 close(code ?? WebSocketCloseCode.normal)
                 let expired = code == 401 || code == 4001

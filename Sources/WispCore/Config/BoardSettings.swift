@@ -25,8 +25,23 @@ public struct BoardSettings: Equatable, Sendable {
         public var port: UInt16
     }
 
+    /// The hosts a tunnel may connect to: a name or address, or `.suffix` for every host
+    /// under it. The platform's own domains unless root names others (a stand-in, say).
+    public var tunnelHosts = [".aliyun.com", ".aliyuncs.com"]
+
     /// At most this many `tunnel_service.` lines.
     public static let maxTunnelServices = 8
+
+    /// True when the tunnel's `host` is one `tunnelHosts` allows (ASCII letters compared
+    /// without case).
+    public func tunnelHostAllowed(_ host: String) -> Bool {
+        let h = Array(host.utf8).map { $0 >= 0x41 && $0 <= 0x5A ? $0 | 0x20 : $0 }
+        for allowed in tunnelHosts {
+            let a = Array(allowed.utf8).map { $0 >= 0x41 && $0 <= 0x5A ? $0 | 0x20 : $0 }
+            if a.first == UInt8(ascii: ".") ? (h.count > a.count && h.suffix(a.count).elementsEqual(a)) : h == a { return true }
+        }
+        return false
+    }
 
     /// The loopback port of service type `name` (its bytes), or nil when it is not declared.
     public func tunnelPort<C: Collection>(_ name: C) -> UInt16? where C.Element == UInt8 {
@@ -42,6 +57,7 @@ public struct BoardSettings: Equatable, Sendable {
         ("ota_confirm_seconds", "seconds a new version has to reach the platform before it is rolled back, 5 to 86400 (default 300)"),
         ("ota_module", "the module whose signed packages the root step installs, 1 to 32 of A-Z a-z 0-9 _ - . (default wisp; the key file's ota_module must be the same)"),
         ("remote_access", "true or false (default false; true lets the console open the secure tunnel to 127.0.0.1:22 and the tunnel_service lines, over wss with a verified certificate only)"),
+        ("tunnel_hosts", "1 to 8 host names or addresses a tunnel may connect to, separated by spaces; .NAME allows every host under NAME (default .aliyun.com .aliyuncs.com)"),
         ("tunnel_service.NAME", "127.0.0.1:PORT (PORT 1 to 65535): the loopback port of the tunnel's service type NAME (1 to 32 of A-Z a-z 0-9 _ - .; _SSH is 127.0.0.1:22 unless set), at most 8 lines"),
     ] }
 
@@ -76,6 +92,12 @@ public struct BoardSettings: Equatable, Sendable {
                     return .failure(BoardSettingsError(line: lineNumber, "more than \(maxTunnelServices) tunnel_service lines"))
                 }
                 s.tunnelServices.append(TunnelService(name: service, port: port))
+            } else if key.equals("tunnel_hosts") {
+                let names = value.utf8.split(separator: UInt8(ascii: " ")).map { String(decoding: $0, as: UTF8.self) }
+                guard !names.isEmpty, names.count <= 8,
+                      names.allSatisfy({ TunnelNotify.isHost($0.startsWith(".") ? String(decoding: $0.utf8.dropFirst(), as: UTF8.self) : $0)
+                                         && !$0.startsWith("[") }) else { return .failure(bad) }
+                s.tunnelHosts = names
             } else if key.equals("allow_reboot") || key.equals("remote_access") {
                 guard value.equals("true") || value.equals("false") else { return .failure(bad) }
                 if key.equals("allow_reboot") { s.allowReboot = value.equals("true") } else { s.remoteAccess = value.equals("true") }
@@ -118,6 +140,7 @@ public struct BoardSettings: Equatable, Sendable {
             "ota_confirm_seconds = \(otaConfirmSeconds)",
             "ota_module = " + otaModule,
             "remote_access = " + (remoteAccess ? "true" : "false"),
+            "tunnel_hosts =" + tunnelHosts.reduce("") { $0 + " " + $1 },
         ] + tunnelServices.map { "tunnel_service." + $0.name + " = 127.0.0.1:\($0.port)" }
     }
 }
