@@ -62,7 +62,7 @@ def test_scripts_holds_only_the_commands_a_user_runs():
 
 
 def test_the_stand_in_platform_is_one_folder_and_scripts_platform_only_runs_it():
-    assert tracked("platform") == ["README.md", "console.h", "console_deviceinfo.c", "console_event.c", "console_log.c", "plugin.c", "push", "run"]
+    assert tracked("platform") == ["README.md", "console.h", "console_deviceinfo.c", "console_event.c", "console_log.c", "plugin.c", "push", "run", "tunnel"]
     code = [line for line in (ROOT / "scripts/platform").read_text().splitlines() if line and not line.startswith("#")]
     assert code == ['exec "$(dirname "$0")/../platform/run" "$@"'], code
     # Run from elsewhere: the entry point finds the runner from its own place.
@@ -72,7 +72,7 @@ def test_the_stand_in_platform_is_one_folder_and_scripts_platform_only_runs_it()
 
 
 def test_the_harnesses_live_under_tests_and_say_how_to_run_them():
-    assert tracked("Tests/harness") == ["bench", "boot-test", "boot_ota.py", "bufferfile.py", "drain-bench"]
+    assert tracked("Tests/harness") == ["bench", "boot-test", "boot_ota.py", "boot_tunnel.py", "bufferfile.py", "drain-bench"]
     for name in ("bench", "boot-test", "drain-bench"):
         r = subprocess.run([str(ROOT / "Tests/harness" / name), "--help"], cwd="/", capture_output=True, text=True, timeout=30)
         assert r.returncode == 0 and f"    Tests/harness/{name} [" in r.stdout, (name, r)
