@@ -216,6 +216,10 @@ import Testing
         let connections = made.tunnels.count
         advance(120_000)
         #expect(made.tunnels.count == connections, "not retried with the old token")
+        #expect(access.deadline == UInt64.max, "nothing to do until the platform answers")
+        access.askDue = true
+        access.advance(now: now, online: false, out: &out)
+        #expect(access.deadline == UInt64.max, "offline: no deadline to spin on; the next CONNACK asks")
         handle(Array(#"{"id":"3","code":200,"data":{"tunnel_id":"T1","host":"127.0.0.1","port":4443,"path":"/tunnel/T1","token":"tok-2"}}"#.utf8), reply: true)
         advance()
         #expect(made.tunnels.count == connections + 1)

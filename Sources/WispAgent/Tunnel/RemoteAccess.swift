@@ -44,6 +44,8 @@ final class RemoteAccess<T: Transport> {
     var badFrames = 0
     /// The session served first next turn.
     var nextServed = 0
+    /// Whether the MQTT link was up at the last turn.
+    var linkOnline = false
     /// More may be waiting (the turn's bound was reached): look again at once.
     var busy = false
 
@@ -149,6 +151,7 @@ final class RemoteAccess<T: Transport> {
     /// Connects, reads and writes what is ready, within this turn's bound.
     func advance(now: UInt64, online: Bool, out: inout Outbox) {
         busy = false
+        linkOnline = online
         work(now: now)
         // An expired token: ask, no sooner than the pause says (offline, the next CONNACK asks).
         if askDue, online, now >= retryAt { self.online(out: &out) }
@@ -251,7 +254,9 @@ final class RemoteAccess<T: Transport> {
     var deadline: UInt64 {
         if busy { return 0 }
         guard tunnel != nil else { return UInt64.max }
-        var d = isClosed ? (tokenExpired && !askDue ? UInt64.max : retryAt) : link.deadline
+        // An expired token waits for the platform: a deadline only for asking, and only
+        // while the MQTT link is up to ask on (offline, the next CONNACK asks).
+        var d = isClosed ? (tokenExpired ? (askDue && linkOnline ? retryAt : UInt64.max) : retryAt) : link.deadline
         if pending != nil { d = min(d, pendingSince + RemoteAccess.stallLimit) }
         for s in sessions {
             if case .connecting(_, let until) = s.phase { d = min(d, until, s.local?.openDeadline ?? UInt64.max) }
