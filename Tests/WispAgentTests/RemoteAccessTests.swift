@@ -165,6 +165,23 @@ import Testing
         #expect(access.sessions.allSatisfy { $0.isFree } && fakes.closed == 1)
     }
 
+    /// What the console sent before releasing the session still reaches the service.
+    @Test func aReleaseLetsTheLastBytesThrough() throws {
+        try open()
+        _ = session("s1")
+        let service = local(0)
+        service.accepting = false
+        tunnel.inbound += Self.serverFrame(Self.tunnelFrame(4, id: 2, session: "s1", payload: Array("the end of a file".utf8)))
+        tunnel.inbound += Self.serverFrame(Self.tunnelFrame(3, id: 3, session: "s1"))
+        advance()
+        #expect(!access.sessions[0].isFree, "draining")
+        #expect(sentFrames().contains { $0.header["frame_type"] as? Int == 1 && $0.header["frame_id"] as? Int == 3 }, "the release is answered at once")
+        service.accepting = true
+        advance()
+        #expect(service.sent == Array("the end of a file".utf8))
+        #expect(access.sessions.allSatisfy { $0.isFree })
+    }
+
     @Test func sessionsAreRefusedWithACodeAndWhy() throws {
         try open()
         #expect(session("v", service: "VNC")?["code"] as? Int == 1, "not declared")

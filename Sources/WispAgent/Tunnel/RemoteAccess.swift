@@ -260,6 +260,7 @@ final class RemoteAccess<T: Transport> {
         if pending != nil { d = min(d, pendingSince + RemoteAccess.stallLimit) }
         for s in sessions {
             if case .connecting(_, let until) = s.phase { d = min(d, until, s.local?.openDeadline ?? UInt64.max) }
+            if case .draining(let until) = s.phase { d = min(d, until) }
         }
         return d
     }

@@ -34,7 +34,12 @@ extension RemoteAccess {
             guard link.hasRoomForReply else { return false }
             if let s = sessions.first(where: { $0.named(sid) }) {
                 log.info("remote access: session " + name(s.id) + " closed by the console (\(s.bytesIn) bytes in, \(s.bytesOut) out)")
-                s.end()
+                // What the console sent before its release still goes to the service.
+                if case .open = s.phase, !s.toLocal.isEmpty, s.flushToLocal(), !s.toLocal.isEmpty {
+                    s.phase = .draining(deadline: now + RemoteAccess.stallLimit)
+                } else {
+                    s.end()
+                }
             }
             respond(to: frame.id, sid, code: 0, "")
             return true
@@ -81,6 +86,8 @@ extension RemoteAccess {
                 s.phase = .open
                 return
             }
+        case .draining(let until):
+            if !s.flushToLocal() || s.toLocal.isEmpty || now >= until { s.end() }
         case .open:
             if !s.flushToLocal() { return release(s, code: 3, "writing to the service failed") }
             var turns = 0
@@ -130,6 +137,10 @@ extension RemoteAccess {
     /// it still can be.
     func endAll(code: Int64, _ why: String, tell: Bool = true) {
         for s in sessions where !s.isFree {
+            if case .draining = s.phase {  // released by the console already
+                s.end()
+                continue
+            }
             if tell, case .open = link.phase { release(s, code: code, why) } else {
                 log.info("remote access: session " + name(s.id) + " ended: " + why + " (\(s.bytesIn) bytes in, \(s.bytesOut) out)")
                 s.end()

@@ -15,6 +15,9 @@ final class TunnelSession<T: Transport> {
         /// answered once connected, or failed, or at `deadline`.
         case connecting(createId: Int64, deadline: UInt64)
         case open
+        /// The console released the session: what waits for the service is written
+        /// first (until `deadline`), then the socket closes.
+        case draining(deadline: UInt64)
     }
 
     var phase = Phase.free
@@ -33,7 +36,13 @@ final class TunnelSession<T: Transport> {
 
     var isFree: Bool { if case .free = phase { true } else { false } }
 
-    func named<C: Collection>(_ other: C) -> Bool where C.Element == UInt8 { !isFree && id.elementsEqual(other) }
+    /// A session the console can still talk to by this id (a draining one has been released).
+    func named<C: Collection>(_ other: C) -> Bool where C.Element == UInt8 {
+        switch phase {
+        case .free, .draining: return false
+        case .connecting, .open: return id.elementsEqual(other)
+        }
+    }
 
     /// Takes the slot for session `sessionId` to `port` (the connect starts at the next advance).
     func start<C: Collection>(_ sessionId: C, port: UInt16, createId: Int64, now: UInt64, transport: T) where C.Element == UInt8 {
@@ -57,7 +66,11 @@ final class TunnelSession<T: Transport> {
 
     /// Writes what waits for the service. False when the service's socket failed.
     func flushToLocal() -> Bool {
-        guard case .open = phase, let local, !toLocal.isEmpty else { return true }
+        switch phase {
+        case .open, .draining: break
+        case .free, .connecting: return true
+        }
+        guard let local, !toLocal.isEmpty else { return true }
         let n = toLocal.withBytes { local.send($0) }
         if n < 0 { return false }
         if n > 0 { toLocal.removeFirst(Int(n)) }
@@ -71,6 +84,7 @@ final class TunnelSession<T: Transport> {
         case .free: return 0
         case .connecting: return connectWants
         case .open: return (tunnelHasRoom ? 1 : 0) | (toLocal.isEmpty ? 0 : 2)
+        case .draining: return toLocal.isEmpty ? 0 : 2
         }
     }
 }
