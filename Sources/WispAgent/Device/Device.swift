@@ -101,7 +101,11 @@ public struct Device<T: Transport>: ~Copyable {
                 deadline = min(deadline, remoteAccess.deadline)
             }
             if watchdogInterval != nil { deadline = min(deadline, nextWatchdog) }
-            switch driver.next(until: deadline) {
+            let next = driver.next(until: deadline)
+            // A busy tunnel keeps the deadline at "now" and the driver then returns before
+            // its poll: the (non-blocking) signal descriptor is read here instead.
+            if case .deadline = next, remoteAccess?.busy == true { handleSignals() }
+            switch next {
             case .stopped:
                 Systemd.notify(reload == nil ? "STOPPING=1" : "RELOADING=1")
                 return reload.map { .reload($0) } ?? .stopped

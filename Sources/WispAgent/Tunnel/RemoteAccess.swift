@@ -19,6 +19,7 @@ final class RemoteAccess<T: Transport> {
     static var turnsPerLoop: Int { 16 }
     static var stallLimit: UInt64 { 10_000 }
     static var maxBadFrames: Int { 8 }
+    static var askAgain: UInt64 { 30_000 }
 
     let board: BoardSettings
     let log: Log
@@ -44,8 +45,12 @@ final class RemoteAccess<T: Transport> {
     var badFrames = 0
     /// The session served first next turn.
     var nextServed = 0
+    /// Where a draining session's service's bytes are read and let go (made once).
+    var scratch = [UInt8](repeating: 0, count: 512)
     /// Whether the MQTT link was up at the last turn.
     var linkOnline = false
+    /// When the tunnel was last asked for after an expired token.
+    var askedAt: UInt64 = 0
     /// More may be waiting (the turn's bound was reached): look again at once.
     var busy = false
 
@@ -98,15 +103,18 @@ final class RemoteAccess<T: Transport> {
             }
             log.info("remote access: the console closed tunnel " + id + (reason.isEmpty ? "" : ": " + reason))
             endAll(code: 0, "the console closed the tunnel", tell: false)  // the platform ended them already
-            link.close(WebSocketCloseCode.normal)
-            if let target { _ = link.pump(now: now, target: target, token: current.token) }
+            if isUpgraded, let target {
+                link.close(WebSocketCloseCode.normal)
+                _ = link.pump(now: now, target: target, token: current.token)
+            }
             forget()
         case .open(let next):
             // A bracketed IPv6 literal is the notify's way of writing it; the endpoint wants it bare.
             var host = next.host
             if host.startsWith("[") { host = String(decoding: host.utf8.dropFirst().dropLast(), as: UTF8.self) }
             guard board.tunnelHostAllowed(host) else {
-                return log.warning("remote access: a tunnel at " + host + " is refused: not a host the board settings' tunnel_hosts allow")
+                return log.warning("remote access: a tunnel at " + host + " is refused: not a host the board settings' tunnel_hosts allow"
+                                   + " (if it is the platform's, root adds it: tunnel_hosts = " + host + " in /etc/wisp/board.conf)")
             }
             let same = tunnel.map { $0.tunnelId.equals(next.tunnelId) } ?? false
             let wasExpired = tokenExpired
@@ -122,9 +130,12 @@ final class RemoteAccess<T: Transport> {
                 dropLink()
             }
             log.info("remote access: " + next.description + (wasExpired ? " (a new token)" : ""))
-            if !wasExpired { backoff = 0 }  // a new token after a refusal keeps the pause growing
-            retryAt = max(retryAt, now)
-            if backoff == 0 { retryAt = now }
+            // Another tunnel starts afresh; the same one (a repeated notify, a reply at every
+            // CONNACK, a new token) keeps the pause it has, so repeats cannot make a storm.
+            if !same {
+                backoff = 0
+                retryAt = now
+            }
         }
     }
 
@@ -146,6 +157,14 @@ final class RemoteAccess<T: Transport> {
 
     var isClosed: Bool { if case .closed = link.phase { true } else { false } }
 
+    /// The upgrade request has gone out: a close frame may follow it.
+    var isUpgraded: Bool {
+        switch link.phase {
+        case .upgrading, .open: true
+        case .closed, .opening: false
+        }
+    }
+
     // MARK: the loop
 
     /// Connects, reads and writes what is ready, within this turn's bound.
@@ -153,8 +172,13 @@ final class RemoteAccess<T: Transport> {
         busy = false
         linkOnline = online
         work(now: now)
-        // An expired token: ask, no sooner than the pause says (offline, the next CONNACK asks).
-        if askDue, online, now >= retryAt { self.online(out: &out) }
+        // An expired token: ask, no sooner than the pause says (offline, the next CONNACK
+        // asks); a request whose reply was lost (QoS 0) is asked again after 30 s.
+        if tokenExpired, !askDue, now >= askedAt + RemoteAccess.askAgain { askDue = true }
+        if askDue, online, now >= retryAt {
+            self.online(out: &out)
+            askedAt = now
+        }
     }
 
     func work(now: UInt64) {
@@ -181,6 +205,7 @@ final class RemoteAccess<T: Transport> {
                 log.info("remote access: tunnel " + tunnel.tunnelId + " open; sessions go to 127.0.0.1")
                 openedAt = now
             case .frame(let frame):
+                badFrames = 0  // consecutive ones count: an odd frame now and then is skipped
                 if !deliver(frame, now: now) {
                     pending = frame
                     pendingSince = now
@@ -197,8 +222,12 @@ final class RemoteAccess<T: Transport> {
         guard case .open = link.phase else { return }
         // Round robin: each turn another session goes first, so one bulk transfer cannot
         // take every turn's room in the output.
-        for i in 0..<sessions.count { serve(sessions[(i + nextServed) % sessions.count], now: now) }
-        nextServed = (nextServed + 1) % sessions.count
+        var last = nextServed - 1
+        for i in 0..<sessions.count {
+            let index = (i + nextServed) % sessions.count
+            if serve(sessions[index], now: now) { last = index }
+        }
+        nextServed = (last + 1 + sessions.count) % sessions.count  // after the last that sent
         if let frame = pending {
             // It may fit now that the sessions wrote: nothing else would wake the loop for it
             // (the link is not polled for reading meanwhile). A service that has not read for
@@ -206,11 +235,14 @@ final class RemoteAccess<T: Transport> {
             if deliver(frame, now: now) {
                 pending = nil
                 busy = true
-            } else if now >= pendingSince + RemoteAccess.stallLimit {
-                pending = nil
+            } else if frame.type == .dataTransport {
+                // Any service taking bytes restarts the 10 s (`serve`).
                 let sid = link.reader.bytes(frame.sessionId)
-                if let s = sessions.first(where: { $0.named(sid) }) { release(s, code: 3, "the service did not read for 10 s") }
-                busy = true
+                if let s = sessions.first(where: { $0.named(sid) }), now >= pendingSince + RemoteAccess.stallLimit {
+                    pending = nil
+                    release(s, code: 3, "the service did not read for 10 s")
+                    busy = true
+                }
             }
         }
         if let why = link.pump(now: now, target: target, token: tunnel.token) { fail(why, now: now, expired: false) }
@@ -221,7 +253,7 @@ final class RemoteAccess<T: Transport> {
     /// doubles up to 64 s, and starts again at 1 s only after a connection that lasted 60 s.
     func fail(_ why: String, now: UInt64, expired: Bool) {
         endAll(code: 1, "the tunnel's connection ended")
-        if let tunnel, let target { _ = link.pump(now: now, target: target, token: tunnel.token) }  // a close frame, if one waits
+        if isUpgraded, let tunnel, let target { _ = link.pump(now: now, target: target, token: tunnel.token) }  // a close frame, if one waits
         dropLink()
         if let openedAt, now >= openedAt + 60_000 { backoff = 0 }
         openedAt = nil
@@ -244,8 +276,11 @@ final class RemoteAccess<T: Transport> {
         if linkEvents != 0 { slots.add(link.descriptor, events: linkEvents) }
         let room: Bool
         if case .open = link.phase { room = link.hasRoom } else { room = false }
+        let replyRoom = link.hasRoomForReply
         for s in sessions where !s.isFree {
-            let events = s.events(tunnelHasRoom: room, connectWants: s.wants)
+            // A connect is looked at only when its answer can be written (else it would wake
+            // the loop, writable, with nothing to do).
+            let events = s.events(tunnelHasRoom: room, connectWants: replyRoom ? s.wants : 0)
             if events != 0 { slots.add(s.local?.descriptor ?? -1, events: events) }
         }
     }
@@ -256,8 +291,8 @@ final class RemoteAccess<T: Transport> {
         guard tunnel != nil else { return UInt64.max }
         // An expired token waits for the platform: a deadline only for asking, and only
         // while the MQTT link is up to ask on (offline, the next CONNACK asks).
-        var d = isClosed ? (tokenExpired ? (askDue && linkOnline ? retryAt : UInt64.max) : retryAt) : link.deadline
-        if pending != nil { d = min(d, pendingSince + RemoteAccess.stallLimit) }
+        var d = isClosed ? (tokenExpired ? (!linkOnline ? UInt64.max : askDue ? retryAt : askedAt + RemoteAccess.askAgain) : retryAt) : link.deadline
+        if let frame = pending, frame.type == .dataTransport { d = min(d, pendingSince + RemoteAccess.stallLimit) }
         for s in sessions {
             if case .connecting(_, let until) = s.phase { d = min(d, until, s.local?.openDeadline ?? UInt64.max) }
             if case .draining(let until) = s.phase { d = min(d, until) }

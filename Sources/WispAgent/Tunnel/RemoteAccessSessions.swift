@@ -68,28 +68,41 @@ extension RemoteAccess {
     }
 
     /// One session's turn: its connect, what waits for the service, what the service sent.
-    func serve(_ s: TunnelSession<T>, now: UInt64) {
-        guard let local = s.local else { return }
+    /// True when it sent a frame.
+    @discardableResult
+    func serve(_ s: TunnelSession<T>, now: UInt64) -> Bool {
+        guard let local = s.local else { return false }
         switch s.phase {
         case .free:
-            return
+            return false
         case .connecting(let createId, let until):
-            if now >= until { return refuse(s, createId, code: 4, "127.0.0.1:\(s.port) did not answer within 10 s") }
-            guard link.hasRoomForReply else { return }
+            if now >= until {
+                refuse(s, createId, code: 4, "127.0.0.1:\(s.port) did not answer within 10 s")
+                return false
+            }
+            guard link.hasRoomForReply else { return false }
             switch local.open(now: now) {
             case .waitReadable: s.wants = 1
             case .waitWritable: s.wants = 2
             case .failed(let why):
-                return refuse(s, createId, code: 3, "cannot connect to 127.0.0.1:\(s.port): " + why)
+                refuse(s, createId, code: 3, "cannot connect to 127.0.0.1:\(s.port): " + why)
             case .open:
                 respond(to: createId, s.id, code: 0, "")
                 s.phase = .open
-                return
             }
+            return false
         case .draining(let until):
-            if !s.flushToLocal() || s.toLocal.isEmpty || now >= until { s.end() }
+            // What the service says meanwhile is read and let go: unread bytes at close
+            // would make the kernel reset the connection and drop what is still queued.
+            _ = scratch.withUnsafeMutableBytes { local.receive($0) }
+            if !flush(s, now: now) || s.toLocal.isEmpty || now >= until { s.end() }
+            return false
         case .open:
-            if !s.flushToLocal() { return release(s, code: 3, "writing to the service failed") }
+            if !flush(s, now: now) {
+                release(s, code: 3, "writing to the service failed")
+                return false
+            }
+            var sent = false
             var turns = 0
             while link.hasRoom && turns < RemoteAccess.turnsPerLoop {
                 turns += 1
@@ -100,18 +113,33 @@ extension RemoteAccess {
                         result = local.receive(room)
                         return result > 0 ? Int(result) : 0
                     }
-                } catch { return release(s, code: 3, error.message) }
+                } catch {
+                    release(s, code: 3, error.message)
+                    return sent
+                }
                 if made {
                     _ = link.sendFrame()
                     s.bytesOut += result
+                    sent = true
                 }
-                if result == 0 { return }
+                if result == 0 { return sent }
                 if result < 0 {
-                    return release(s, code: 0, result == Int64(WISP_IO_CLOSED) ? "the service closed the connection" : "reading from the service failed")
+                    release(s, code: 0, result == Int64(WISP_IO_CLOSED) ? "the service closed the connection" : "reading from the service failed")
+                    return sent
                 }
             }
             if turns >= RemoteAccess.turnsPerLoop { busy = true }
+            return sent
         }
+    }
+
+    /// Writes what waits for the service; any progress restarts a waiting frame's 10 s.
+    /// False when the service's socket failed.
+    func flush(_ s: TunnelSession<T>, now: UInt64) -> Bool {
+        let before = s.toLocal.count
+        let ok = s.flushToLocal()
+        if s.toLocal.count < before { pendingSince = now }
+        return ok
     }
 
     /// The session's connect failed: the console's session_create is answered with why.

@@ -108,7 +108,7 @@ final class TunnelLink<T: Transport> {
             if now >= lastHeard + TunnelLink.silenceLimit { return "nothing heard from the tunnel's endpoint for 60 s (no pong)" }
             if now >= nextPing {
                 // No room (a full output): this ping is skipped, not retried in a loop.
-                if output.available >= 6 + 14 {
+                if output.available >= TunnelLink.replyReserve + 6 + 14 {
                     do { try WebSocketFrameEncoder.encode(opcode: .ping, payload: EmptyCollection<UInt8>(), mask: masks.next(), into: &output) } catch {}
                 }
                 nextPing = now + TunnelLink.pingInterval
@@ -202,7 +202,7 @@ final class TunnelLink<T: Transport> {
                 do throws(TunnelFrameError) { return .frame(try reader.end()) } catch { return .badFrame(error.message) }
             case .success(.ping(let range)?):
                 let control = decoder.control
-                if output.available >= 131 + 14 {
+                if output.available >= TunnelLink.replyReserve + 131 + 14 {  // else skipped: the endpoint pings again
                     do { try WebSocketFrameEncoder.encode(opcode: .pong, payload: control.bytesView(range), mask: masks.next(), into: &output) } catch {}
                 }
                 controls += 1

@@ -26,8 +26,9 @@ public struct BoardSettings: Equatable, Sendable {
     }
 
     /// The hosts a tunnel may connect to: a name or address, or `.suffix` for every host
-    /// under it. The platform's own domains unless root names others (a stand-in, say).
-    public var tunnelHosts = [".aliyun.com", ".aliyuncs.com"]
+    /// under it. None unless root names them: a default wide enough for the platform's
+    /// tunnel (its domains) would also let in any host a cloud customer can serve there.
+    public var tunnelHosts: [String] = []
 
     /// At most this many `tunnel_service.` lines.
     public static let maxTunnelServices = 8
@@ -57,7 +58,7 @@ public struct BoardSettings: Equatable, Sendable {
         ("ota_confirm_seconds", "seconds a new version has to reach the platform before it is rolled back, 5 to 86400 (default 300)"),
         ("ota_module", "the module whose signed packages the root step installs, 1 to 32 of A-Z a-z 0-9 _ - . (default wisp; the key file's ota_module must be the same)"),
         ("remote_access", "true or false (default false; true lets the console open the secure tunnel to 127.0.0.1:22 and the tunnel_service lines, over wss with a verified certificate only)"),
-        ("tunnel_hosts", "1 to 8 host names or addresses a tunnel may connect to, separated by spaces; .NAME allows every host under NAME (default .aliyun.com .aliyuncs.com)"),
+        ("tunnel_hosts", "1 to 8 host names or addresses a tunnel may connect to, separated by spaces; .NAME allows every host under NAME (default none: a tunnel names its host in the log when it is refused)"),
         ("tunnel_service.NAME", "127.0.0.1:PORT (PORT 1 to 65535): the loopback port of the tunnel's service type NAME (1 to 32 of A-Z a-z 0-9 _ - .; _SSH is 127.0.0.1:22 unless set), at most 8 lines"),
     ] }
 
@@ -140,8 +141,7 @@ public struct BoardSettings: Equatable, Sendable {
             "ota_confirm_seconds = \(otaConfirmSeconds)",
             "ota_module = " + otaModule,
             "remote_access = " + (remoteAccess ? "true" : "false"),
-            "tunnel_hosts =" + tunnelHosts.reduce("") { $0 + " " + $1 },
-        ] + tunnelServices.map { "tunnel_service." + $0.name + " = 127.0.0.1:\($0.port)" }
+        ] + (tunnelHosts.isEmpty ? [] : ["tunnel_hosts =" + tunnelHosts.reduce("") { $0 + " " + $1 }]) + tunnelServices.map { "tunnel_service." + $0.name + " = 127.0.0.1:\($0.port)" }
     }
 }
 
