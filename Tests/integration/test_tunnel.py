@@ -13,7 +13,8 @@ import paho.mqtt.client as mqtt
 import pytest
 
 from conftest import ROOT, free_port
-from test_platform import DN, PK, SECRET, start_platform
+from test_platform import DN, PK, SECRET
+from test_tunnel_platform import platform  # noqa: F401 (the stand-in platform, one per module)
 
 BINARY = ROOT / ".build-embedded/release/wisp"
 SSHD = "/usr/sbin/sshd"
@@ -55,16 +56,6 @@ LogLevel VERBOSE
     yield dict(port=port, key=d / "user", dir=d)
     proc.terminate()
     proc.wait(10)
-
-
-@pytest.fixture(scope="module")
-def platform(tmp_path_factory):
-    d = tmp_path_factory.mktemp("platform")
-    info = start_platform(d, f"{PK} {DN} {SECRET}\n")
-    info["dir"] = d
-    yield info
-    info["proc"].terminate()
-    info["proc"].wait(10)
 
 
 class Console:
